@@ -1,0 +1,66 @@
+-- Plain CREATE EXTENSION into the default schema creates the documented schema.
+CREATE EXTENSION kt_governance;
+\ir _helpers.psql
+
+-- every documented column, with its documented type, nullability and default
+SELECT table_name, column_name, data_type, numeric_precision, numeric_scale, is_nullable,
+       column_default
+FROM information_schema.columns
+WHERE table_schema = 'public' AND table_name IN ('ai_decision_events', 'policy_evaluations')
+ORDER BY table_name, ordinal_position;
+
+-- partitioning: both by range on the event time
+SELECT c.relname, pg_get_partkeydef(c.oid) FROM pg_class c
+WHERE c.relname IN ('ai_decision_events', 'policy_evaluations') ORDER BY 1;
+
+-- keys and checks
+SELECT conrelid::regclass AS table_name, conname, pg_get_constraintdef(oid)
+FROM pg_constraint
+WHERE conrelid IN ('ai_decision_events'::regclass, 'policy_evaluations'::regclass)
+  AND conparentid = 0  -- PostgreSQL clones the FK once per referenced partition internally
+ORDER BY 1, 2;
+
+-- the documented indexes (idx_evaluations_event is served by the primary key's prefix)
+SELECT indexrelid::regclass AS index_name, pg_get_indexdef(indexrelid)
+FROM pg_index
+WHERE indrelid IN ('ai_decision_events'::regclass, 'policy_evaluations'::regclass)
+ORDER BY 1;
+
+-- only the default partitions exist right after install; maintenance makes the dated ones
+SELECT parent_table, partition_name, is_default, range_start, range_end FROM kt_partitions ORDER BY 1, 2;
+
+-- every relation, column, function and view of the extension has a comment
+SELECT 'relation without comment' AS problem, c.oid::regclass::text AS object
+FROM pg_depend d JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+WHERE d.refclassid = 'pg_extension'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'kt_governance')
+  AND c.relkind IN ('r', 'p', 'v', 'm') AND obj_description(c.oid, 'pg_class') IS NULL
+UNION ALL
+SELECT 'column without comment', c.oid::regclass::text || '.' || a.attname
+FROM pg_depend d JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE d.refclassid = 'pg_extension'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'kt_governance')
+  AND c.relkind IN ('p', 'v', 'm')
+  AND col_description(c.oid, a.attnum) IS NULL
+UNION ALL
+SELECT 'function without comment', p.oid::regprocedure::text
+FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+WHERE d.refclassid = 'pg_extension'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'kt_governance')
+  AND obj_description(p.oid, 'pg_proc') IS NULL
+ORDER BY 1, 2;
+
+-- every setting is under kt_governance.* with a description
+SELECT name, setting, unit, context, short_desc <> '' AS described
+FROM pg_settings WHERE name LIKE 'kt_governance.%' AND kt_setting('premake') IS NOT NULL
+ORDER BY name;
+
+-- roles exist, NOLOGIN, nested reader < writer < admin
+SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'kt_governance_%' ORDER BY 1;
+SELECT pg_has_role('kt_governance_admin', 'kt_governance_reader', 'MEMBER') AS admin_is_reader,
+       pg_has_role('kt_governance_writer', 'kt_governance_reader', 'MEMBER') AS writer_is_reader,
+       pg_has_role('kt_governance_reader', 'kt_governance_writer', 'MEMBER') AS reader_is_writer;
+
+-- an unknown setting name is a clear error
+SELECT pg_temp.try($$SELECT kt_setting('no_such_setting')$$);

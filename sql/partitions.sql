@@ -1,0 +1,366 @@
+-- Partition management: premake, backfill ranges, default-partition drain, listing, health.
+--
+-- Functions that create partitions run as the extension owner (SECURITY DEFINER, since
+-- CREATE TABLE ... PARTITION OF needs ownership of the parent) with a pinned search_path and
+-- TimeZone = UTC, so bounds are computed and written in UTC whatever the caller's session says.
+
+CREATE VIEW kt_partitions AS
+SELECT parent.relname::text                                              AS parent_table,
+       child.relname::text                                               AS partition_name,
+       ns.nspname::text                                                  AS schema_name,
+       bound.expr = 'DEFAULT'                                            AS is_default,
+       substring(bound.expr FROM $re$FROM \('([^']+)'\)$re$)::timestamptz AS range_start,
+       substring(bound.expr FROM $re$TO \('([^']+)'\)$re$)::timestamptz   AS range_end,
+       CASE WHEN child.reltuples >= 0 THEN child.reltuples::bigint END   AS row_estimate,
+       pg_total_relation_size(child.oid)                                 AS total_bytes,
+       pg_size_pretty(pg_total_relation_size(child.oid))                 AS total_size
+FROM pg_inherits inh
+JOIN pg_class parent ON parent.oid = inh.inhparent
+JOIN pg_class child  ON child.oid = inh.inhrelid
+JOIN pg_namespace ns ON ns.oid = child.relnamespace
+CROSS JOIN LATERAL (SELECT pg_get_expr(child.relpartbound, child.oid) AS expr) AS bound
+WHERE inh.inhparent IN ('ai_decision_events'::regclass, 'policy_evaluations'::regclass);
+
+COMMENT ON VIEW kt_partitions IS 'Every partition of ai_decision_events and policy_evaluations with its range, row estimate (from the last ANALYZE; NULL if never analyzed) and size.';
+COMMENT ON COLUMN kt_partitions.parent_table IS 'ai_decision_events or policy_evaluations.';
+COMMENT ON COLUMN kt_partitions.partition_name IS 'Partition table name, e.g. events_2026_04.';
+COMMENT ON COLUMN kt_partitions.schema_name IS 'Schema of the partition.';
+COMMENT ON COLUMN kt_partitions.is_default IS 'True for the default partition that catches rows outside every range.';
+COMMENT ON COLUMN kt_partitions.range_start IS 'Inclusive lower bound (NULL for the default partition).';
+COMMENT ON COLUMN kt_partitions.range_end IS 'Exclusive upper bound (NULL for the default partition).';
+COMMENT ON COLUMN kt_partitions.row_estimate IS 'Row count estimate from pg_class.reltuples.';
+COMMENT ON COLUMN kt_partitions.total_bytes IS 'Size including indexes and TOAST, in bytes.';
+COMMENT ON COLUMN kt_partitions.total_size IS 'total_bytes, human readable.';
+
+-- The partition range that would hold t at the given granularity, in UTC.
+CREATE FUNCTION kt_partition_range(t timestamptz, granularity text DEFAULT 'monthly')
+RETURNS TABLE (range_start timestamptz, range_end timestamptz, name_suffix text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    unit text := CASE granularity WHEN 'monthly' THEN 'month' WHEN 'daily' THEN 'day' END;
+BEGIN
+    IF unit IS NULL THEN
+        RAISE EXCEPTION 'unknown partition granularity "%"', granularity
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''monthly'' or ''daily''.';
+    END IF;
+    IF t IS NULL OR NOT isfinite(t) THEN
+        RAISE EXCEPTION 'partition time must be a finite timestamp, got %', coalesce(t::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    range_start := date_trunc(unit, t, 'UTC');
+    range_end := (range_start AT TIME ZONE 'UTC' + ('1 ' || unit)::interval) AT TIME ZONE 'UTC';
+    name_suffix := to_char(range_start AT TIME ZONE 'UTC',
+                           CASE unit WHEN 'month' THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END);
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION kt_partition_range(timestamptz, text) IS 'The UTC range [range_start, range_end) and name suffix (2026_04 or 2026_04_15) of the partition that would hold t at the given granularity (monthly or daily).';
+
+-- Takes the locks partition DDL needs, with a short lock_timeout and retries, so a long
+-- query on the tables never makes ingest queue behind a waiting DDL for long.
+CREATE FUNCTION kt_lock_for_partition_ddl()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    attempts int := kt_setting('ddl_retries')::int;
+    timeout_ms text := kt_setting('ddl_lock_timeout');
+    previous text := current_setting('lock_timeout');
+BEGIN
+    FOR attempt IN 1..attempts LOOP
+        BEGIN
+            PERFORM set_config('lock_timeout', timeout_ms, true);
+            LOCK TABLE ONLY @extschema@.ai_decision_events, ONLY @extschema@.policy_evaluations
+                IN ACCESS EXCLUSIVE MODE;
+            LOCK TABLE ONLY @extschema@.events_default, ONLY @extschema@.policy_evaluations_default
+                IN ACCESS EXCLUSIVE MODE;
+            PERFORM set_config('lock_timeout', previous, true);
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            IF attempt = attempts THEN
+                RAISE EXCEPTION 'could not lock ai_decision_events for partition maintenance after % attempts', attempts
+                    USING ERRCODE = 'lock_not_available',
+                          HINT = 'A long transaction holds a lock on the tables; retry later or raise kt_governance.ddl_lock_timeout / ddl_retries.';
+            END IF;
+            RAISE NOTICE 'kt_governance: partition DDL lock not granted within % ms (attempt % of %), retrying',
+                timeout_ms, attempt, attempts;
+            PERFORM pg_sleep(least(0.2 * attempt, 2));
+        END;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION kt_lock_for_partition_ddl() IS 'Internal: locks both partitioned tables and their default partitions for partition DDL, with kt_governance.ddl_lock_timeout and kt_governance.ddl_retries.';
+
+-- Makes sure a partition covers t in both tables. Any rows of the new range waiting in the
+-- default partitions are moved into it in this transaction (evaluations with their events).
+-- The caller holds the locks from kt_lock_for_partition_ddl().
+CREATE FUNCTION kt_ensure_partition(
+    t timestamptz,
+    granularity text,
+    OUT partition_name text,
+    OUT range_start timestamptz,
+    OUT range_end timestamptz,
+    OUT created boolean,
+    OUT rows_moved bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+SET TimeZone = 'UTC'
+AS $fn$
+DECLARE
+    wanted record;
+    existing record;
+    suffix text;
+    evaluation_name text;
+    attempt int := 0;
+BEGIN
+    SELECT p.partition_name, p.range_start, p.range_end INTO existing
+    FROM @extschema@.kt_partitions p
+    WHERE p.parent_table = 'ai_decision_events' AND NOT p.is_default
+      AND p.range_start <= t AND t < p.range_end;
+    IF FOUND THEN
+        partition_name := existing.partition_name;
+        range_start := existing.range_start;
+        range_end := existing.range_end;
+        created := false;
+        rows_moved := 0;
+        RETURN;
+    END IF;
+
+    SELECT * INTO wanted FROM @extschema@.kt_partition_range(t, granularity);
+    -- after a change of granularity the natural range may overlap existing partitions:
+    -- clip it to the gap around t (greatest/least ignore the NULL of "no neighbour")
+    range_start := greatest(wanted.range_start,
+        (SELECT max(p.range_end) FROM @extschema@.kt_partitions p
+         WHERE p.parent_table = 'ai_decision_events' AND p.range_end <= t));
+    range_end := least(wanted.range_end,
+        (SELECT min(p.range_start) FROM @extschema@.kt_partitions p
+         WHERE p.parent_table = 'ai_decision_events' AND p.range_start > t));
+
+    suffix := wanted.name_suffix;
+    WHILE to_regclass(format('%I.%I', '@extschema@', 'events_' || suffix)) IS NOT NULL
+       OR to_regclass(format('%I.%I', '@extschema@', 'policy_evaluations_' || suffix)) IS NOT NULL LOOP
+        attempt := attempt + 1;
+        suffix := wanted.name_suffix || '_' || attempt;
+    END LOOP;
+    partition_name := 'events_' || suffix;
+    evaluation_name := 'policy_evaluations_' || suffix;
+
+    rows_moved := @extschema@.kt_stash_default_rows(range_start, range_end);
+
+    EXECUTE format('CREATE TABLE %I.%I PARTITION OF @extschema@.ai_decision_events FOR VALUES FROM (%L) TO (%L)',
+                   '@extschema@', partition_name,
+                   to_char(range_start, 'YYYY-MM-DD HH24:MI:SS"+00"'),
+                   to_char(range_end, 'YYYY-MM-DD HH24:MI:SS"+00"'));
+    EXECUTE format('CREATE TABLE %I.%I PARTITION OF @extschema@.policy_evaluations FOR VALUES FROM (%L) TO (%L)',
+                   '@extschema@', evaluation_name,
+                   to_char(range_start, 'YYYY-MM-DD HH24:MI:SS"+00"'),
+                   to_char(range_end, 'YYYY-MM-DD HH24:MI:SS"+00"'));
+    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', '@extschema@', partition_name,
+                   format('Partition of ai_decision_events for [%s, %s) UTC, made by kt_governance.', range_start, range_end));
+    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', '@extschema@', evaluation_name,
+                   format('Partition of policy_evaluations for [%s, %s) UTC, made by kt_governance.', range_start, range_end));
+
+    IF rows_moved > 0 THEN
+        PERFORM @extschema@.kt_unstash_rows();
+    END IF;
+    created := true;
+END
+$fn$;
+COMMENT ON FUNCTION kt_ensure_partition(timestamptz, text) IS 'Internal: creates the events and evaluations partitions covering t (clipped to the gap between existing partitions) unless one exists, moving waiting rows out of the default partitions. Caller must hold kt_lock_for_partition_ddl().';
+
+-- Moves the default partitions' rows of [lo, hi) into session-private stash tables. Must run
+-- before the partition is created: PostgreSQL refuses a new partition while the default one
+-- holds rows of its range.
+CREATE FUNCTION kt_stash_default_rows(lo timestamptz, hi timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    moved bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM ONLY @extschema@.events_default
+                   WHERE "timestamp" >= lo AND "timestamp" < hi) THEN
+        RETURN 0;
+    END IF;
+    IF to_regclass('pg_temp.kt_stash_events') IS NULL THEN
+        CREATE TEMP TABLE kt_stash_events (LIKE @extschema@.ai_decision_events) ON COMMIT DROP;
+        CREATE TEMP TABLE kt_stash_evaluations (LIKE @extschema@.policy_evaluations) ON COMMIT DROP;
+    END IF;
+    TRUNCATE pg_temp.kt_stash_events, pg_temp.kt_stash_evaluations;
+    -- evaluations first: deleting the events would cascade to them
+    WITH gone AS (DELETE FROM ONLY @extschema@.policy_evaluations_default
+                  WHERE event_timestamp >= lo AND event_timestamp < hi RETURNING *)
+    INSERT INTO pg_temp.kt_stash_evaluations SELECT * FROM gone;
+    WITH gone AS (DELETE FROM ONLY @extschema@.events_default
+                  WHERE "timestamp" >= lo AND "timestamp" < hi RETURNING *)
+    INSERT INTO pg_temp.kt_stash_events SELECT * FROM gone;
+    GET DIAGNOSTICS moved = ROW_COUNT;
+    RETURN moved;
+END
+$fn$;
+COMMENT ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) IS 'Internal: moves the default partitions'' rows of [lo, hi) into transaction-local stash tables; returns the number of events moved.';
+
+CREATE FUNCTION kt_unstash_rows()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+BEGIN
+    INSERT INTO @extschema@.ai_decision_events SELECT * FROM pg_temp.kt_stash_events;
+    INSERT INTO @extschema@.policy_evaluations OVERRIDING SYSTEM VALUE
+        SELECT * FROM pg_temp.kt_stash_evaluations;
+    TRUNCATE pg_temp.kt_stash_events, pg_temp.kt_stash_evaluations;
+END
+$fn$;
+COMMENT ON FUNCTION kt_unstash_rows() IS 'Internal: inserts the stashed rows back through the parents, so they land in their new partition.';
+
+CREATE FUNCTION kt_create_partitions(
+    start_time timestamptz,
+    end_time timestamptz,
+    granularity text DEFAULT NULL)
+RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz, rows_moved bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+SET TimeZone = 'UTC'
+AS $fn$
+DECLARE
+    gran text := coalesce(granularity, kt_setting('partition_interval'));
+    -- a typo in a year must not create thousands of tables
+    max_span interval := CASE gran WHEN 'daily' THEN interval '3660 days' ELSE interval '100 years' END;
+    made record;
+    t timestamptz := start_time;
+BEGIN
+    IF start_time IS NULL OR end_time IS NULL THEN
+        RAISE EXCEPTION 'start_time and end_time are required' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(start_time) OR NOT isfinite(end_time) THEN
+        RAISE EXCEPTION 'start_time and end_time must be finite' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF start_time >= end_time THEN
+        RAISE EXCEPTION 'start_time (%) must be before end_time (%)', start_time, end_time
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM kt_partition_range(start_time, gran);  -- validates the granularity
+    IF end_time - start_time > max_span THEN
+        RAISE EXCEPTION 'range % to % is longer than % (too many partitions at once)', start_time, end_time, max_span
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    PERFORM kt_lock_for_partition_ddl();
+    WHILE t < end_time LOOP
+        made := kt_ensure_partition(t, gran);
+        IF made.created THEN
+            partition_name := made.partition_name;
+            range_start := made.range_start;
+            range_end := made.range_end;
+            rows_moved := made.rows_moved;
+            RETURN NEXT;
+        END IF;
+        t := made.range_end;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION kt_create_partitions(timestamptz, timestamptz, text) IS 'Creates the partitions (events and evaluations) covering [start_time, end_time), e.g. before a backfill. granularity: ''monthly'' or ''daily'' (default: kt_governance.partition_interval). Existing partitions are kept; rows waiting in the default partitions move into the new ones. Returns the partitions created.';
+
+CREATE FUNCTION kt_run_maintenance(premake integer DEFAULT NULL, drain_default boolean DEFAULT true)
+RETURNS TABLE (partitions_created integer, rows_moved bigint, rows_left_in_default bigint,
+               default_oldest timestamptz, default_newest timestamptz)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+SET TimeZone = 'UTC'
+AS $fn$
+DECLARE
+    gran text := kt_setting('partition_interval');
+    ahead int := coalesce(premake, kt_setting('premake')::int);
+    oldest_allowed timestamptz := now() - make_interval(days => kt_setting('drain_max_past_days')::int);
+    newest_allowed timestamptz := now() + make_interval(days => kt_setting('drain_max_future_days')::int);
+    made record;
+    t timestamptz := now();
+    bucket timestamptz;
+BEGIN
+    IF ahead < 0 THEN
+        RAISE EXCEPTION 'premake must be >= 0, got %', ahead USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    partitions_created := 0;
+    rows_moved := 0;
+    PERFORM kt_lock_for_partition_ddl();
+
+    -- the current period plus `ahead` future ones
+    FOR i IN 0..ahead LOOP
+        made := kt_ensure_partition(t, gran);
+        partitions_created := partitions_created + made.created::int;
+        rows_moved := rows_moved + made.rows_moved;
+        t := made.range_end;
+    END LOOP;
+
+    IF drain_default THEN
+        FOR bucket IN
+            SELECT DISTINCT date_trunc(CASE gran WHEN 'daily' THEN 'day' ELSE 'month' END, e."timestamp")
+            FROM ONLY events_default e
+            WHERE e."timestamp" >= oldest_allowed AND e."timestamp" < newest_allowed
+            ORDER BY 1
+        LOOP
+            made := kt_ensure_partition(greatest(bucket, oldest_allowed), gran);
+            partitions_created := partitions_created + made.created::int;
+            rows_moved := rows_moved + made.rows_moved;
+        END LOOP;
+    END IF;
+
+    SELECT count(*), min(e."timestamp"), max(e."timestamp")
+      INTO rows_left_in_default, default_oldest, default_newest
+    FROM ONLY events_default e;
+    IF rows_left_in_default > 0 AND drain_default THEN
+        RAISE WARNING 'kt_governance: % events stay in events_default (from % to %): outside the drain window',
+            rows_left_in_default, default_oldest, default_newest
+            USING HINT = 'Correct their timestamps, or create their partitions with kt_create_partitions() and run maintenance again.';
+    END IF;
+    IF rows_moved > 0 THEN
+        -- autovacuum never analyzes partitioned parents; the planner needs their statistics
+        ANALYZE ai_decision_events;
+        ANALYZE policy_evaluations;
+    END IF;
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION kt_run_maintenance(integer, boolean) IS 'Partition maintenance (the worker runs it on a schedule): makes the current partition and premake future ones (default kt_governance.premake), then moves rows out of the default partitions into partitions of their own within the drain window (kt_governance.drain_max_past_days / drain_max_future_days), evaluations with their events, and ANALYZEs the parents. Rows outside the window stay and are reported.';
+
+CREATE VIEW kt_partition_health AS
+SELECT (SELECT count(*) FROM ONLY events_default)                         AS default_rows,
+       (SELECT count(*) FROM ONLY policy_evaluations_default)             AS default_evaluation_rows,
+       (SELECT min("timestamp") FROM ONLY events_default)                 AS default_oldest,
+       (SELECT max("timestamp") FROM ONLY events_default)                 AS default_newest,
+       (SELECT min("timestamp") FROM ai_decision_events)                  AS oldest_event,
+       (SELECT max("timestamp") FROM ai_decision_events)                  AS newest_event,
+       (SELECT count(*) FROM kt_partitions
+         WHERE parent_table = 'ai_decision_events' AND NOT is_default)     AS partition_count,
+       (SELECT max(range_end) FROM kt_partitions
+         WHERE parent_table = 'ai_decision_events')                        AS partitions_cover_until,
+       -- when now() leaves the current partition, one more is needed to stay premake ahead
+       (SELECT coalesce(min(range_end), now()) FROM kt_partitions
+         WHERE parent_table = 'ai_decision_events'
+           AND range_start <= now() AND now() < range_end)                 AS next_partition_due;
+COMMENT ON VIEW kt_partition_health IS 'One row describing partition health: rows waiting in the default partitions (non-zero after maintenance means junk timestamps), oldest and newest events, and how far ahead partitions exist.';
+COMMENT ON COLUMN kt_partition_health.default_rows IS 'Events in events_default.';
+COMMENT ON COLUMN kt_partition_health.default_evaluation_rows IS 'Evaluations in policy_evaluations_default.';
+COMMENT ON COLUMN kt_partition_health.default_oldest IS 'Oldest timestamp in events_default.';
+COMMENT ON COLUMN kt_partition_health.default_newest IS 'Newest timestamp in events_default.';
+COMMENT ON COLUMN kt_partition_health.oldest_event IS 'Oldest event stored.';
+COMMENT ON COLUMN kt_partition_health.newest_event IS 'Newest event stored.';
+COMMENT ON COLUMN kt_partition_health.partition_count IS 'Dated partitions of ai_decision_events.';
+COMMENT ON COLUMN kt_partition_health.partitions_cover_until IS 'Upper bound of the newest partition: events at or after it go to the default partition.';
+COMMENT ON COLUMN kt_partition_health.next_partition_due IS 'End of the partition holding now() (now() itself when there is none): maintenance must run by then to stay kt_governance.premake partitions ahead.';
+
+REVOKE ALL ON FUNCTION kt_create_partitions(timestamptz, timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_run_maintenance(integer, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_ensure_partition(timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_unstash_rows() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_lock_for_partition_ddl() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_create_partitions(timestamptz, timestamptz, text) TO kt_governance_admin;
+GRANT EXECUTE ON FUNCTION kt_run_maintenance(integer, boolean) TO kt_governance_admin;
+GRANT SELECT ON kt_partitions, kt_partition_health TO kt_governance_reader;

@@ -1,0 +1,229 @@
+-- Governance reports: the document's analytics queries as functions with useful arguments.
+-- They run as the caller (SECURITY INVOKER), so row-level security on the tables still
+-- applies, and with defaults they return the document's columns and rows.
+
+-- Resolves a report's time window: an explicit start_time wins over lookback; no end_time
+-- means no upper bound, as in the document's queries.
+CREATE FUNCTION kt_report_window(
+    lookback interval,
+    start_time timestamptz,
+    end_time timestamptz,
+    OUT window_start timestamptz,
+    OUT window_end timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF start_time IS NULL AND lookback IS NULL THEN
+        RAISE EXCEPTION 'either lookback or start_time is required' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF lookback < interval '0' THEN
+        RAISE EXCEPTION 'lookback must not be negative, got %', lookback USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF start_time IS NOT NULL AND end_time IS NOT NULL AND start_time > end_time THEN
+        RAISE EXCEPTION 'start_time (%) is after end_time (%)', start_time, end_time
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    window_start := coalesce(start_time, now() - lookback);
+    window_end := coalesce(end_time, 'infinity');
+END
+$fn$;
+COMMENT ON FUNCTION kt_report_window(interval, timestamptz, timestamptz) IS 'Internal: validates report arguments and returns the [window_start, window_end) they select (window_end infinity when open).';
+
+CREATE FUNCTION kt_governance_summary(
+    lookback interval DEFAULT '30 days',
+    start_time timestamptz DEFAULT NULL,
+    end_time timestamptz DEFAULT NULL,
+    tz text DEFAULT NULL,
+    gateway_id text DEFAULT NULL,
+    team_id text DEFAULT NULL,
+    model text DEFAULT NULL)
+RETURNS TABLE (day timestamptz, decision text, event_count bigint, total_cost numeric,
+               avg_latency_ms numeric, total_tokens bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    w record := kt_report_window(lookback, start_time, end_time);
+    zone text := coalesce(tz, current_setting('TimeZone'));
+    f_gateway text := gateway_id;
+    f_team text := team_id;
+    f_model text := model;
+BEGIN
+    PERFORM now() AT TIME ZONE zone;  -- an unknown zone fails here with 22023
+    RETURN QUERY
+    SELECT date_trunc('day', e."timestamp", zone), e.decision, count(*), sum(e.cost_usd),
+           avg(e.latency_ms), sum(e.input_tokens + e.output_tokens)
+    FROM ai_decision_events e
+    WHERE e."timestamp" >= w.window_start AND e."timestamp" < w.window_end
+      AND (f_gateway IS NULL OR e.gateway_id = f_gateway)
+      AND (f_team IS NULL OR e.team_id = f_team)
+      AND (f_model IS NULL OR e.model = f_model)
+    GROUP BY 1, 2
+    ORDER BY 1 DESC, 2;
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text) IS 'Daily governance summary per decision: events, cost, average latency (over non-null latencies), tokens. Defaults reproduce the document''s query: the last 30 days, days in the session TimeZone. start_time/end_time select an explicit range; tz buckets days in another zone; gateway_id, team_id and model filter.';
+
+CREATE FUNCTION kt_spend_by_team_model(
+    lookback interval DEFAULT '30 days',
+    start_time timestamptz DEFAULT NULL,
+    end_time timestamptz DEFAULT NULL,
+    decisions text[] DEFAULT ARRAY['allowed'])
+RETURNS TABLE (team text, model text, request_count bigint, total_input_tokens bigint,
+               total_output_tokens bigint, total_cost_usd numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    w record := kt_report_window(lookback, start_time, end_time);
+BEGIN
+    IF decisions IS NULL OR cardinality(decisions) = 0 THEN
+        RAISE EXCEPTION 'decisions must list at least one decision' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    SELECT coalesce(e.team_id, 'unassigned'), e.model, count(*), sum(e.input_tokens),
+           sum(e.output_tokens), sum(e.cost_usd)
+    FROM ai_decision_events e
+    WHERE e."timestamp" >= w.window_start AND e."timestamp" < w.window_end
+      AND e.decision = ANY (decisions)
+    GROUP BY e.team_id, e.model
+    ORDER BY 6 DESC, 1, 2;
+END
+$fn$;
+COMMENT ON FUNCTION kt_spend_by_team_model(interval, timestamptz, timestamptz, text[]) IS 'Token and cost spend per team and model (NULL team shown as ''unassigned''), most expensive first. Defaults reproduce the document''s query: last 30 days, allowed requests only; decisions selects other outcomes.';
+
+CREATE FUNCTION kt_policy_effectiveness(
+    lookback interval DEFAULT '7 days',
+    start_time timestamptz DEFAULT NULL,
+    end_time timestamptz DEFAULT NULL,
+    policy_name text DEFAULT NULL)
+RETURNS TABLE (policy_name text, evaluation_count bigint, pass_count bigint, block_count bigint,
+               redact_count bigint, flag_count bigint, escalate_count bigint, block_rate_pct numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    w record := kt_report_window(lookback, start_time, end_time);
+    f_policy text := kt_policy_effectiveness.policy_name;
+BEGIN
+    RETURN QUERY
+    SELECT pe.policy_name, count(*),
+           count(*) FILTER (WHERE pe.result = 'pass'),
+           count(*) FILTER (WHERE pe.result = 'block'),
+           count(*) FILTER (WHERE pe.result = 'redact'),
+           count(*) FILTER (WHERE pe.result = 'flag'),
+           count(*) FILTER (WHERE pe.result = 'escalate'),
+           round(100.0 * count(*) FILTER (WHERE pe.result = 'block') / count(*), 2)
+    FROM policy_evaluations pe
+    -- the evaluation's own copy of the event time selects the partitions to read
+    WHERE pe.event_timestamp >= w.window_start AND pe.event_timestamp < w.window_end
+      AND (f_policy IS NULL OR pe.policy_name = f_policy)
+    GROUP BY pe.policy_name
+    ORDER BY 4 DESC, 1;
+END
+$fn$;
+COMMENT ON FUNCTION kt_policy_effectiveness(interval, timestamptz, timestamptz, text) IS 'One row per policy: evaluations, counts per result and block rate (blocks / evaluations of that policy, %, 2 decimals), most blocking first. Default: events of the last 7 days. The document''s query groups by result too; kt_policy_effectiveness_by_result() returns its exact rows.';
+
+CREATE FUNCTION kt_policy_effectiveness_by_result(
+    lookback interval DEFAULT '7 days',
+    start_time timestamptz DEFAULT NULL,
+    end_time timestamptz DEFAULT NULL)
+RETURNS TABLE (policy_name text, result text, evaluation_count bigint, block_count bigint,
+               block_rate_pct numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    w record := kt_report_window(lookback, start_time, end_time);
+BEGIN
+    RETURN QUERY
+    SELECT pe.policy_name, pe.result, count(*),
+           count(*) FILTER (WHERE pe.result = 'block'),
+           round(100.0 * count(*) FILTER (WHERE pe.result = 'block') / count(*), 2)
+    FROM policy_evaluations pe
+    WHERE pe.event_timestamp >= w.window_start AND pe.event_timestamp < w.window_end
+    GROUP BY pe.policy_name, pe.result
+    ORDER BY 4 DESC, 1, 2;
+END
+$fn$;
+COMMENT ON FUNCTION kt_policy_effectiveness_by_result(interval, timestamptz, timestamptz) IS 'The document''s policy effectiveness rows exactly: per policy and result, with its block rate (always 0 or 100 because result is grouped). Prefer kt_policy_effectiveness().';
+
+CREATE FUNCTION kt_anomalies(
+    lookback interval DEFAULT '48 hours',
+    sigma double precision DEFAULT 2,
+    min_requests bigint DEFAULT 0,
+    exclude_self boolean DEFAULT false,
+    dimension text DEFAULT NULL)
+RETURNS TABLE (hour timestamptz, series text, total bigint, blocked bigint, block_rate numeric,
+               baseline_mean double precision, baseline_stddev double precision,
+               z_score double precision, status text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    w record := kt_report_window(lookback, NULL, NULL);
+BEGIN
+    IF dimension IS NOT NULL AND dimension NOT IN ('gateway_id', 'model', 'team_id') THEN
+        RAISE EXCEPTION 'unknown dimension "%"', dimension
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use gateway_id, model, team_id or NULL.';
+    END IF;
+    IF sigma IS NULL OR sigma < 0 OR min_requests IS NULL OR min_requests < 0 OR exclude_self IS NULL THEN
+        RAISE EXCEPTION 'sigma and min_requests must be >= 0 and exclude_self not NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    WITH hourly AS (
+        SELECT date_trunc('hour', e."timestamp") AS hour,
+               CASE dimension WHEN 'gateway_id' THEN e.gateway_id
+                              WHEN 'model' THEN e.model
+                              WHEN 'team_id' THEN coalesce(e.team_id, 'unassigned') END AS series,
+               count(*) AS total,
+               count(*) FILTER (WHERE e.decision = 'blocked') AS blocked
+        FROM ai_decision_events e
+        WHERE e."timestamp" >= w.window_start
+        GROUP BY 1, 2
+    ), rated AS (
+        SELECT h.*, h.blocked::float8 / nullif(h.total, 0) AS rate,
+               h.total >= min_requests AS counted
+        FROM hourly h
+    ), judged AS (
+        SELECT r.*,
+               -- sums over the hours that count, per series; self-exclusion subtracts the hour
+               count(*) FILTER (WHERE r.counted) OVER s AS n,
+               avg(r.rate) FILTER (WHERE r.counted) OVER s AS mean_all,
+               stddev(r.rate) FILTER (WHERE r.counted) OVER s AS stddev_all,
+               sum(r.rate) FILTER (WHERE r.counted) OVER s AS s1,
+               sum(r.rate * r.rate) FILTER (WHERE r.counted) OVER s AS s2
+        FROM rated r
+        WINDOW s AS (PARTITION BY r.series)
+    ), baselined AS (
+        SELECT j.*,
+               CASE WHEN NOT exclude_self OR NOT j.counted THEN j.mean_all
+                    WHEN j.n > 1 THEN (j.s1 - j.rate) / (j.n - 1) END AS mean_b,
+               CASE WHEN NOT exclude_self OR NOT j.counted THEN j.stddev_all
+                    WHEN j.n > 2 THEN sqrt(greatest(0,
+                        ((j.s2 - j.rate * j.rate) - (j.s1 - j.rate) ^ 2 / (j.n - 1)) / (j.n - 2))) END AS stddev_b
+        FROM judged j
+    )
+    SELECT b.hour, b.series, b.total, b.blocked, round(b.rate::numeric, 4), b.mean_b, b.stddev_b,
+           CASE WHEN b.stddev_b > 0 THEN (b.rate - b.mean_b) / b.stddev_b END,
+           CASE WHEN b.counted AND b.rate > b.mean_b + sigma * b.stddev_b THEN 'ANOMALY' ELSE 'normal' END
+    FROM baselined b
+    ORDER BY b.hour DESC, b.series;
+END
+$fn$;
+COMMENT ON FUNCTION kt_anomalies(interval, double precision, bigint, boolean, text) IS 'Hourly block-rate anomalies: an hour is ANOMALY when its block rate exceeds baseline_mean + sigma * baseline_stddev. Defaults reproduce the document''s query (last 48 hours, sigma 2, baseline over all those hours including the judged one). min_requests: hours with fewer requests are neither flagged nor part of the baseline; exclude_self: judge each hour against the other hours; dimension (gateway_id, model, team_id): one baseline per series.';
+
+REVOKE ALL ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_spend_by_team_model(interval, timestamptz, timestamptz, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_policy_effectiveness(interval, timestamptz, timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_policy_effectiveness_by_result(interval, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_anomalies(interval, double precision, bigint, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text),
+                          kt_spend_by_team_model(interval, timestamptz, timestamptz, text[]),
+                          kt_policy_effectiveness(interval, timestamptz, timestamptz, text),
+                          kt_policy_effectiveness_by_result(interval, timestamptz, timestamptz),
+                          kt_anomalies(interval, double precision, bigint, boolean, text)
+    TO kt_governance_reader;

@@ -1,0 +1,130 @@
+-- kt_governance schema: the two documented tables, partitioned in lock-step by event time.
+--
+-- Decisions recorded here (see README "Schema decisions"):
+--  * ai_decision_events is range-partitioned on "timestamp"; the key is (id, "timestamp")
+--    because every unique key of a partitioned table must contain the partition key.
+--  * policy_evaluations carries its event's timestamp (event_timestamp), written by the loader
+--    together with event_id, and is partitioned on it with the same bounds, so an event and its
+--    evaluations always live in partitions of the same range and are retained together.
+--  * A composite foreign key guarantees no evaluation outlives its event. Removing an old
+--    partition therefore detaches it (kt_governance does this for you) instead of a bare DROP.
+--  * Every unique key of policy_evaluations starts with event_id, so the schema can be
+--    distributed by Citus (events by id, evaluations by event_id, co-located).
+
+CREATE TABLE ai_decision_events (
+    id              text        NOT NULL,
+    "timestamp"     timestamptz NOT NULL,
+    decision        text        NOT NULL,
+    model           text        NOT NULL,
+    provider        text        NOT NULL,
+    gateway_id      text        NOT NULL,
+    user_id         text,
+    team_id         text,
+    input_tokens    integer     NOT NULL DEFAULT 0,
+    output_tokens   integer     NOT NULL DEFAULT 0,
+    cost_usd        numeric(12, 6),
+    latency_ms      integer,
+    request_source  text,
+    batch_id        text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT ai_decision_events_pkey PRIMARY KEY (id, "timestamp"),
+    CONSTRAINT ai_decision_events_id_not_empty CHECK (id <> ''),
+    CONSTRAINT ai_decision_events_decision_check
+        CHECK (decision IN ('allowed', 'blocked', 'escalated', 'redacted')),
+    CONSTRAINT ai_decision_events_timestamp_finite CHECK (isfinite("timestamp")),
+    CONSTRAINT ai_decision_events_tokens_check CHECK (input_tokens >= 0 AND output_tokens >= 0),
+    CONSTRAINT ai_decision_events_cost_check CHECK (cost_usd >= 0),
+    CONSTRAINT ai_decision_events_latency_check CHECK (latency_ms >= 0)
+) PARTITION BY RANGE ("timestamp");
+
+-- The document's indexes, declared on the parent so every partition gets them.
+CREATE INDEX idx_events_timestamp ON ai_decision_events ("timestamp" DESC);
+CREATE INDEX idx_events_decision  ON ai_decision_events (decision, "timestamp" DESC);
+CREATE INDEX idx_events_gateway   ON ai_decision_events (gateway_id, "timestamp" DESC);
+CREATE INDEX idx_events_user      ON ai_decision_events (user_id, "timestamp" DESC);
+CREATE INDEX idx_events_team      ON ai_decision_events (team_id, "timestamp" DESC);
+
+CREATE TABLE policy_evaluations (
+    id              bigint      GENERATED ALWAYS AS IDENTITY,
+    event_id        text        NOT NULL,
+    event_timestamp timestamptz NOT NULL,
+    policy_name     text        NOT NULL,
+    result          text        NOT NULL,
+    latency_ms      integer,
+    details         jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- event_id first: serves the document's idx_evaluations_event lookups and keeps the key
+    -- distributable by event_id.
+    CONSTRAINT policy_evaluations_pkey PRIMARY KEY (event_id, event_timestamp, id),
+    CONSTRAINT policy_evaluations_event_fkey FOREIGN KEY (event_id, event_timestamp)
+        REFERENCES ai_decision_events (id, "timestamp") ON UPDATE CASCADE ON DELETE CASCADE,
+    CONSTRAINT policy_evaluations_result_check
+        CHECK (result IN ('pass', 'block', 'redact', 'flag', 'escalate')),
+    CONSTRAINT policy_evaluations_latency_check CHECK (latency_ms >= 0)
+) PARTITION BY RANGE (event_timestamp);
+
+CREATE INDEX idx_evaluations_policy ON policy_evaluations (policy_name, result);
+
+-- Default partitions: no insert ever fails for lack of a partition. kt_run_maintenance()
+-- moves their rows into proper partitions. They are extension members registered for
+-- pg_dump, so their rows are dumped; dated partitions are made after install and are plain
+-- tables that pg_dump writes in full.
+CREATE TABLE events_default PARTITION OF ai_decision_events DEFAULT;
+CREATE TABLE policy_evaluations_default PARTITION OF policy_evaluations DEFAULT;
+SELECT pg_catalog.pg_extension_config_dump('events_default', '');
+SELECT pg_catalog.pg_extension_config_dump('policy_evaluations_default', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('policy_evaluations', 'id'), '');
+
+COMMENT ON TABLE ai_decision_events IS
+    'One row per governed LLM request: the gateway''s decision and its usage. Range-partitioned by "timestamp" (monthly by default); rows outside every partition land in events_default until kt_run_maintenance() moves them.';
+COMMENT ON COLUMN ai_decision_events.id IS 'Event id assigned by the gateway; unique per event (the key is (id, "timestamp") because of partitioning).';
+COMMENT ON COLUMN ai_decision_events."timestamp" IS 'When the gateway decided (UTC instant); the partition key. Must be finite.';
+COMMENT ON COLUMN ai_decision_events.decision IS 'Outcome: allowed, blocked, escalated or redacted.';
+COMMENT ON COLUMN ai_decision_events.model IS 'Requested model name, e.g. gpt-4o.';
+COMMENT ON COLUMN ai_decision_events.provider IS 'Model provider, e.g. openai, anthropic.';
+COMMENT ON COLUMN ai_decision_events.gateway_id IS 'Gateway that made the decision.';
+COMMENT ON COLUMN ai_decision_events.user_id IS 'End user on whose behalf the request ran; NULL when unknown.';
+COMMENT ON COLUMN ai_decision_events.team_id IS 'Owning team; NULL is reported as ''unassigned''.';
+COMMENT ON COLUMN ai_decision_events.input_tokens IS 'Prompt tokens (>= 0).';
+COMMENT ON COLUMN ai_decision_events.output_tokens IS 'Completion tokens (>= 0; 0 when blocked).';
+COMMENT ON COLUMN ai_decision_events.cost_usd IS 'Cost of the request in USD, 6 decimals; NULL when unknown.';
+COMMENT ON COLUMN ai_decision_events.latency_ms IS 'End-to-end latency in milliseconds; NULL when unknown.';
+COMMENT ON COLUMN ai_decision_events.request_source IS 'Where the request came from (api, sdk, ide, ...).';
+COMMENT ON COLUMN ai_decision_events.batch_id IS 'Export or batch the event arrived in, if any.';
+COMMENT ON COLUMN ai_decision_events.created_at IS 'When the row was stored (transaction start time of the load).';
+
+COMMENT ON TABLE policy_evaluations IS
+    'One row per policy evaluated for an event. Partitioned by event_timestamp with the same bounds as ai_decision_events; a composite foreign key to (id, "timestamp") means no evaluation outlives its event.';
+COMMENT ON COLUMN policy_evaluations.id IS 'Surrogate id (identity).';
+COMMENT ON COLUMN policy_evaluations.event_id IS 'The evaluated event''s id.';
+COMMENT ON COLUMN policy_evaluations.event_timestamp IS 'The evaluated event''s "timestamp", written with event_id; the partition key.';
+COMMENT ON COLUMN policy_evaluations.policy_name IS 'Policy that was evaluated.';
+COMMENT ON COLUMN policy_evaluations.result IS 'Result: pass, block, redact, flag or escalate.';
+COMMENT ON COLUMN policy_evaluations.latency_ms IS 'Time the policy took, in milliseconds.';
+COMMENT ON COLUMN policy_evaluations.details IS 'Policy-specific details as JSON (scores, matched rules, ...).';
+COMMENT ON COLUMN policy_evaluations.created_at IS 'When the row was stored.';
+
+COMMENT ON TABLE events_default IS 'Default partition of ai_decision_events: rows with no dated partition yet. kt_run_maintenance() moves them out; rows outside the drain window stay and are reported by kt_partition_health.';
+COMMENT ON TABLE policy_evaluations_default IS 'Default partition of policy_evaluations, drained together with events_default.';
+
+-- Roles: created when missing and left alone when they exist (roles are cluster-wide, so
+-- several databases with the extension share them). Grants are made by each capability's file.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'kt_governance_reader') THEN
+        CREATE ROLE kt_governance_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'kt_governance_writer') THEN
+        CREATE ROLE kt_governance_writer NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'kt_governance_admin') THEN
+        CREATE ROLE kt_governance_admin NOLOGIN;
+    END IF;
+END
+$roles$;
+GRANT kt_governance_reader TO kt_governance_writer;
+GRANT kt_governance_writer TO kt_governance_admin;
+
+GRANT SELECT ON ai_decision_events, policy_evaluations TO kt_governance_reader;
+GRANT INSERT ON ai_decision_events, policy_evaluations TO kt_governance_writer;
