@@ -32,6 +32,54 @@ COMMENT ON COLUMN kt_partitions.row_estimate IS 'Row count estimate from pg_clas
 COMMENT ON COLUMN kt_partitions.total_bytes IS 'Size including indexes and TOAST, in bytes.';
 COMMENT ON COLUMN kt_partitions.total_size IS 'total_bytes, human readable.';
 
+-- Keys, indexes and the foreign key of one partition pair: the one definition used for the
+-- default partitions at install and for every dated partition. Names derive from the
+-- partition's (events_2026_04_pkey, events_2026_04_user_idx, ...).
+CREATE FUNCTION kt_add_partition_keys(events_partition text, evaluations_partition text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    ev text := format('%I.%I', '@extschema@', events_partition);
+    pe text := format('%I.%I', '@extschema@', evaluations_partition);
+BEGIN
+    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, "timestamp")', ev, events_partition || '_pkey');
+    -- the document's idx_events_* indexes, per partition
+    EXECUTE format('CREATE INDEX %I ON %s ("timestamp" DESC)', events_partition || '_timestamp_idx', ev);
+    EXECUTE format('CREATE INDEX %I ON %s (decision, "timestamp" DESC)', events_partition || '_decision_idx', ev);
+    EXECUTE format('CREATE INDEX %I ON %s (gateway_id, "timestamp" DESC)', events_partition || '_gateway_idx', ev);
+    EXECUTE format('CREATE INDEX %I ON %s (user_id, "timestamp" DESC)', events_partition || '_user_idx', ev);
+    EXECUTE format('CREATE INDEX %I ON %s (team_id, "timestamp" DESC)', events_partition || '_team_idx', ev);
+    -- event_id first: serves the document's idx_evaluations_event lookups and keeps the key
+    -- distributable by event_id
+    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (event_id, event_timestamp, id)', pe, evaluations_partition || '_pkey');
+    EXECUTE format('CREATE INDEX %I ON %s (policy_name, result)', evaluations_partition || '_policy_idx', pe);
+    -- the document's REFERENCES (no cascade): deleting an event that still has evaluations
+    -- is refused rather than silently taking them along
+    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (event_id, event_timestamp) REFERENCES %s (id, "timestamp")',
+                   pe, evaluations_partition || '_event_fkey', ev);
+END
+$fn$;
+COMMENT ON FUNCTION kt_add_partition_keys(text, text) IS 'Internal: adds PRIMARY KEY (id, "timestamp") and the document''s indexes to an events partition, and to its evaluations partition the key (event_id, event_timestamp, id), the (policy_name, result) index and the foreign key to the events partition.';
+REVOKE ALL ON FUNCTION kt_add_partition_keys(text, text) FROM PUBLIC;
+
+-- Default partitions: no insert ever fails for lack of a partition. kt_run_maintenance()
+-- moves their rows into proper partitions. They are extension members registered for
+-- pg_dump, so their rows are dumped; dated partitions are made after install and are plain
+-- tables that pg_dump writes in full.
+CREATE TABLE events_default PARTITION OF ai_decision_events DEFAULT;
+CREATE TABLE policy_evaluations_default PARTITION OF policy_evaluations DEFAULT;
+SELECT pg_catalog.pg_extension_config_dump('events_default', '');
+SELECT pg_catalog.pg_extension_config_dump('policy_evaluations_default', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('policy_evaluations', 'id'), '');
+
+COMMENT ON TABLE events_default IS 'Default partition of ai_decision_events: rows with no dated partition yet. kt_run_maintenance() moves them out; rows outside the drain window stay and are reported by kt_partition_health.';
+COMMENT ON TABLE policy_evaluations_default IS 'Default partition of policy_evaluations, drained together with events_default.';
+
+SELECT kt_add_partition_keys('events_default', 'policy_evaluations_default');
+
 -- The partition range that would hold t at the given granularity, in UTC.
 CREATE FUNCTION kt_partition_range(t timestamptz, granularity text DEFAULT 'monthly')
 RETURNS TABLE (range_start timestamptz, range_end timestamptz, name_suffix text)
@@ -166,6 +214,8 @@ BEGIN
     IF rows_moved > 0 THEN
         PERFORM @extschema@.kt_unstash_rows();
     END IF;
+    -- keys after the rows: one index build instead of row-by-row maintenance
+    PERFORM @extschema@.kt_add_partition_keys(partition_name, evaluation_name);
     created := true;
 END
 $fn$;
@@ -191,7 +241,7 @@ BEGIN
         CREATE TEMP TABLE kt_stash_evaluations (LIKE @extschema@.policy_evaluations) ON COMMIT DROP;
     END IF;
     TRUNCATE pg_temp.kt_stash_events, pg_temp.kt_stash_evaluations;
-    -- evaluations first: deleting the events would cascade to them
+    -- evaluations first: their foreign key refuses deleting events they still reference
     WITH gone AS (DELETE FROM ONLY @extschema@.policy_evaluations_default
                   WHERE event_timestamp >= lo AND event_timestamp < hi RETURNING *)
     INSERT INTO pg_temp.kt_stash_evaluations SELECT * FROM gone;

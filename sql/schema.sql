@@ -5,9 +5,14 @@
 --    because every unique key of a partitioned table must contain the partition key.
 --  * policy_evaluations carries its event's timestamp (event_timestamp), written by the loader
 --    together with event_id, and is partitioned on it with the same bounds, so an event and its
---    evaluations always live in partitions of the same range and are retained together.
---  * A composite foreign key guarantees no evaluation outlives its event. Removing an old
---    partition therefore detaches it (kt_governance does this for you) instead of a bare DROP.
+--    evaluations always live in a pair of partitions of the same range.
+--  * Keys, indexes and the foreign key are made per partition pair by kt_add_partition_keys()
+--    (partitions.sql): events_X has PRIMARY KEY (id, "timestamp") and the document's indexes,
+--    policy_evaluations_X has its key and a foreign key to events_X. Ranges are disjoint, so
+--    this is the same guarantee as parent-level keys, and it keeps two things simple: a plain
+--    pg_dump / pg_restore round trip (no parent index is cloned into the dump's partitions)
+--    and retention (an old pair is dropped together, no DETACH under ACCESS EXCLUSIVE on both
+--    parents).
 --  * Every unique key of policy_evaluations starts with event_id, so the schema can be
 --    distributed by Citus (events by id, evaluations by event_id, co-located).
 
@@ -27,7 +32,6 @@ CREATE TABLE ai_decision_events (
     request_source  text,
     batch_id        text,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT ai_decision_events_pkey PRIMARY KEY (id, "timestamp"),
     CONSTRAINT ai_decision_events_id_not_empty CHECK (id <> ''),
     CONSTRAINT ai_decision_events_decision_check
         CHECK (decision IN ('allowed', 'blocked', 'escalated', 'redacted')),
@@ -36,13 +40,6 @@ CREATE TABLE ai_decision_events (
     CONSTRAINT ai_decision_events_cost_check CHECK (cost_usd >= 0),
     CONSTRAINT ai_decision_events_latency_check CHECK (latency_ms >= 0)
 ) PARTITION BY RANGE ("timestamp");
-
--- The document's indexes, declared on the parent so every partition gets them.
-CREATE INDEX idx_events_timestamp ON ai_decision_events ("timestamp" DESC);
-CREATE INDEX idx_events_decision  ON ai_decision_events (decision, "timestamp" DESC);
-CREATE INDEX idx_events_gateway   ON ai_decision_events (gateway_id, "timestamp" DESC);
-CREATE INDEX idx_events_user      ON ai_decision_events (user_id, "timestamp" DESC);
-CREATE INDEX idx_events_team      ON ai_decision_events (team_id, "timestamp" DESC);
 
 CREATE TABLE policy_evaluations (
     id              bigint      GENERATED ALWAYS AS IDENTITY,
@@ -53,31 +50,13 @@ CREATE TABLE policy_evaluations (
     latency_ms      integer,
     details         jsonb,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    -- event_id first: serves the document's idx_evaluations_event lookups and keeps the key
-    -- distributable by event_id.
-    CONSTRAINT policy_evaluations_pkey PRIMARY KEY (event_id, event_timestamp, id),
-    CONSTRAINT policy_evaluations_event_fkey FOREIGN KEY (event_id, event_timestamp)
-        REFERENCES ai_decision_events (id, "timestamp") ON UPDATE CASCADE ON DELETE CASCADE,
     CONSTRAINT policy_evaluations_result_check
         CHECK (result IN ('pass', 'block', 'redact', 'flag', 'escalate')),
     CONSTRAINT policy_evaluations_latency_check CHECK (latency_ms >= 0)
 ) PARTITION BY RANGE (event_timestamp);
 
-CREATE INDEX idx_evaluations_policy ON policy_evaluations (policy_name, result);
-
--- Default partitions: no insert ever fails for lack of a partition. kt_run_maintenance()
--- moves their rows into proper partitions. They are extension members registered for
--- pg_dump, so their rows are dumped; dated partitions are made after install and are plain
--- tables that pg_dump writes in full.
-CREATE TABLE events_default PARTITION OF ai_decision_events DEFAULT;
-CREATE TABLE policy_evaluations_default PARTITION OF policy_evaluations DEFAULT;
-SELECT pg_catalog.pg_extension_config_dump('events_default', '');
-SELECT pg_catalog.pg_extension_config_dump('policy_evaluations_default', '');
-SELECT pg_catalog.pg_extension_config_dump(
-    pg_catalog.pg_get_serial_sequence('policy_evaluations', 'id'), '');
-
 COMMENT ON TABLE ai_decision_events IS
-    'One row per governed LLM request: the gateway''s decision and its usage. Range-partitioned by "timestamp" (monthly by default); rows outside every partition land in events_default until kt_run_maintenance() moves them.';
+    'One row per governed LLM request: the gateway''s decision and its usage. Range-partitioned by "timestamp" (monthly by default); rows outside every partition land in events_default until kt_run_maintenance() moves them. Every partition has PRIMARY KEY (id, "timestamp") and the document''s indexes.';
 COMMENT ON COLUMN ai_decision_events.id IS 'Event id assigned by the gateway; unique per event (the key is (id, "timestamp") because of partitioning).';
 COMMENT ON COLUMN ai_decision_events."timestamp" IS 'When the gateway decided (UTC instant); the partition key. Must be finite.';
 COMMENT ON COLUMN ai_decision_events.decision IS 'Outcome: allowed, blocked, escalated or redacted.';
@@ -95,7 +74,7 @@ COMMENT ON COLUMN ai_decision_events.batch_id IS 'Export or batch the event arri
 COMMENT ON COLUMN ai_decision_events.created_at IS 'When the row was stored (transaction start time of the load).';
 
 COMMENT ON TABLE policy_evaluations IS
-    'One row per policy evaluated for an event. Partitioned by event_timestamp with the same bounds as ai_decision_events; a composite foreign key to (id, "timestamp") means no evaluation outlives its event.';
+    'One row per policy evaluated for an event. Partitioned by event_timestamp with the same bounds as ai_decision_events; each partition''s foreign key (event_id, event_timestamp) to its events partition means no evaluation outlives its event.';
 COMMENT ON COLUMN policy_evaluations.id IS 'Surrogate id (identity).';
 COMMENT ON COLUMN policy_evaluations.event_id IS 'The evaluated event''s id.';
 COMMENT ON COLUMN policy_evaluations.event_timestamp IS 'The evaluated event''s "timestamp", written with event_id; the partition key.';
@@ -104,9 +83,6 @@ COMMENT ON COLUMN policy_evaluations.result IS 'Result: pass, block, redact, fla
 COMMENT ON COLUMN policy_evaluations.latency_ms IS 'Time the policy took, in milliseconds.';
 COMMENT ON COLUMN policy_evaluations.details IS 'Policy-specific details as JSON (scores, matched rules, ...).';
 COMMENT ON COLUMN policy_evaluations.created_at IS 'When the row was stored.';
-
-COMMENT ON TABLE events_default IS 'Default partition of ai_decision_events: rows with no dated partition yet. kt_run_maintenance() moves them out; rows outside the drain window stay and are reported by kt_partition_health.';
-COMMENT ON TABLE policy_evaluations_default IS 'Default partition of policy_evaluations, drained together with events_default.';
 
 -- Roles: created when missing and left alone when they exist (roles are cluster-wide, so
 -- several databases with the extension share them). Grants are made by each capability's file.

@@ -61,4 +61,13 @@ else
     fail "plain-format replay failed: $(grep -m3 ERROR "$dir/plain.log")"
 fi
 check "plain restore identical" "$(fingerprint dst_plain)" "$before"
+# keys really are back: same definitions as a fresh install, FK enforced
+keydefs="SELECT string_agg(conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conrelid::regclass::text, conname) FROM pg_constraint
+         WHERE connamespace = 'public'::regnamespace"
+idxdefs="SELECT string_agg(pg_get_indexdef(indexrelid), '; ' ORDER BY indexrelid::regclass::text) FROM pg_index
+         WHERE indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent IN ('ai_decision_events'::regclass, 'policy_evaluations'::regclass))"
+check "constraints equal the source's" "$(q "$dir" "$port" dst "$keydefs")" "$(q "$dir" "$port" src "$keydefs")"
+check "indexes equal the source's" "$(q "$dir" "$port" dst "$idxdefs")" "$(q "$dir" "$port" src "$idxdefs")"
+check "foreign key enforced after restore" \
+    "$(kt_psql "$dir" "$port" -d dst -At -c "INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result) VALUES ('nope', now(), 'p', 'pass')" 2>&1 | grep -c 'violates foreign key')" 1
 e2e_finish dump_restore

@@ -43,6 +43,11 @@ SELECT case_name, pg_temp.try(stmt) AS outcome FROM catalogue ORDER BY case_name
 SELECT pg_temp.counts();
 SELECT count(*) AS catalogue_cases FROM catalogue;
 
--- deleting an event deletes its evaluations (no evaluation outlives its event)
+-- no evaluation outlives its event: deleting an event that has evaluations is refused, as
+-- is moving it to another time; deleting the evaluations first works
+SELECT pg_temp.try($$DELETE FROM ai_decision_events WHERE id = 'evt-1'$$);
+SELECT pg_temp.try($$UPDATE ai_decision_events SET "timestamp" = "timestamp" + interval '40 days' WHERE id = 'evt-1'$$);
+SELECT pg_temp.counts();
+DELETE FROM policy_evaluations WHERE event_id = 'evt-1';
 DELETE FROM ai_decision_events WHERE id = 'evt-1';
 SELECT pg_temp.counts();

@@ -94,12 +94,12 @@ COMMIT;
 -- the document's indexes (or the key that replaces idx_evaluations_event) serve its lookups
 ANALYZE ai_decision_events; ANALYZE policy_evaluations;
 SET enable_seqscan = off;
-SELECT pg_temp.plan($$SELECT * FROM ai_decision_events WHERE user_id = 'user-0001' ORDER BY timestamp DESC LIMIT 20$$) ~ 'user_id_timestamp_idx' AS user_lookup_uses_index,
-       pg_temp.plan($$SELECT * FROM ai_decision_events WHERE team_id = 'search' ORDER BY timestamp DESC LIMIT 20$$) ~ 'team_id_timestamp_idx' AS team_lookup_uses_index,
-       pg_temp.plan($$SELECT * FROM ai_decision_events WHERE gateway_id = 'gw-eu-west' ORDER BY timestamp DESC LIMIT 20$$) ~ 'gateway_id_timestamp_idx' AS gateway_lookup_uses_index,
-       pg_temp.plan($$SELECT * FROM ai_decision_events WHERE decision = 'blocked' ORDER BY timestamp DESC LIMIT 20$$) ~ 'decision_timestamp_idx' AS decision_lookup_uses_index,
-       pg_temp.plan($$SELECT * FROM ai_decision_events WHERE timestamp >= now() - interval '1 hour'$$) ~ 'timestamp_idx' AS time_range_uses_index,
+SELECT pg_temp.plan($$SELECT * FROM ai_decision_events WHERE user_id = 'user-0001' ORDER BY timestamp DESC LIMIT 20$$) ~ '_user_idx' AS user_lookup_uses_index,
+       pg_temp.plan($$SELECT * FROM ai_decision_events WHERE team_id = 'search' ORDER BY timestamp DESC LIMIT 20$$) ~ '_team_idx' AS team_lookup_uses_index,
+       pg_temp.plan($$SELECT * FROM ai_decision_events WHERE gateway_id = 'gw-eu-west' ORDER BY timestamp DESC LIMIT 20$$) ~ '_gateway_idx' AS gateway_lookup_uses_index,
+       pg_temp.plan($$SELECT * FROM ai_decision_events WHERE decision = 'blocked' ORDER BY timestamp DESC LIMIT 20$$) ~ '_decision_idx' AS decision_lookup_uses_index,
+       pg_temp.plan($$SELECT * FROM ai_decision_events WHERE timestamp >= now() - interval '1 hour'$$) ~ '_timestamp_idx' AS time_range_uses_index,
        pg_temp.plan($$SELECT * FROM ai_decision_events WHERE id = 'evt-x'$$) ~ 'pkey' AS id_lookup_uses_key,
        pg_temp.plan($$SELECT * FROM policy_evaluations WHERE event_id = 'evt-x'$$) ~ 'pkey' AS evaluation_event_lookup_uses_key,
-       pg_temp.plan($$SELECT * FROM policy_evaluations WHERE policy_name = 'toxicity' AND result = 'block'$$) ~ 'policy_name_result_idx' AS policy_lookup_uses_index;
+       pg_temp.plan($$SELECT * FROM policy_evaluations WHERE policy_name = 'toxicity' AND result = 'block'$$) ~ '_policy_idx' AS policy_lookup_uses_index;
 RESET enable_seqscan;

@@ -13,17 +13,23 @@ ORDER BY table_name, ordinal_position;
 SELECT c.relname, pg_get_partkeydef(c.oid) FROM pg_class c
 WHERE c.relname IN ('ai_decision_events', 'policy_evaluations') ORDER BY 1;
 
--- keys and checks
+-- checks on the parents (every partition inherits them)
 SELECT conrelid::regclass AS table_name, conname, pg_get_constraintdef(oid)
 FROM pg_constraint
 WHERE conrelid IN ('ai_decision_events'::regclass, 'policy_evaluations'::regclass)
-  AND conparentid = 0  -- PostgreSQL clones the FK once per referenced partition internally
 ORDER BY 1, 2;
 
--- the documented indexes (idx_evaluations_event is served by the primary key's prefix)
+-- keys, foreign key and the documented indexes, per partition (here the default pair; every
+-- dated pair gets the same from kt_add_partition_keys). idx_evaluations_event is served by
+-- the key's event_id prefix.
+SELECT conrelid::regclass AS table_name, conname, pg_get_constraintdef(oid)
+FROM pg_constraint
+WHERE conrelid IN ('events_default'::regclass, 'policy_evaluations_default'::regclass)
+  AND contype IN ('p', 'f')
+ORDER BY 1, 2;
 SELECT indexrelid::regclass AS index_name, pg_get_indexdef(indexrelid)
 FROM pg_index
-WHERE indrelid IN ('ai_decision_events'::regclass, 'policy_evaluations'::regclass)
+WHERE indrelid IN ('events_default'::regclass, 'policy_evaluations_default'::regclass)
 ORDER BY 1;
 
 -- only the default partitions exist right after install; maintenance makes the dated ones
