@@ -97,16 +97,14 @@ CREATE FUNCTION kt_policy_effectiveness(
     lookback interval DEFAULT '7 days',
     start_time timestamptz DEFAULT NULL,
     end_time timestamptz DEFAULT NULL,
-    policy_name text DEFAULT NULL)
+    policy text DEFAULT NULL)
 RETURNS TABLE (policy_name text, evaluation_count bigint, pass_count bigint, block_count bigint,
                redact_count bigint, flag_count bigint, escalate_count bigint, block_rate_pct numeric)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
-#variable_conflict use_column
 DECLARE
     w record := kt_report_window(lookback, start_time, end_time);
-    f_policy text := kt_policy_effectiveness.policy_name;
 BEGIN
     RETURN QUERY
     SELECT pe.policy_name, count(*),
@@ -119,12 +117,12 @@ BEGIN
     FROM policy_evaluations pe
     -- the evaluation's own copy of the event time selects the partitions to read
     WHERE pe.event_timestamp >= w.window_start AND pe.event_timestamp < w.window_end
-      AND (f_policy IS NULL OR pe.policy_name = f_policy)
+      AND (policy IS NULL OR pe.policy_name = policy)
     GROUP BY pe.policy_name
     ORDER BY 4 DESC, 1;
 END
 $fn$;
-COMMENT ON FUNCTION kt_policy_effectiveness(interval, timestamptz, timestamptz, text) IS 'One row per policy: evaluations, counts per result and block rate (blocks / evaluations of that policy, %, 2 decimals), most blocking first. Default: events of the last 7 days. The document''s query groups by result too; kt_policy_effectiveness_by_result() returns its exact rows.';
+COMMENT ON FUNCTION kt_policy_effectiveness(interval, timestamptz, timestamptz, text) IS 'One row per policy: evaluations, counts per result and block rate (blocks / evaluations of that policy, %, 2 decimals), most blocking first. Default: events of the last 7 days. policy: only that policy. The document''s query groups by result too; kt_policy_effectiveness_by_result() returns its exact rows.';
 
 CREATE FUNCTION kt_policy_effectiveness_by_result(
     lookback interval DEFAULT '7 days',
@@ -155,7 +153,9 @@ CREATE FUNCTION kt_anomalies(
     sigma double precision DEFAULT 2,
     min_requests bigint DEFAULT 0,
     exclude_self boolean DEFAULT false,
-    dimension text DEFAULT NULL)
+    dimension text DEFAULT NULL,
+    start_time timestamptz DEFAULT NULL,
+    end_time timestamptz DEFAULT NULL)
 RETURNS TABLE (hour timestamptz, series text, total bigint, blocked bigint, block_rate numeric,
                baseline_mean double precision, baseline_stddev double precision,
                z_score double precision, status text)
@@ -163,7 +163,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 DECLARE
-    w record := kt_report_window(lookback, NULL, NULL);
+    w record := kt_report_window(lookback, start_time, end_time);
 BEGIN
     IF dimension IS NOT NULL AND dimension NOT IN ('gateway_id', 'model', 'team_id') THEN
         RAISE EXCEPTION 'unknown dimension "%"', dimension
@@ -182,7 +182,7 @@ BEGIN
                count(*) AS total,
                count(*) FILTER (WHERE e.decision = 'blocked') AS blocked
         FROM ai_decision_events e
-        WHERE e."timestamp" >= w.window_start
+        WHERE e."timestamp" >= w.window_start AND e."timestamp" < w.window_end
         GROUP BY 1, 2
     ), rated AS (
         SELECT h.*, h.blocked::float8 / nullif(h.total, 0) AS rate,
@@ -214,16 +214,16 @@ BEGIN
     ORDER BY b.hour DESC, b.series;
 END
 $fn$;
-COMMENT ON FUNCTION kt_anomalies(interval, double precision, bigint, boolean, text) IS 'Hourly block-rate anomalies: an hour is ANOMALY when its block rate exceeds baseline_mean + sigma * baseline_stddev. Defaults reproduce the document''s query (last 48 hours, sigma 2, baseline over all those hours including the judged one). min_requests: hours with fewer requests are neither flagged nor part of the baseline; exclude_self: judge each hour against the other hours; dimension (gateway_id, model, team_id): one baseline per series.';
+COMMENT ON FUNCTION kt_anomalies(interval, double precision, bigint, boolean, text, timestamptz, timestamptz) IS 'Hourly block-rate anomalies: an hour is ANOMALY when its block rate exceeds baseline_mean + sigma * baseline_stddev. Defaults reproduce the document''s query (last 48 hours, sigma 2, baseline over all those hours including the judged one). min_requests: hours with fewer requests are neither flagged nor part of the baseline; exclude_self: judge each hour against the other hours; dimension (gateway_id, model, team_id): one baseline per series; start_time/end_time: an explicit range instead of lookback.';
 
 REVOKE ALL ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_spend_by_team_model(interval, timestamptz, timestamptz, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_policy_effectiveness(interval, timestamptz, timestamptz, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_policy_effectiveness_by_result(interval, timestamptz, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION kt_anomalies(interval, double precision, bigint, boolean, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_anomalies(interval, double precision, bigint, boolean, text, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text),
                           kt_spend_by_team_model(interval, timestamptz, timestamptz, text[]),
                           kt_policy_effectiveness(interval, timestamptz, timestamptz, text),
                           kt_policy_effectiveness_by_result(interval, timestamptz, timestamptz),
-                          kt_anomalies(interval, double precision, bigint, boolean, text)
+                          kt_anomalies(interval, double precision, bigint, boolean, text, timestamptz, timestamptz)
     TO kt_governance_reader;

@@ -25,20 +25,6 @@ pub extern "C-unwind" fn _PG_init() {
     settings::define_session_settings();
 }
 
-#[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
-mod tests {
-    use pgrx::prelude::*;
-
-    #[pg_test]
-    fn install_creates_both_tables() {
-        let n = Spi::get_one::<i64>(
-            "SELECT count(*) FROM pg_class WHERE relname IN ('ai_decision_events', 'policy_evaluations')",
-        );
-        assert_eq!(n, Ok(Some(2)));
-    }
-}
-
 /// Required by `cargo pgrx test`.
 #[cfg(test)]
 pub mod pg_test {

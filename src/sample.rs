@@ -341,3 +341,70 @@ fn sample_evaluation_rows(
             .map(move |v| (e.id.clone(), ts, v.policy_name, v.result, v.latency_ms, v.details))
     }))
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::*;
+
+    fn span() -> Span {
+        Span::new(100_000, 30, 800_000_000_000_000)
+    }
+
+    #[pg_test]
+    fn same_seed_same_events_other_seed_other_events() {
+        let a = sample_event(42, 17, span());
+        let b = sample_event(42, 17, span());
+        let c = sample_event(43, 17, span());
+        assert_eq!((a.id.clone(), a.timestamp_us, a.cost_micros), (b.id, b.timestamp_us, b.cost_micros));
+        assert_ne!(a.id, c.id);
+    }
+
+    #[pg_test]
+    fn decision_mix_is_realistic() {
+        let n = 100_000u64;
+        let mut counts = std::collections::HashMap::new();
+        for i in 0..n {
+            *counts.entry(sample_event(7, i, span()).decision).or_insert(0u64) += 1;
+        }
+        let share = |d: &str| counts.get(d).copied().unwrap_or(0) as f64 / n as f64;
+        assert!((share("allowed") - 0.90).abs() < 0.01, "allowed {}", share("allowed"));
+        assert!((share("blocked") - 0.06).abs() < 0.005, "blocked {}", share("blocked"));
+        assert!((share("redacted") - 0.03).abs() < 0.005, "redacted {}", share("redacted"));
+        assert!((share("escalated") - 0.01).abs() < 0.003, "escalated {}", share("escalated"));
+    }
+
+    #[pg_test]
+    fn events_are_time_ordered_and_inside_the_span() {
+        let s = span();
+        let times: Vec<i64> = (0..10_000).map(|i| sample_event(1, i, s).timestamp_us).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+        assert!(times[0] >= s.start_us);
+    }
+
+    #[pg_test]
+    fn evaluations_explain_the_decision() {
+        for i in 0..5_000 {
+            let e = sample_event(3, i, span());
+            let evals = sample_evaluations(3, i, e.decision);
+            assert!((2..=3).contains(&evals.len()));
+            let deciding = evals.iter().filter(|v| matches!(v.result, "block" | "redact" | "escalate")).count();
+            match e.decision {
+                "allowed" => assert_eq!(deciding, 0),
+                _ => assert_eq!(deciding, 1, "{} needs exactly one deciding result", e.decision),
+            }
+        }
+    }
+
+    #[pg_test]
+    fn generated_rows_satisfy_the_table_constraints() {
+        let inserted = Spi::get_one::<i64>(
+            "SELECT events FROM kt_generate_sample_events(2000, 3, 5, now())",
+        );
+        assert_eq!(inserted, Ok(Some(2000)));
+        let evaluations = Spi::get_one::<bool>(
+            "SELECT count(*) BETWEEN 4000 AND 6000 FROM policy_evaluations",
+        );
+        assert_eq!(evaluations, Ok(Some(true)));
+    }
+}
