@@ -41,15 +41,18 @@ time_copy() {
     t1=$(date +%s.%N)
     calc "$t1 - $t0"
 }
-calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
+calc() { awk "BEGIN { printf \"%.2f\\n\", $1 }"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-declare -A secs
-for target in "plain ai_decision_events" "ext ai_decision_events" "plain ceiling"; do
-    secs[$target]=$(for _ in $(seq "$repeats"); do time_copy $target; done | median)
-done
+# median_copy DB TABLE: median seconds over the repeats
+median_copy() {
+    local i
+    for i in $(seq "$repeats"); do time_copy "$1" "$2"; done | median
+}
+plain="$(median_copy plain ai_decision_events)"
+ext="$(median_copy ext ai_decision_events)"
+ceil="$(median_copy plain ceiling)"
 check="$(psql_db ext -At -c "SELECT count(*) FROM ai_decision_events")"
 [ "$check" = "$n" ] || { echo "row count mismatch: $check != $n"; exit 1; }
-plain="${secs[plain ai_decision_events]}"; ext="${secs[ext ai_decision_events]}"; ceil="${secs[plain ceiling]}"
 rate() { awk "BEGIN { printf \"%d\", $n / $1 }"; }
 cat <<TABLE
 COPY of $n time-ordered events (30 days), median of $repeats, $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GB RAM, $(kt_psql "$dir" "$port" -d postgres -At -c "SHOW server_version")
