@@ -49,21 +49,39 @@ DECLARE
     f_gateway text := gateway_id;
     f_team text := team_id;
     f_model text := model;
+    whole record := kt_rollup_hours(w.window_start, w.window_end);
+    use_rollups boolean;
 BEGIN
     PERFORM now() AT TIME ZONE zone;  -- an unknown zone fails here with 22023
+    -- the decisions rollup has no gateway/team/model, and UTC hours only make days of zones
+    -- that are whole hours from UTC; otherwise everything is read from raw rows
+    use_rollups := f_gateway IS NULL AND f_team IS NULL AND f_model IS NULL
+                   AND kt_zone_has_whole_hours(zone, w.window_start, w.window_end);
     RETURN QUERY
-    SELECT date_trunc('day', e."timestamp", zone), e.decision, count(*), sum(e.cost_usd),
-           avg(e.latency_ms), sum(e.input_tokens + e.output_tokens)
-    FROM ai_decision_events e
-    WHERE e."timestamp" >= w.window_start AND e."timestamp" < w.window_end
-      AND (f_gateway IS NULL OR e.gateway_id = f_gateway)
-      AND (f_team IS NULL OR e.team_id = f_team)
-      AND (f_model IS NULL OR e.model = f_model)
+    WITH parts AS (
+        SELECT r.bucket AS ts, r.decision AS dec, r.event_count AS n, r.total_cost AS cost,
+               r.total_tokens AS tokens, r.latency_sum AS lat_sum, r.latency_count AS lat_n
+        FROM kt_rollup_decisions_hourly r
+        WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket)
+        UNION ALL
+        SELECT e."timestamp", e.decision, 1::bigint, e.cost_usd, (e.input_tokens + e.output_tokens)::bigint,
+               e.latency_ms::bigint, (e.latency_ms IS NOT NULL)::int::bigint
+        FROM kt_live_ranges(w.window_start, w.window_end, use_rollups) live
+        JOIN ai_decision_events e ON e."timestamp" >= live.range_start AND e."timestamp" < live.range_end
+        WHERE (f_gateway IS NULL OR e.gateway_id = f_gateway)
+          AND (f_team IS NULL OR e.team_id = f_team)
+          AND (f_model IS NULL OR e.model = f_model)
+    )
+    -- sum of sums / sum of counts is exactly what AVG(latency_ms) computes
+    SELECT date_trunc('day', p.ts, zone), p.dec, sum(p.n)::bigint, sum(p.cost),
+           sum(p.lat_sum) / nullif(sum(p.lat_n), 0), sum(p.tokens)::bigint
+    FROM parts p
     GROUP BY 1, 2
     ORDER BY 1 DESC, 2;
 END
 $fn$;
-COMMENT ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text) IS 'Daily governance summary per decision: events, cost, average latency (over non-null latencies), tokens. Defaults reproduce the document''s query: the last 30 days, days in the session TimeZone. start_time/end_time select an explicit range; tz buckets days in another zone; gateway_id, team_id and model filter.';
+COMMENT ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text) IS 'Daily governance summary per decision: events, cost, average latency (over non-null latencies), tokens. Whole refreshed hours come from kt_rollup_decisions_hourly, edge and dirty hours from raw rows (filters and zones that are not whole hours from UTC read raw rows only). Defaults reproduce the document''s query: the last 30 days, days in the session TimeZone. start_time/end_time select an explicit range; tz buckets days in another zone; gateway_id, team_id and model filter.';
 
 CREATE FUNCTION kt_spend_by_team_model(
     lookback interval DEFAULT '30 days',
@@ -77,17 +95,29 @@ SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 DECLARE
     w record := kt_report_window(lookback, start_time, end_time);
+    whole record := kt_rollup_hours(w.window_start, w.window_end);
 BEGIN
     IF decisions IS NULL OR cardinality(decisions) = 0 THEN
         RAISE EXCEPTION 'decisions must list at least one decision' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN QUERY
-    SELECT coalesce(e.team_id, 'unassigned'), e.model, count(*), sum(e.input_tokens),
-           sum(e.output_tokens), sum(e.cost_usd)
-    FROM ai_decision_events e
-    WHERE e."timestamp" >= w.window_start AND e."timestamp" < w.window_end
-      AND e.decision = ANY (decisions)
-    GROUP BY e.team_id, e.model
+    WITH parts AS (
+        SELECT r.team_id AS team, r.model AS mdl, r.request_count AS n, r.total_input_tokens AS tin,
+               r.total_output_tokens AS tout, r.total_cost AS cost
+        FROM kt_rollup_spend_hourly r
+        WHERE r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+          AND r.decision = ANY (decisions)
+          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket)
+        UNION ALL
+        SELECT e.team_id, e.model, 1::bigint, e.input_tokens::bigint, e.output_tokens::bigint, e.cost_usd
+        FROM kt_live_ranges(w.window_start, w.window_end) live
+        JOIN ai_decision_events e ON e."timestamp" >= live.range_start AND e."timestamp" < live.range_end
+        WHERE e.decision = ANY (decisions)
+    )
+    SELECT coalesce(p.team, 'unassigned'), p.mdl, sum(p.n)::bigint, sum(p.tin)::bigint,
+           sum(p.tout)::bigint, sum(p.cost)
+    FROM parts p
+    GROUP BY p.team, p.mdl
     ORDER BY 6 DESC, 1, 2;
 END
 $fn$;
@@ -164,6 +194,10 @@ SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 DECLARE
     w record := kt_report_window(lookback, start_time, end_time);
+    whole record := kt_rollup_hours(w.window_start, w.window_end);
+    -- the metrics rollup has gateway and model but not team; hours must be whole in this zone
+    use_rollups boolean := coalesce(dimension, '') <> 'team_id'
+        AND kt_zone_has_whole_hours(current_setting('TimeZone'), w.window_start, w.window_end);
 BEGIN
     IF dimension IS NOT NULL AND dimension NOT IN ('gateway_id', 'model', 'team_id') THEN
         RAISE EXCEPTION 'unknown dimension "%"', dimension
@@ -174,15 +208,24 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN QUERY
-    WITH hourly AS (
-        SELECT date_trunc('hour', e."timestamp") AS hour,
+    WITH parts AS (
+        SELECT r.bucket AS ts,
+               CASE dimension WHEN 'gateway_id' THEN r.gateway_id WHEN 'model' THEN r.model END AS series,
+               r.total_requests AS n, r.blocked AS b
+        FROM kt_rollup_metrics_hourly r
+        WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket)
+        UNION ALL
+        SELECT e."timestamp",
                CASE dimension WHEN 'gateway_id' THEN e.gateway_id
                               WHEN 'model' THEN e.model
-                              WHEN 'team_id' THEN coalesce(e.team_id, 'unassigned') END AS series,
-               count(*) AS total,
-               count(*) FILTER (WHERE e.decision = 'blocked') AS blocked
-        FROM ai_decision_events e
-        WHERE e."timestamp" >= w.window_start AND e."timestamp" < w.window_end
+                              WHEN 'team_id' THEN coalesce(e.team_id, 'unassigned') END,
+               1::bigint, (e.decision = 'blocked')::int::bigint
+        FROM kt_live_ranges(w.window_start, w.window_end, use_rollups) live
+        JOIN ai_decision_events e ON e."timestamp" >= live.range_start AND e."timestamp" < live.range_end
+    ), hourly AS (
+        SELECT date_trunc('hour', p.ts) AS hour, p.series, sum(p.n)::bigint AS total, sum(p.b)::bigint AS blocked
+        FROM parts p
         GROUP BY 1, 2
     ), rated AS (
         SELECT h.*, h.blocked::float8 / nullif(h.total, 0) AS rate,

@@ -5,8 +5,11 @@
 
 use pgrx::prelude::*;
 
+mod rollup;
 mod sample;
 mod settings;
+mod sketch;
+mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -18,11 +21,34 @@ extension_sql_file!(
     name = "sample",
     requires = ["partitions", sample::sample_event_rows, sample::sample_evaluation_rows]
 );
-extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["sample"]);
+extension_sql_file!(
+    "../sql/rollups.sql",
+    name = "rollups",
+    requires = [
+        "sample",
+        rollup::kt_mark_dirty_hours,
+        rollup::kt_flush_dirty_hours,
+        sketch::kt_sketch_merge,
+        sketch::kt_latency_sketch,
+        sketch::kt_sketch_quantile,
+        sketch::kt_sketch_count,
+        sketch::kt_sketch_bucket,
+        sketch::kt_sketch_build
+    ]
+);
+extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["rollups"]);
+extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["reports"]);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::define_session_settings();
+    settings::define_job_settings();
+    // the worker (and its postmaster-level setting) exists only when preloaded; defining a
+    // postmaster setting from a regular backend would be FATAL
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        settings::define_worker_settings();
+        worker::register();
+    }
 }
 
 /// Required by `cargo pgrx test`.

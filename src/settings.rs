@@ -24,6 +24,12 @@ pub static DRAIN_MAX_PAST_DAYS: GucSetting<i32> = GucSetting::<i32>::new(3660);
 pub static DRAIN_MAX_FUTURE_DAYS: GucSetting<i32> = GucSetting::<i32>::new(366);
 pub static DDL_LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2000);
 pub static DDL_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static REFRESH_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
+pub static MAINTENANCE_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
+pub static WORKER_NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(10);
+pub static JOB_HISTORY_SUCCESSES: GucSetting<i32> = GucSetting::<i32>::new(500);
+pub static JOB_HISTORY_ERRORS: GucSetting<i32> = GucSetting::<i32>::new(5000);
+pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 
 /// Registers the settings every backend needs. Called from `_PG_init`.
 pub fn define_session_settings() {
@@ -89,6 +95,79 @@ pub fn define_session_settings() {
     );
 }
 
+/// Registers the job settings. Superuser settings (not postmaster ones), so they may be defined
+/// in any backend; the worker reads postgresql.conf again on SIGHUP, and the SQL scheduler
+/// (kt_due_jobs) reads them in the worker's session.
+pub fn define_job_settings() {
+    let seconds = |name: &'static CStr, short: &'static CStr, setting: &'static GucSetting<i32>, max| {
+        GucRegistry::define_int_guc(
+            name,
+            short,
+            c"Change in postgresql.conf and reload; 0 disables the job's schedule (kt_run_job() still runs it).",
+            setting,
+            0,
+            max,
+            GucContext::Suset,
+            GucFlags::UNIT_S,
+        )
+    };
+    seconds(
+        c"kt_governance.refresh_interval",
+        c"How often the worker refreshes dirty rollup hours (kt_refresh_metrics).",
+        &REFRESH_INTERVAL_S,
+        86_400 * 7,
+    );
+    seconds(
+        c"kt_governance.maintenance_interval",
+        c"How often the worker runs partition maintenance (kt_run_maintenance).",
+        &MAINTENANCE_INTERVAL_S,
+        86_400 * 7,
+    );
+    GucRegistry::define_int_guc(
+        c"kt_governance.worker_naptime",
+        c"How often the background worker wakes up to look for due jobs.",
+        c"Also bounds how long the worker takes to notice that the extension was created.",
+        &WORKER_NAPTIME_S,
+        1,
+        3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"kt_governance.job_history_successes",
+        c"Successful runs kept per job in kt_job_runs.",
+        c"Older successful runs are deleted after each run.",
+        &JOB_HISTORY_SUCCESSES,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"kt_governance.job_history_errors",
+        c"Failed runs kept per job in kt_job_runs (kept longer than successes).",
+        c"Older failed runs are deleted after each run.",
+        &JOB_HISTORY_ERRORS,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// Registers the settings that only exist when the library is preloaded: defining a
+/// postmaster-context setting later is a FATAL error.
+pub fn define_worker_settings() {
+    GucRegistry::define_string_guc(
+        c"kt_governance.database",
+        c"Database the kt_governance background worker runs its jobs in.",
+        c"Like pg_cron's cron.database_name. The worker waits until the extension is created there.",
+        &DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+}
+
 /// Current value of a `kt_governance.*` setting as text, by short name (`premake`).
 ///
 /// Exists so that SQL code reads settings through the library: calling it loads the library,
@@ -96,8 +175,9 @@ pub fn define_session_settings() {
 #[pg_extern(stable, parallel_safe)]
 fn kt_setting(name: &str) -> Option<String> {
     let full = CString::new(format!("kt_governance.{name}")).unwrap_or_default();
-    // missing_ok = true: an unknown name yields NULL, and the SQL caller reports it
-    let value = unsafe { pg_sys::GetConfigOptionByName(full.as_ptr(), std::ptr::null_mut(), true) };
+    // GetConfigOption gives the value in its base unit without a suffix (2000, not 2s), which
+    // SQL can cast; missing_ok = true turns an unknown name into NULL, reported below
+    let value = unsafe { pg_sys::GetConfigOption(full.as_ptr(), true, false) };
     if value.is_null() {
         ereport!(
             PgLogLevel::ERROR,

@@ -4,28 +4,6 @@ CREATE EXTENSION kt_governance;
 \ir _helpers.psql
 SELECT count(*) > 0 AS premade FROM kt_run_maintenance();
 
--- compares every report with its documented query on the data loaded so far, in one
--- transaction so now() agrees
-CREATE FUNCTION pg_temp.compare_all() RETURNS TABLE (report text, rows_fn bigint, differences bigint)
-LANGUAGE sql AS $$
-    SELECT 'summary', (SELECT count(*) FROM kt_governance_summary()),
-           pg_temp.diff('SELECT * FROM kt_governance_summary()', 'SELECT * FROM pg_temp.doc_summary')
-    UNION ALL
-    SELECT 'spend', (SELECT count(*) FROM kt_spend_by_team_model()),
-           pg_temp.diff('SELECT * FROM kt_spend_by_team_model()', 'SELECT * FROM pg_temp.doc_spend')
-    UNION ALL
-    SELECT 'policy by result', (SELECT count(*) FROM kt_policy_effectiveness_by_result()),
-           pg_temp.diff('SELECT * FROM kt_policy_effectiveness_by_result()', 'SELECT * FROM pg_temp.doc_policy')
-    UNION ALL
-    SELECT 'policy per policy', (SELECT count(*) FROM kt_policy_effectiveness()),
-           pg_temp.diff('SELECT policy_name, evaluation_count, block_count FROM kt_policy_effectiveness()',
-                        'SELECT policy_name, sum(evaluation_count), sum(block_count) FROM pg_temp.doc_policy GROUP BY 1')
-    UNION ALL
-    SELECT 'anomalies', (SELECT count(*) FROM kt_anomalies()),
-           pg_temp.diff('SELECT hour, total, blocked, block_rate, status FROM kt_anomalies()',
-                        'SELECT * FROM pg_temp.doc_anomalies')
-$$;
-
 BEGIN;
 -- seed 1: a month of dense data
 SELECT * FROM kt_generate_sample_events(20000, 35, 1, now());

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The background worker in a cluster started with shared_preload_libraries: waits for its
+# database and the extension, runs the jobs on its own, records them, survives a failing job,
+# reloads on SIGHUP, comes back after a backend is killed with -9, stops promptly on SIGTERM.
+# Also: concurrent writers while refreshes run leave rollups exactly equal to raw rows.
+set -euo pipefail
+source "$(dirname "$0")/../../scripts/lib/cluster.sh"
+source "$(dirname "$0")/lib.sh"
+dir="$KT_ROOT/build/e2e_worker"; port=55434
+[ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
+cluster_create "$dir" "$port" "timezone = 'UTC'" "shared_preload_libraries = 'kt_governance'" \
+    "kt_governance.database = 'kt'" "kt_governance.worker_naptime = 1" \
+    "kt_governance.refresh_interval = 2" "kt_governance.maintenance_interval = 3"
+trap 'cluster_destroy "$dir"' EXIT
+sql() { q "$dir" "$port" kt "$1"; }
+# wait_for DESCRIPTION SQL EXPECTED [SECONDS]
+wait_for() {
+    local got="" i
+    for i in $(seq "${4:-40}"); do
+        got="$(sql "$2" 2>/dev/null || true)"
+        [ "$got" = "$3" ] && { pass "$1"; return 0; }
+        sleep 1
+    done
+    fail "$1: last saw '$got', expected '$3'"
+}
+worker_pid() { q "$dir" "$port" postgres "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kt_governance'"; }
+
+# the database does not exist yet: the worker retries until it does
+sleep 2
+kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE kt"
+kt_psql "$dir" "$port" -d kt -c "CREATE EXTENSION kt_governance"
+wait_for "worker runs maintenance by itself" "SELECT count(*) > 0 FROM kt_job_runs WHERE job_name = 'maintenance' AND status = 'ok'" t 60
+sql "SELECT * FROM kt_generate_sample_events(5000, 2, 1, now())" >/dev/null
+wait_for "worker refreshes dirty hours by itself" "SELECT count(*) FROM kt_dirty_hours" 0
+check "rollup totals equal raw after worker refresh" \
+    "$(sql "SELECT (SELECT sum(total_requests) FROM kt_rollup_metrics_hourly) = (SELECT count(*) FROM ai_decision_events)")" t
+
+# a failing job is recorded; the other job keeps running; the worker survives
+pid_before="$(worker_pid)"
+sql "ALTER TABLE kt_rollup_spend_hourly ADD CONSTRAINT e2e_refuse CHECK (false) NOT VALID" >/dev/null
+sql "INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id) VALUES ('poison', now(), 'allowed', 'm', 'p', 'g')" >/dev/null
+wait_for "failing refresh is recorded" "SELECT count(*) > 0 FROM kt_job_runs WHERE job_name = 'refresh_metrics' AND status = 'error'" t
+maint_runs="$(sql "SELECT count(*) FROM kt_job_runs WHERE job_name = 'maintenance'")"
+sleep 5
+check "maintenance keeps running while refresh fails" "$(sql "SELECT count(*) > $maint_runs FROM kt_job_runs WHERE job_name = 'maintenance'")" t
+check "worker survived the failing job" "$(worker_pid)" "$pid_before"
+sql "ALTER TABLE kt_rollup_spend_hourly DROP CONSTRAINT e2e_refuse" >/dev/null
+wait_for "refresh recovers once the cause is gone" "SELECT count(*) FROM kt_dirty_hours" 0
+
+# SIGHUP: switch maintenance off in postgresql.conf and reload; no more maintenance runs
+echo "kt_governance.maintenance_interval = 0" >> "$dir/data/postgresql.conf"
+as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" reload >/dev/null
+sleep 3
+maint_runs="$(sql "SELECT count(*) FROM kt_job_runs WHERE job_name = 'maintenance'")"
+sleep 6
+check "reload stops the maintenance schedule" "$(sql "SELECT count(*) FROM kt_job_runs WHERE job_name = 'maintenance'")" "$maint_runs"
+
+# concurrency: 4 writers insert while refreshes run back to back; rollups end equal to raw
+for w in 1 2 3 4; do
+    ( for b in $(seq 10); do
+        kt_psql "$dir" "$port" -d kt -c "SELECT * FROM kt_generate_sample_events(500, 2, $((w * 100 + b)), now())" >/dev/null
+      done ) &
+done
+( for _ in $(seq 20); do kt_psql "$dir" "$port" -d kt -c "SELECT * FROM kt_refresh_metrics()" >/dev/null; done ) &
+wait
+sql "SELECT * FROM kt_refresh_metrics()" >/dev/null
+check "after concurrent writers: rollup totals == raw totals" \
+    "$(sql "SELECT (SELECT sum(total_requests) FROM kt_rollup_metrics_hourly) || '/' || (SELECT sum(total_cost) FROM kt_rollup_metrics_hourly)")" \
+    "$(sql "SELECT count(*) || '/' || sum(cost_usd) FROM ai_decision_events")"
+check "after concurrent writers: every bucket equals the raw computation" \
+    "$(sql "SELECT count(*) FROM ((SELECT bucket, gateway_id, model, total_requests, blocked, total_cost FROM kt_rollup_metrics_hourly EXCEPT SELECT date_trunc('hour', timestamp), gateway_id, model, count(*), count(*) FILTER (WHERE decision = 'blocked'), sum(cost_usd) FROM ai_decision_events GROUP BY 1, 2, 3) UNION ALL (SELECT date_trunc('hour', timestamp), gateway_id, model, count(*), count(*) FILTER (WHERE decision = 'blocked'), sum(cost_usd) FROM ai_decision_events GROUP BY 1, 2, 3 EXCEPT SELECT bucket, gateway_id, model, total_requests, blocked, total_cost FROM kt_rollup_metrics_hourly)) d")" 0
+
+# kill -9 of a backend: the postmaster reinitializes, the worker comes back on its own
+pid_before="$(worker_pid)"
+( kt_psql "$dir" "$port" -d kt -c "SELECT pg_sleep(30)" >/dev/null 2>&1 & )
+sleep 1
+victim="$(q "$dir" "$port" postgres "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' LIMIT 1")"
+kill -9 "$victim"
+wait_for "worker is back after a crash restart" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kt_governance'" 1 60
+sql "SELECT * FROM kt_generate_sample_events(100, 1, 999, now())" >/dev/null
+wait_for "jobs run again after the restart" "SELECT count(*) FROM kt_dirty_hours" 0 60
+
+# SIGTERM: the worker stops promptly
+pid_before="$(worker_pid)"
+kill -TERM "$pid_before"
+stopped=no
+for _ in $(seq 10); do
+    sleep 0.5
+    [ -z "$(worker_pid)" ] && { stopped=yes; break; }
+done
+check "worker stops within 5 s of SIGTERM" "$stopped" yes
+check "worker logged no unexpected errors" "$(grep -c 'PANIC\|terminated by signal 11' "$dir/server.log" || true)" 0
+e2e_finish worker

@@ -1,0 +1,92 @@
+-- Incremental rollups: dirty-hour tracking, exact refresh, late data, live reads before a
+-- refresh, the latency sketch, and the job runner.
+CREATE EXTENSION kt_governance;
+\ir _helpers.psql
+SELECT count(*) > 0 AS premade FROM kt_run_maintenance();
+
+BEGIN;
+SELECT * FROM kt_generate_sample_events(20000, 10, 21, now());
+-- every hour with new rows is dirty, nothing is refreshed yet; reports are exact anyway
+SELECT count(DISTINCT bucket) BETWEEN 240 AND 241 AS ten_days_of_dirty_hours FROM kt_dirty_hours;
+SELECT report, differences FROM pg_temp.compare_all();
+SELECT pg_temp.diff('SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly',
+                    'SELECT * FROM pg_temp.doc_metrics') AS metrics_view_differences_live;
+COMMIT;
+
+SELECT hours_refreshed BETWEEN 240 AND 241 AS refreshed_all FROM kt_refresh_metrics();
+SELECT count(*) AS dirty_after_refresh FROM kt_dirty_hours;
+SELECT hours_refreshed AS second_refresh_is_a_noop FROM kt_refresh_metrics();
+BEGIN;
+SELECT report, differences FROM pg_temp.compare_all();
+-- the view now reads the rollup; redacted is our extra column
+SELECT pg_temp.diff('SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly',
+                    'SELECT * FROM pg_temp.doc_metrics') AS metrics_view_differences;
+SELECT sum(redacted) = (SELECT count(*) FROM ai_decision_events WHERE decision = 'redacted') AS redacted_counts FROM governance_metrics_hourly;
+COMMIT;
+
+-- late data in hours refreshed long ago: insert, update, delete
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, team_id, cost_usd, latency_ms, input_tokens, output_tokens)
+SELECT 'late-' || g, date_trunc('hour', now()) - interval '5 days' + g * interval '1 minute', 'blocked', 'gpt-4o', 'openai', 'gw-us-east', 'search', 0.01, 900, 100, 0
+FROM generate_series(1, 30) g;
+UPDATE ai_decision_events SET cost_usd = cost_usd + 1, latency_ms = latency_ms + 5000
+WHERE "timestamp" >= now() - interval '8 days' AND "timestamp" < now() - interval '8 days' + interval '2 hours';
+DELETE FROM policy_evaluations WHERE event_timestamp >= now() - interval '3 days' AND event_timestamp < now() - interval '3 days' + interval '1 hour';
+DELETE FROM ai_decision_events WHERE "timestamp" >= now() - interval '3 days' AND "timestamp" < now() - interval '3 days' + interval '1 hour';
+SELECT count(DISTINCT bucket) BETWEEN 3 AND 6 AS only_touched_hours_dirty FROM kt_dirty_hours;
+-- before the refresh: exact through the live path
+BEGIN;
+SELECT report, differences FROM pg_temp.compare_all();
+SELECT pg_temp.diff('SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly',
+                    'SELECT * FROM pg_temp.doc_metrics') AS metrics_view_differences;
+COMMIT;
+SELECT hours_refreshed BETWEEN 3 AND 6 AS refreshed_only_dirty FROM kt_refresh_metrics();
+BEGIN;
+SELECT report, differences FROM pg_temp.compare_all();
+SELECT pg_temp.diff('SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly',
+                    'SELECT * FROM pg_temp.doc_metrics') AS metrics_view_differences;
+-- explicit ranges that cut hours in the middle combine rollup hours with raw edges exactly
+SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(start_time => now() - interval '6 days 37 minutes', end_time => now() - interval '1 day 13 minutes')$$,
+                    $$SELECT date_trunc('day', timestamp), decision, count(*), sum(cost_usd), avg(latency_ms), sum(input_tokens + output_tokens) FROM ai_decision_events
+                      WHERE timestamp >= now() - interval '6 days 37 minutes' AND timestamp < now() - interval '1 day 13 minutes' GROUP BY 1, 2$$) AS summary_range_differences;
+SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(tz => 'Asia/Kolkata')$$,
+                    $$SELECT date_trunc('day', timestamp, 'Asia/Kolkata'), decision, count(*), sum(cost_usd), avg(latency_ms), sum(input_tokens + output_tokens) FROM ai_decision_events
+                      WHERE timestamp >= now() - interval '30 days' GROUP BY 1, 2$$) AS half_hour_zone_differences;
+SELECT pg_temp.diff($$SELECT hour, series, total, blocked FROM kt_anomalies(lookback => '10 days', dimension => 'gateway_id')$$,
+                    $$SELECT date_trunc('hour', timestamp), gateway_id, count(*), count(*) FILTER (WHERE decision = 'blocked') FROM ai_decision_events
+                      WHERE timestamp >= now() - interval '10 days' GROUP BY 1, 2$$) AS anomalies_by_gateway_differences;
+COMMIT;
+
+-- mergeable sketch: p50/p99 of a whole day from merged hourly sketches within 1% of the exact
+WITH day AS (SELECT date_trunc('day', now() - interval '2 days') AS d),
+sketch AS (SELECT kt_sketch_merge_agg(latency_sketch) AS s FROM kt_rollup_metrics_hourly, day
+           WHERE bucket >= day.d AND bucket < day.d + interval '1 day'),
+exact AS (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
+                 percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99,
+                 count(latency_ms) AS n
+          FROM ai_decision_events, day WHERE timestamp >= day.d AND timestamp < day.d + interval '1 day')
+SELECT abs(kt_sketch_quantile(s, 0.5) / p50 - 1) <= 0.01 AS p50_within_1pct,
+       abs(kt_sketch_quantile(s, 0.99) / p99 - 1) <= 0.01 AS p99_within_1pct,
+       kt_sketch_count(s) = n AS sketch_counts_every_latency
+FROM sketch, exact;
+SELECT pg_temp.try($$SELECT kt_sketch_quantile('\x0102'::bytea, 0.5)$$);
+SELECT pg_temp.try($$SELECT kt_sketch_quantile(kt_latency_sketch(ARRAY[1.0, 2.0]), 1.5)$$);
+
+-- jobs: run now, recorded; a failing job is recorded and does not raise; it recovers
+SELECT status, rows_touched FROM kt_run_job('refresh_metrics');
+SELECT status FROM kt_run_job('maintenance');
+ALTER TABLE kt_rollup_spend_hourly ADD CONSTRAINT test_refuse_everything CHECK (false) NOT VALID;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id) VALUES ('poison', now(), 'allowed', 'm', 'p', 'g');
+SELECT status, message FROM kt_run_job('refresh_metrics');
+SELECT count(DISTINCT bucket) AS dirty_hours_kept_after_failure FROM kt_dirty_hours;
+SELECT job_name, last_error IS NOT NULL AS has_error, consecutive_failures, last_error_message FROM kt_jobs ORDER BY 1;
+ALTER TABLE kt_rollup_spend_hourly DROP CONSTRAINT test_refuse_everything;
+SELECT status, rows_touched FROM kt_run_job('refresh_metrics');
+SELECT job_name, status, count(*) FROM kt_job_runs GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT job_name, consecutive_failures FROM kt_health ORDER BY 1;
+SELECT pg_temp.try($$SELECT * FROM kt_run_job('vacuum_everything')$$);
+-- scheduling: a job just run is not due; with its interval at 0 it never is
+SELECT kt_due_jobs();
+-- history is bounded
+SET kt_governance.job_history_successes = 2;
+SELECT count(*) FROM (SELECT kt_run_job('maintenance') FROM generate_series(1, 4)) runs;
+SELECT count(*) AS maintenance_successes_kept FROM kt_job_runs WHERE job_name = 'maintenance' AND status = 'ok';

@@ -1,0 +1,112 @@
+//! Dirty-hour tracking for the rollups (the SQL side is sql/rollups.sql).
+//!
+//! An AFTER ROW trigger on ai_decision_events (cloned by PostgreSQL onto every partition)
+//! notes the UTC hour of each changed row in backend memory. The hours are written to
+//! kt_dirty_hours once per statement by an AFTER STATEMENT trigger on the parent (so the
+//! writer's own later queries in the same transaction already see them), and whatever is left
+//! (DML aimed straight at a partition, which fires no parent statement trigger) just before
+//! commit. Why not a statement trigger with transition tables: on PG 15 it turns COPY into
+//! row-by-row inserts and misses DML aimed at a partition. An AFTER ROW trigger keeps COPY's
+//! multi-row inserts.
+//!
+//! kt_dirty_hours has no unique key on purpose: concurrent writers of the same hour append
+//! their own mark instead of waiting on each other's uncommitted one.
+
+use pgrx::prelude::*;
+use pgrx::{register_xact_callback, PgXactCallbackEvent};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+const USEC_PER_HOUR: i64 = 3_600_000_000;
+
+#[derive(Default)]
+struct Pending {
+    /// UTC hours (microseconds since 2000-01-01) changed and not yet written. Hours are not
+    /// remembered once written: a rolled-back subtransaction takes its marks with it, so a
+    /// later statement must be able to mark the same hour again.
+    hours: BTreeSet<i64>,
+    /// schema of kt_dirty_hours, from the trigger's argument
+    schema: String,
+    /// whether this transaction's pre-commit and abort callbacks are registered
+    registered: bool,
+}
+
+thread_local! {
+    static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
+}
+
+fn hour_of(ts: TimestampWithTimeZone) -> i64 {
+    let us = ts.into_inner();
+    us.div_euclid(USEC_PER_HOUR) * USEC_PER_HOUR
+}
+
+fn note_hour(schema: &str, ts: Option<TimestampWithTimeZone>) {
+    let Some(ts) = ts.filter(|t| t.is_finite()) else { return };
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        p.hours.insert(hour_of(ts));
+        if !p.registered {
+            p.registered = true;
+            p.schema = schema.to_string();
+            register_xact_callback(PgXactCallbackEvent::PreCommit, flush_at_commit);
+            register_xact_callback(PgXactCallbackEvent::Abort, forget_pending_hours);
+        }
+    });
+}
+
+/// Writes the pending hours with one INSERT. An error here aborts the transaction, so rows
+/// never commit without their dirty marks.
+fn flush_pending_hours() {
+    let (hours, schema) = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        (std::mem::take(&mut p.hours), p.schema.clone())
+    });
+    if hours.is_empty() {
+        return;
+    }
+    let stamps: Vec<TimestampWithTimeZone> = hours
+        .into_iter()
+        .filter_map(|us| TimestampWithTimeZone::try_from(us).ok())
+        .collect();
+    let sql = format!(
+        "INSERT INTO {}.kt_dirty_hours (bucket) SELECT unnest($1::timestamptz[])",
+        spi::quote_identifier(&schema)
+    );
+    Spi::run_with_args(&sql, &[stamps.into()]).expect("could not record dirty rollup hours");
+}
+
+/// Pre-commit: outside any statement, so SPI needs a snapshot of its own.
+fn flush_at_commit() {
+    let pending = PENDING.with(|p| !p.borrow().hours.is_empty());
+    if pending {
+        unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+        flush_pending_hours();
+        unsafe { pg_sys::PopActiveSnapshot() };
+    }
+    forget_pending_hours();
+}
+
+fn forget_pending_hours() {
+    PENDING.with(|p| *p.borrow_mut() = Pending::default());
+}
+
+#[pg_trigger]
+fn kt_mark_dirty_hours<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    let schema = trigger.extra_args()?.into_iter().next().unwrap_or_else(|| "public".into());
+    for tuple in [trigger.new(), trigger.old()].into_iter().flatten() {
+        let ts = tuple.get_by_name::<TimestampWithTimeZone>("timestamp").unwrap_or(None);
+        note_hour(&schema, ts);
+    }
+    // AFTER trigger: the return value is ignored
+    Ok(None)
+}
+
+#[pg_trigger]
+fn kt_flush_dirty_hours<'a>(
+    _trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    flush_pending_hours();
+    Ok(None)
+}

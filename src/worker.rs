@@ -1,0 +1,101 @@
+//! The background worker: wakes every kt_governance.worker_naptime, asks the database which
+//! jobs are due (kt_due_jobs) and runs each through kt_run_job() in its own transaction.
+//!
+//! pgrx defaults overridden here: the worker is restarted by the postmaster after a crash
+//! (set_restart_time), starts only after recovery, and every transaction is guarded so an error
+//! is logged and the transaction aborted instead of killing the worker. kt_run_job() itself
+//! also catches job errors and records them, so a failing job never stops the others.
+
+use pgrx::bgworkers::*;
+use pgrx::prelude::*;
+use pgrx::PgTryBuilder;
+use std::time::Duration;
+
+use crate::settings;
+
+pub fn register() {
+    BackgroundWorkerBuilder::new("kt_governance worker")
+        .set_type("kt_governance")
+        .set_function("kt_governance_worker_main")
+        .set_library("kt_governance")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(10)))
+        .load();
+}
+
+/// Runs `body` in a transaction; on error logs it, aborts the transaction and returns None.
+fn guarded_transaction<R, F>(what: &str, body: F) -> Option<R>
+where
+    F: FnOnce() -> R + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
+{
+    PgTryBuilder::new(|| Some(BackgroundWorker::transaction(body)))
+        .catch_others(|error| {
+            warning!("kt_governance worker: {what} failed: {error:?}");
+            unsafe { pg_sys::AbortCurrentTransaction() };
+            None
+        })
+        .execute()
+}
+
+/// The extension's schema in this database, or None while it is not installed.
+fn extension_schema() -> Option<String> {
+    Spi::get_one::<String>(
+        "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+         WHERE e.extname = 'kt_governance'",
+    )
+    .ok()
+    .flatten()
+}
+
+fn due_jobs() -> Vec<String> {
+    let Some(schema) = extension_schema() else { return Vec::new() };
+    let sql = format!("SELECT job FROM {}.kt_due_jobs() AS job", spi::quote_identifier(&schema));
+    Spi::connect(|client| {
+        client
+            .select(&sql, None, &[])
+            .map(|rows| rows.filter_map(|row| row.get::<String>(1).ok().flatten()).collect())
+            .unwrap_or_default()
+    })
+}
+
+fn run_job(job: &str) {
+    let Some(schema) = extension_schema() else { return };
+    let sql = format!("SELECT status FROM {}.kt_run_job($1)", spi::quote_identifier(&schema));
+    let status = Spi::get_one_with_args::<String>(&sql, &[job.into()]);
+    if let Ok(Some(status)) = status {
+        if status != "ok" {
+            log!("kt_governance worker: job {job} recorded an error (see kt_job_runs)");
+        }
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn kt_governance_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = settings::DATABASE
+        .get()
+        .and_then(|d| d.into_string().ok())
+        .unwrap_or_else(|| "postgres".into());
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    log!("kt_governance worker started in database \"{database}\"");
+
+    loop {
+        let naptime = Duration::from_secs(settings::WORKER_NAPTIME_S.get().max(1) as u64);
+        if !BackgroundWorker::wait_latch(Some(naptime)) {
+            break; // SIGTERM or postmaster death
+        }
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        let jobs = guarded_transaction("looking for due jobs", due_jobs).unwrap_or_default();
+        for job in jobs {
+            if BackgroundWorker::sigterm_received() {
+                break;
+            }
+            guarded_transaction("running a job", || run_job(&job));
+        }
+    }
+    log!("kt_governance worker stopping");
+}
