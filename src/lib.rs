@@ -5,6 +5,7 @@
 
 use pgrx::prelude::*;
 
+mod ingest;
 mod rollup;
 mod sample;
 mod settings;
@@ -38,6 +39,7 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["rollups"]);
 extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["reports"]);
+extension_sql_file!("../sql/ingest.sql", name = "ingest", requires = ["jobs", ingest::ingest]);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -1,0 +1,29 @@
+-- kt_ingest(jsonb): loader for the gateway's event JSON (src/ingest.rs).
+
+CREATE TABLE kt_ingest_errors (
+    error_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    record_index integer NOT NULL,
+    event_id     text,
+    field        text NOT NULL,
+    reason       text NOT NULL,
+    raw          jsonb NOT NULL,
+    ingested_by  text NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE kt_ingest_errors IS 'Records kt_ingest(..., mode => ''quarantine'') could not store: the raw JSON, the field at fault and why. Fix and re-ingest them; delete rows once handled.';
+COMMENT ON COLUMN kt_ingest_errors.error_id IS 'Row id.';
+COMMENT ON COLUMN kt_ingest_errors.received_at IS 'When the batch was ingested (transaction start).';
+COMMENT ON COLUMN kt_ingest_errors.record_index IS 'Position of the record in its batch (0-based).';
+COMMENT ON COLUMN kt_ingest_errors.event_id IS 'The record''s id, if it had one.';
+COMMENT ON COLUMN kt_ingest_errors.field IS 'Field at fault (record when the record itself is not an object).';
+COMMENT ON COLUMN kt_ingest_errors.reason IS 'What is wrong with it.';
+COMMENT ON COLUMN kt_ingest_errors.raw IS 'The record as received.';
+COMMENT ON COLUMN kt_ingest_errors.ingested_by IS 'Session user that called kt_ingest.';
+SELECT pg_catalog.pg_extension_config_dump('kt_ingest_errors', '');
+
+COMMENT ON FUNCTION kt_ingest(jsonb, text, boolean) IS 'Stores gateway decision events given as JSON (one object or an array) with their policy evaluations. Accepts decision or verdict in either vocabulary (allow/allowed, block/blocked, ...; case-insensitive), usage.input_tokens / usage.output_tokens (also prompt_/completion_tokens), policies_evaluated or policy_evaluations ({name, result, latency_ms, other keys kept in details}). Idempotent by id: ids already stored or repeated in the batch are skipped as duplicates. mode ''strict'' (default): a bad record aborts the call naming its index, id, field and problem; ''quarantine'': bad records go to kt_ingest_errors. assume_utc: read timestamps without an offset as UTC (otherwise they are refused). Returns received, inserted, duplicates, quarantined, evaluations_inserted.';
+
+REVOKE ALL ON FUNCTION kt_ingest(jsonb, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_ingest(jsonb, text, boolean) TO kt_governance_writer;
+GRANT INSERT ON kt_ingest_errors TO kt_governance_writer;
+GRANT SELECT ON kt_ingest_errors TO kt_governance_reader;

@@ -1,0 +1,422 @@
+//! kt_ingest(jsonb): the gateway's decision-event JSON -> rows of both tables, in one call.
+//!
+//! Accepts one event object or an array. Both vocabularies (allowed/blocked/... and
+//! allow/block/...) are accepted case-insensitively and stored as the first. Idempotent by
+//! the document's key, `id`: ids already stored, or repeated in the batch, are skipped with
+//! their evaluations and counted as duplicates. Bad records either abort the call ('strict')
+//! with an error naming the record, its id, the field and the problem, or go to
+//! kt_ingest_errors ('quarantine') while the good ones are stored.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use pgrx::prelude::*;
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+
+/// A record that cannot be stored: which field and why.
+#[derive(Debug)]
+pub struct Problem {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn problem(field: &'static str, reason: impl Into<String>) -> Problem {
+    Problem { field, reason: reason.into() }
+}
+
+/// One event ready to insert (cost kept as its decimal text, so numeric gets it exactly).
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: String,
+    pub timestamp_us: i64,
+    pub decision: &'static str,
+    pub model: String,
+    pub provider: String,
+    pub gateway_id: String,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub input_tokens: i32,
+    pub output_tokens: i32,
+    pub cost_usd: Option<String>,
+    pub latency_ms: Option<i32>,
+    pub request_source: Option<String>,
+    pub batch_id: Option<String>,
+    pub evaluations: Vec<EvaluationRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EvaluationRow {
+    pub policy_name: String,
+    pub result: &'static str,
+    pub latency_ms: Option<i32>,
+    pub details: Option<String>,
+}
+
+pub fn normalize_decision(raw: &str) -> Option<&'static str> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "allowed" | "allow" => Some("allowed"),
+        "blocked" | "block" => Some("blocked"),
+        "escalated" | "escalate" => Some("escalated"),
+        "redacted" | "redact" => Some("redacted"),
+        _ => None,
+    }
+}
+
+fn normalize_result(raw: &str) -> Option<&'static str> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "pass" | "passed" => Some("pass"),
+        "block" | "blocked" => Some("block"),
+        "redact" | "redacted" => Some("redact"),
+        "flag" | "flagged" => Some("flag"),
+        "escalate" | "escalated" => Some("escalate"),
+        _ => None,
+    }
+}
+
+/// RFC 3339 with an offset; without one only when the caller said to assume UTC.
+pub fn parse_timestamp(raw: &str, assume_utc: bool) -> Result<i64, Problem> {
+    let parsed = match DateTime::parse_from_rfc3339(raw.trim()) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => {
+            let naive = NaiveDateTime::parse_from_str(raw.trim(), "%Y-%m-%dT%H:%M:%S%.f")
+                .or_else(|_| NaiveDateTime::parse_from_str(raw.trim(), "%Y-%m-%d %H:%M:%S%.f"))
+                .map_err(|_| problem("timestamp", format!("\"{raw}\" is not an RFC 3339 timestamp")))?;
+            if !assume_utc {
+                return Err(problem(
+                    "timestamp",
+                    format!("\"{raw}\" has no UTC offset (pass assume_utc => true to read it as UTC)"),
+                ));
+            }
+            naive.and_utc()
+        }
+    };
+    Ok(parsed.timestamp_micros() - PG_EPOCH_OFFSET_US)
+}
+
+fn text(obj: &Map<String, Value>, field: &'static str, required: bool) -> Result<Option<String>, Problem> {
+    match obj.get(field) {
+        None | Some(Value::Null) if required => Err(problem(field, "is required")),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if required && s.is_empty() => Err(problem(field, "must not be empty")),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(problem(field, format!("must be a string, got {other}"))),
+    }
+}
+
+/// A non-negative integer, from a JSON number or a numeric string.
+fn count(value: Option<&Value>, field: &'static str) -> Result<Option<i32>, Problem> {
+    let number = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    let n = number.ok_or_else(|| problem(field, format!("must be a number, got {}", value.unwrap())))?;
+    if !n.is_finite() || n < 0.0 || n > i32::MAX as f64 {
+        return Err(problem(field, format!("must be between 0 and {}, got {n}", i32::MAX)));
+    }
+    Ok(Some(n.round() as i32))
+}
+
+/// cost_usd as exact decimal text: non-negative and within numeric(12,6).
+fn cost(value: Option<&Value>) -> Result<Option<String>, Problem> {
+    let raw = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(other) => return Err(problem("cost_usd", format!("must be a number, got {other}"))),
+    };
+    let n: f64 = raw.parse().map_err(|_| problem("cost_usd", format!("\"{raw}\" is not a number")))?;
+    if !n.is_finite() || n < 0.0 || n >= 1_000_000.0 {
+        return Err(problem("cost_usd", format!("must be between 0 and 999999.999999, got {raw}")));
+    }
+    Ok(Some(raw))
+}
+
+fn usage_field<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
+    let usage = obj.get("usage").and_then(Value::as_object);
+    names
+        .iter()
+        .find_map(|n| obj.get(*n))
+        .or_else(|| usage.and_then(|u| names.iter().find_map(|n| u.get(*n))))
+}
+
+fn evaluation(value: &Value) -> Result<EvaluationRow, Problem> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| problem("policies_evaluated", "each evaluation must be an object"))?;
+    let policy_name = text(obj, "name", false)?
+        .or(text(obj, "policy_name", false)?)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| problem("policies_evaluated", "an evaluation has no name"))?;
+    let raw_result = text(obj, "result", false)?
+        .ok_or_else(|| problem("policies_evaluated", format!("evaluation {policy_name} has no result")))?;
+    let result = normalize_result(&raw_result).ok_or_else(|| {
+        problem("policies_evaluated", format!("evaluation {policy_name} has unknown result \"{raw_result}\""))
+    })?;
+    let latency_ms = count(obj.get("latency_ms"), "policies_evaluated")?;
+    // every other key is kept, as the policy's details
+    let mut rest: Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "name" | "policy_name" | "result" | "latency_ms"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(Value::Object(details)) = rest.remove("details") {
+        rest.extend(details);
+    }
+    let details = (!rest.is_empty()).then(|| Value::Object(rest).to_string());
+    Ok(EvaluationRow { policy_name, result, latency_ms, details })
+}
+
+/// Validates and normalizes one event record.
+pub fn parse_event(value: &Value, assume_utc: bool) -> Result<EventRow, Problem> {
+    let obj = value.as_object().ok_or_else(|| problem("record", "must be a JSON object"))?;
+    let id = text(obj, "id", true)?.unwrap();
+    let raw_ts = text(obj, "timestamp", true)?.unwrap();
+    let timestamp_us = parse_timestamp(&raw_ts, assume_utc)?;
+    let (field, raw_decision) = match (obj.get("decision"), obj.get("verdict")) {
+        (Some(Value::String(d)), _) => ("decision", d.clone()),
+        (_, Some(Value::String(v))) => ("verdict", v.clone()),
+        _ => return Err(problem("decision", "decision (or verdict) is required")),
+    };
+    let decision = normalize_decision(&raw_decision)
+        .ok_or_else(|| problem(if field == "decision" { "decision" } else { "verdict" }, format!("unknown value \"{raw_decision}\"")))?;
+    let evaluations = match obj.get("policies_evaluated").or_else(|| obj.get("policy_evaluations")) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().map(evaluation).collect::<Result<_, _>>()?,
+        Some(_) => return Err(problem("policies_evaluated", "must be an array")),
+    };
+    Ok(EventRow {
+        id,
+        timestamp_us,
+        decision,
+        model: text(obj, "model", true)?.unwrap(),
+        provider: text(obj, "provider", true)?.unwrap(),
+        gateway_id: text(obj, "gateway_id", true)?.unwrap(),
+        user_id: text(obj, "user_id", false)?,
+        team_id: text(obj, "team_id", false)?,
+        input_tokens: count(usage_field(obj, &["input_tokens", "prompt_tokens"]), "input_tokens")?.unwrap_or(0),
+        output_tokens: count(usage_field(obj, &["output_tokens", "completion_tokens"]), "output_tokens")?
+            .unwrap_or(0),
+        cost_usd: cost(obj.get("cost_usd"))?,
+        latency_ms: count(obj.get("latency_ms"), "latency_ms")?,
+        request_source: text(obj, "request_source", false)?,
+        batch_id: text(obj, "batch_id", false)?,
+        evaluations,
+    })
+}
+
+fn records(events: &Value) -> Vec<&Value> {
+    match events {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+fn id_of(value: &Value) -> Option<String> {
+    value.get("id").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_number().map(|n| n.to_string())))
+}
+
+fn extension_schema() -> String {
+    Spi::get_one::<String>(
+        "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+         WHERE e.extname = 'kt_governance'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| "public".into())
+}
+
+/// Ids of this batch that are already stored, whatever their timestamp.
+fn stored_ids(schema: &str, ids: Vec<String>) -> HashSet<String> {
+    let sql = format!(
+        "SELECT id FROM {}.ai_decision_events WHERE id = ANY($1::text[])",
+        spi::quote_identifier(schema)
+    );
+    Spi::connect(|client| {
+        client
+            .select(&sql, None, &[ids.into()])
+            .map(|rows| rows.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
+            .unwrap_or_default()
+    })
+}
+
+fn insert_events(schema: &str, rows: &[EventRow]) {
+    let ts = |us: i64| TimestampWithTimeZone::try_from(us).expect("parsed timestamps are finite");
+    let sql = format!(
+        "INSERT INTO {}.ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id, user_id, \
+         team_id, input_tokens, output_tokens, cost_usd, latency_ms, request_source, batch_id) \
+         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::text[], $9::int[], $10::int[], $11::numeric[], $12::int[], $13::text[], $14::text[])",
+        spi::quote_identifier(schema)
+    );
+    let args = [
+        rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| ts(r.timestamp_us)).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.decision.to_string()).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.model.clone()).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.provider.clone()).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.gateway_id.clone()).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.user_id.clone()).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.team_id.clone()).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.input_tokens).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.output_tokens).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.cost_usd.clone()).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.latency_ms).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.request_source.clone()).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| r.batch_id.clone()).collect::<Vec<_>>().into(),
+    ];
+    Spi::run_with_args(&sql, &args).expect("inserting events");
+}
+
+fn insert_evaluations(schema: &str, rows: &[EventRow]) -> i64 {
+    let evals: Vec<(&EventRow, &EvaluationRow)> =
+        rows.iter().flat_map(|e| e.evaluations.iter().map(move |v| (e, v))).collect();
+    if evals.is_empty() {
+        return 0;
+    }
+    let ts = |us: i64| TimestampWithTimeZone::try_from(us).expect("parsed timestamps are finite");
+    let sql = format!(
+        "INSERT INTO {}.policy_evaluations (event_id, event_timestamp, policy_name, result, latency_ms, details) \
+         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::int[], $6::jsonb[])",
+        spi::quote_identifier(schema)
+    );
+    let args = [
+        evals.iter().map(|(e, _)| e.id.clone()).collect::<Vec<_>>().into(),
+        evals.iter().map(|(e, _)| ts(e.timestamp_us)).collect::<Vec<_>>().into(),
+        evals.iter().map(|(_, v)| v.policy_name.clone()).collect::<Vec<_>>().into(),
+        evals.iter().map(|(_, v)| v.result.to_string()).collect::<Vec<_>>().into(),
+        evals.iter().map(|(_, v)| v.latency_ms).collect::<Vec<_>>().into(),
+        evals.iter().map(|(_, v)| v.details.clone()).collect::<Vec<_>>().into(),
+    ];
+    Spi::run_with_args(&sql, &args).expect("inserting evaluations");
+    evals.len() as i64
+}
+
+fn quarantine(schema: &str, index: usize, raw: &Value, p: &Problem) {
+    let sql = format!(
+        "INSERT INTO {}.kt_ingest_errors (record_index, event_id, field, reason, raw) VALUES ($1, $2, $3, $4, $5::jsonb)",
+        spi::quote_identifier(schema)
+    );
+    let args = [
+        (index as i64).into(),
+        id_of(raw).into(),
+        p.field.to_string().into(),
+        p.reason.clone().into(),
+        raw.to_string().into(),
+    ];
+    Spi::run_with_args(&sql, &args).expect("recording a quarantined record");
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "kt_ingest")]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
+fn ingest(
+    events: pgrx::JsonB,
+    mode: default!(&str, "'strict'"),
+    assume_utc: default!(bool, false),
+) -> TableIterator<
+    'static,
+    (
+        name!(received, i64),
+        name!(inserted, i64),
+        name!(duplicates, i64),
+        name!(quarantined, i64),
+        name!(evaluations_inserted, i64),
+    ),
+> {
+    let quarantine_mode = match mode {
+        "strict" => false,
+        "quarantine" => true,
+        other => {
+            ereport!(
+                PgLogLevel::ERROR,
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("unknown mode \"{other}\""),
+                "Use 'strict' or 'quarantine'."
+            );
+            unreachable!("ereport(ERROR) does not return")
+        }
+    };
+    let schema = extension_schema();
+    let all = records(&events.0);
+    let mut good: Vec<EventRow> = Vec::with_capacity(all.len());
+    let mut quarantined = 0i64;
+    for (index, raw) in all.iter().enumerate() {
+        match parse_event(raw, assume_utc) {
+            Ok(row) => good.push(row),
+            Err(p) if quarantine_mode => {
+                quarantine(&schema, index, raw, &p);
+                quarantined += 1;
+            }
+            Err(p) => {
+                let who = id_of(raw).map(|id| format!(" (id \"{id}\")")).unwrap_or_default();
+                ereport!(
+                    PgLogLevel::ERROR,
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("record {index}{who}: field \"{}\": {}", p.field, p.reason),
+                    "Nothing was stored. mode => 'quarantine' stores the good records and keeps bad ones in kt_ingest_errors."
+                );
+            }
+        }
+    }
+    // concurrent kt_ingest calls must not both store the same new id
+    Spi::run("SELECT pg_advisory_xact_lock(hashtext('kt_governance.kt_ingest'))").expect("ingest lock");
+    let stored = stored_ids(&schema, good.iter().map(|r| r.id.clone()).collect());
+    let mut seen: HashSet<String> = HashSet::with_capacity(good.len());
+    let received = all.len() as i64;
+    let new_rows: Vec<EventRow> =
+        good.into_iter().filter(|r| !stored.contains(&r.id) && seen.insert(r.id.clone())).collect();
+    let inserted = new_rows.len() as i64;
+    let duplicates = received - quarantined - inserted;
+    let mut evaluations_inserted = 0;
+    if !new_rows.is_empty() {
+        insert_events(&schema, &new_rows);
+        evaluations_inserted = insert_evaluations(&schema, &new_rows);
+    }
+    TableIterator::once((received, inserted, duplicates, quarantined, evaluations_inserted))
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[pg_test]
+    fn both_vocabularies_and_nested_usage() {
+        let e = parse_event(
+            &json!({"id": "a", "timestamp": "2026-04-01T10:00:00+02:00", "verdict": "BLOCK", "model": "m",
+                    "provider": "p", "gateway_id": "g", "usage": {"input_tokens": "12", "output_tokens": 3}}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(e.decision, "blocked");
+        assert_eq!((e.input_tokens, e.output_tokens), (12, 3));
+        assert_eq!(e.timestamp_us, parse_timestamp("2026-04-01T08:00:00Z", false).unwrap());
+    }
+
+    #[pg_test]
+    fn naive_timestamps_need_assume_utc() {
+        assert!(parse_timestamp("2026-04-01T08:00:00", false).is_err());
+        assert_eq!(
+            parse_timestamp("2026-04-01T08:00:00", true).unwrap(),
+            parse_timestamp("2026-04-01T08:00:00Z", false).unwrap()
+        );
+    }
+
+    #[pg_test]
+    fn evaluation_extra_keys_become_details() {
+        let e = parse_event(
+            &json!({"id": "a", "timestamp": "2026-04-01T10:00:00Z", "decision": "allowed", "model": "m",
+                    "provider": "p", "gateway_id": "g",
+                    "policies_evaluated": [{"name": "pii", "result": "Pass", "latency_ms": 4, "score": 0.2}]}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(e.evaluations[0].result, "pass");
+        assert_eq!(e.evaluations[0].details.as_deref(), Some(r#"{"score":0.2}"#));
+    }
+}
