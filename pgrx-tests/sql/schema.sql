@@ -47,7 +47,7 @@ FROM pg_depend d JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid =
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE d.refclassid = 'pg_extension'::regclass
   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'kt_governance')
-  AND c.relkind IN ('p', 'v', 'm')
+  AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition
   AND col_description(c.oid, a.attnum) IS NULL
 UNION ALL
 SELECT 'function without comment', p.oid::regprocedure::text
