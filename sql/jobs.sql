@@ -66,6 +66,10 @@ BEGIN
         SELECT * INTO r FROM kt_refresh_metrics();
         rows_touched := r.hours_refreshed;
         message := format('%s hours refreshed', r.hours_refreshed);
+    WHEN 'retention' THEN
+        SELECT * INTO r FROM kt_retention_job();
+        rows_touched := r.events_removed;
+        message := r.message;
     WHEN 'maintenance' THEN
         SELECT * INTO r FROM kt_run_maintenance();
         rows_touched := r.rows_moved;

@@ -100,11 +100,21 @@ COMMENT ON COLUMN kt_rollup_spend_hourly.total_input_tokens IS 'SUM(input_tokens
 COMMENT ON COLUMN kt_rollup_spend_hourly.total_output_tokens IS 'SUM(output_tokens).';
 COMMENT ON COLUMN kt_rollup_spend_hourly.total_cost IS 'SUM(cost_usd).';
 
+CREATE TABLE kt_rollup_state (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    frozen_before timestamptz NOT NULL DEFAULT '-infinity'
+);
+INSERT INTO kt_rollup_state DEFAULT VALUES;
+COMMENT ON TABLE kt_rollup_state IS 'Rollup bookkeeping (one row): hours before frozen_before lost raw rows to retention, so their rollup rows are final and never recomputed.';
+COMMENT ON COLUMN kt_rollup_state.singleton IS 'Always true: the table has one row.';
+COMMENT ON COLUMN kt_rollup_state.frozen_before IS 'Start of the first hour whose raw rows are complete.';
+
 -- rollups and dirty marks are data: pg_dump must carry them
 SELECT pg_catalog.pg_extension_config_dump('kt_dirty_hours', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_metrics_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_decisions_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_spend_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('kt_rollup_state', '');
 
 -- Row triggers on the parent are cloned onto every partition, including partitions attached
 -- later and DML aimed straight at a partition.
@@ -153,6 +163,7 @@ AS $fn$
     UNION ALL
     SELECT DISTINCT d.bucket, d.bucket + interval '1 hour' FROM hours, kt_dirty_hours d
     WHERE use_rollups AND first_whole < whole_end AND d.bucket >= first_whole AND d.bucket < whole_end
+      AND d.bucket >= (SELECT frozen_before FROM kt_rollup_state)
 $fn$;
 COMMENT ON FUNCTION kt_live_ranges(timestamptz, timestamptz, boolean) IS 'Internal: the ranges of [window_start, window_end) that reports read from raw rows (partial edge hours and dirty hours); whole refreshed hours come from the rollups.';
 
@@ -190,8 +201,11 @@ DECLARE
 BEGIN
     -- one refresh at a time; a second caller waits, then finds little or nothing left to do
     PERFORM pg_advisory_xact_lock(hashtext('kt_governance.refresh_metrics'));
+    -- hours before frozen_before lost raw rows to retention: their marks are dropped, never
+    -- recomputed from the rows that remain
     WITH taken AS (DELETE FROM kt_dirty_hours RETURNING bucket)
-    SELECT array_agg(DISTINCT bucket ORDER BY bucket) INTO hours FROM taken;
+    SELECT array_agg(DISTINCT bucket ORDER BY bucket) INTO hours FROM taken
+    WHERE bucket >= (SELECT frozen_before FROM kt_rollup_state);
     hours_refreshed := coalesce(cardinality(hours), 0);
     oldest_hour := hours[1];
     newest_hour := hours[hours_refreshed];
@@ -240,7 +254,8 @@ CREATE VIEW governance_metrics_hourly AS
 SELECT r.bucket AS hour, r.gateway_id, r.model, r.total_requests, r.allowed, r.blocked, r.escalated,
        r.total_cost, r.p50_latency, r.p99_latency, r.total_input_tokens, r.total_output_tokens, r.redacted
 FROM kt_rollup_metrics_hourly r
-WHERE NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket)
+WHERE NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
+                  AND d.bucket >= (SELECT frozen_before FROM kt_rollup_state))
 UNION ALL
 -- hours changed since the last refresh, computed live, so the view is always exact
 SELECT d.bucket, e.gateway_id, e.model, count(*),
@@ -249,7 +264,8 @@ SELECT d.bucket, e.gateway_id, e.model, count(*),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY e.latency_ms),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms),
        sum(e.input_tokens), sum(e.output_tokens), count(*) FILTER (WHERE e.decision = 'redacted')
-FROM (SELECT DISTINCT bucket FROM kt_dirty_hours) d
+FROM (SELECT DISTINCT bucket FROM kt_dirty_hours
+      WHERE bucket >= (SELECT frozen_before FROM kt_rollup_state)) d
 JOIN ai_decision_events e ON e."timestamp" >= d.bucket AND e."timestamp" < d.bucket + interval '1 hour'
 GROUP BY d.bucket, e.gateway_id, e.model;
 COMMENT ON VIEW governance_metrics_hourly IS 'The document''s hourly metrics (plus redacted), always exact: refreshed hours from kt_rollup_metrics_hourly, hours changed since the last kt_refresh_metrics() computed live. Hours are UTC hours (as the document''s view in a UTC session). Filter on hour to use the rollup''s key.';
@@ -269,7 +285,7 @@ COMMENT ON COLUMN governance_metrics_hourly.redacted IS 'Redacted events (not in
 
 REVOKE ALL ON FUNCTION kt_refresh_metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_refresh_metrics() TO kt_governance_admin;
-GRANT SELECT ON governance_metrics_hourly, kt_rollup_metrics_hourly, kt_rollup_decisions_hourly,
+GRANT SELECT ON governance_metrics_hourly, kt_rollup_metrics_hourly, kt_rollup_state, kt_rollup_decisions_hourly,
                 kt_rollup_spend_hourly, kt_dirty_hours TO kt_governance_reader;
 -- writers' transactions record their dirty hours at commit
 GRANT INSERT ON kt_dirty_hours TO kt_governance_writer;

@@ -40,11 +40,13 @@ extension_sql_file!(
 extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["rollups"]);
 extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["reports"]);
 extension_sql_file!("../sql/ingest.sql", name = "ingest", requires = ["jobs", ingest::ingest]);
+extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["ingest"]);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::define_session_settings();
     settings::define_job_settings();
+    settings::define_retention_settings();
     // the worker (and its postmaster-level setting) exists only when preloaded; defining a
     // postmaster setting from a regular backend would be FATAL
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {

@@ -40,18 +40,22 @@ fn hour_of(ts: TimestampWithTimeZone) -> i64 {
     us.div_euclid(USEC_PER_HOUR) * USEC_PER_HOUR
 }
 
-fn note_hour(schema: &str, ts: Option<TimestampWithTimeZone>) {
-    let Some(ts) = ts.filter(|t| t.is_finite()) else { return };
-    PENDING.with(|p| {
+/// Notes the hour of one changed row. The schema (trigger argument) is read only for the first
+/// row of a transaction: this runs once per row of every COPY, so it stays allocation-free.
+fn note_hour(trigger: &PgTrigger<'_>, ts: Option<TimestampWithTimeZone>) -> Result<(), PgTriggerError> {
+    let Some(ts) = ts.filter(|t| t.is_finite()) else { return Ok(()) };
+    let first_in_transaction = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.hours.insert(hour_of(ts));
-        if !p.registered {
-            p.registered = true;
-            p.schema = schema.to_string();
-            register_xact_callback(PgXactCallbackEvent::PreCommit, flush_at_commit);
-            register_xact_callback(PgXactCallbackEvent::Abort, forget_pending_hours);
-        }
+        !std::mem::replace(&mut p.registered, true)
     });
+    if first_in_transaction {
+        let schema = trigger.extra_args()?.into_iter().next().unwrap_or_else(|| "public".into());
+        PENDING.with(|p| p.borrow_mut().schema = schema);
+        register_xact_callback(PgXactCallbackEvent::PreCommit, flush_at_commit);
+        register_xact_callback(PgXactCallbackEvent::Abort, forget_pending_hours);
+    }
+    Ok(())
 }
 
 /// Writes the pending hours with one INSERT. An error here aborts the transaction, so rows
@@ -94,10 +98,13 @@ fn forget_pending_hours() {
 fn kt_mark_dirty_hours<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
-    let schema = trigger.extra_args()?.into_iter().next().unwrap_or_else(|| "public".into());
+    // retention and erasure switch tracking off for their own deletes: rollups keep history
+    if !crate::settings::TRACK_CHANGES.get() {
+        return Ok(None);
+    }
     for tuple in [trigger.new(), trigger.old()].into_iter().flatten() {
         let ts = tuple.get_by_name::<TimestampWithTimeZone>("timestamp").unwrap_or(None);
-        note_hour(&schema, ts);
+        note_hour(trigger, ts)?;
     }
     // AFTER trigger: the return value is ignored
     Ok(None)

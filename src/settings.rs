@@ -29,6 +29,11 @@ pub static MAINTENANCE_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600
 pub static WORKER_NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(10);
 pub static JOB_HISTORY_SUCCESSES: GucSetting<i32> = GucSetting::<i32>::new(500);
 pub static JOB_HISTORY_ERRORS: GucSetting<i32> = GucSetting::<i32>::new(5000);
+pub static TRACK_CHANGES: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static RETENTION_HOURS: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static RETENTION_ARCHIVE: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static RETENTION_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
+pub static ROLLUP_RETENTION_HOURS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 
 /// Registers the settings every backend needs. Called from `_PG_init`.
@@ -150,6 +155,70 @@ pub fn define_job_settings() {
         &JOB_HISTORY_ERRORS,
         1,
         1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// KEEPTRUSTS_EVENT_RETENTION_HOURS from the server's environment (the gateway's own setting),
+/// used as the default of kt_governance.retention_hours; an explicit setting wins.
+fn retention_hours_from_environment() -> i32 {
+    std::env::var("KEEPTRUSTS_EVENT_RETENTION_HOURS")
+        .ok()
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .filter(|h| *h > 0)
+        .unwrap_or(0)
+}
+
+/// Registers the retention and change-tracking settings.
+pub fn define_retention_settings() {
+    GucRegistry::define_bool_guc(
+        c"kt_governance.track_changes",
+        c"Whether changes to ai_decision_events mark rollup hours dirty.",
+        c"On by default. Retention and erasure turn it off for their own deletes, so rollups keep \
+          the history; turning it off elsewhere leaves rollups stale.",
+        &TRACK_CHANGES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // the boot value is what the setting reads when nothing sets it explicitly
+    unsafe { *RETENTION_HOURS.as_ptr() = retention_hours_from_environment() };
+    GucRegistry::define_int_guc(
+        c"kt_governance.retention_hours",
+        c"Raw events older than this many hours are removed by the worker's retention job (0 = off).",
+        c"Default: KEEPTRUSTS_EVENT_RETENTION_HOURS from the server's environment when set, else 0. \
+          An explicit setting wins. 61320 = 7 years.",
+        &RETENTION_HOURS,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"kt_governance.retention_archive",
+        c"Whether retention copies rows to ai_decision_events_archive before removing them.",
+        c"The default of kt_apply_retention(archive => ...); the copy commits with the removal or not at all.",
+        &RETENTION_ARCHIVE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"kt_governance.retention_interval",
+        c"How often the worker runs the retention job.",
+        c"0 disables the schedule (kt_run_job('retention') still runs it).",
+        &RETENTION_INTERVAL_S,
+        0,
+        86_400 * 7,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"kt_governance.rollup_retention_hours",
+        c"Rollup rows older than this many hours are removed by the retention job (0 = keep forever).",
+        c"Rollups are small and outlive raw data; keep them longer than retention_hours.",
+        &ROLLUP_RETENTION_HOURS,
+        0,
+        i32::MAX,
         GucContext::Suset,
         GucFlags::default(),
     );

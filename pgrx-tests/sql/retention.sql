@@ -1,0 +1,107 @@
+-- Retention: exact cutoff, whole partitions dropped, straddling partition trimmed, holds,
+-- archive (and its failure), rollups keep the history, erasure, bad input, the job.
+CREATE EXTENSION kt_governance;
+\ir _helpers.psql
+SELECT count(*) > 0 AS premade FROM kt_run_maintenance();
+-- 120 days of events with evaluations, refreshed into the rollups
+SELECT * FROM kt_generate_sample_events(12000, 120, 5, now());
+SELECT count(*) > 0 AS partitions FROM kt_run_maintenance();
+SELECT hours_refreshed > 2000 AS refreshed FROM kt_refresh_metrics();
+-- one transaction from here to the checks, so now() (and the cutoff) is the same throughout
+BEGIN;
+-- events exactly at, just before and just after a cutoff of 1000 hours
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, user_id, team_id)
+VALUES ('at-cutoff', now() - interval '1000 hours', 'allowed', 'm', 'p', 'g', 'u-x', 't-x'),
+       ('before-cutoff', now() - interval '1000 hours' - interval '1 microsecond', 'allowed', 'm', 'p', 'g', 'u-x', 't-x'),
+       ('after-cutoff', now() - interval '1000 hours' + interval '1 microsecond', 'allowed', 'm', 'p', 'g', 'u-x', 't-x');
+SELECT * FROM kt_refresh_metrics() \g /dev/null
+
+-- what the reports say about the whole history before retention
+CREATE TEMP TABLE before_summary AS SELECT * FROM kt_governance_summary(lookback => '200 days');
+CREATE TEMP TABLE before_metrics AS SELECT * FROM governance_metrics_hourly;
+CREATE TEMP TABLE before_counts AS
+SELECT count(*) FILTER (WHERE "timestamp" >= now() - interval '1000 hours') AS newer,
+       count(*) FILTER (WHERE "timestamp" < now() - interval '1000 hours') AS older,
+       (SELECT string_agg(md5(e::text), '' ORDER BY id) FROM ai_decision_events e WHERE "timestamp" >= now() - interval '1000 hours') AS newer_digest
+FROM ai_decision_events;
+
+-- holds inside the newest partition wholly older than the cutoff (older ones stay hold-free,
+-- so they are dropped whole): one by team AND gateway, one by user and time range
+SELECT range_start AS held_start, range_end AS held_end FROM kt_partitions
+WHERE parent_table = 'ai_decision_events' AND NOT is_default AND range_end <= now() - interval '1000 hours'
+ORDER BY range_start DESC LIMIT 1 \gset
+SELECT kt_add_legal_hold(team_id => 'legal', gateway_id => 'gw-us-east', start_time => :'held_start', end_time => :'held_end', reason => 'matter 42') AS hold_team \gset
+SELECT kt_add_legal_hold(user_id => 'user-0003', start_time => :'held_start', end_time => :'held_start'::timestamptz + interval '10 days', reason => 'ticket 7') AS hold_user \gset
+CREATE TEMP TABLE held_before AS
+SELECT id FROM ai_decision_events e WHERE "timestamp" < now() - interval '1000 hours' AND kt_is_held(team_id, user_id, gateway_id, "timestamp");
+SELECT count(*) > 0 AS some_rows_are_held FROM held_before;
+
+-- bad input
+SELECT pg_temp.try($$SELECT * FROM kt_apply_retention(0)$$);
+SELECT pg_temp.try($$SELECT * FROM kt_apply_retention(-5)$$);
+SELECT pg_temp.try($$SELECT * FROM kt_apply_retention(NULL)$$);
+SELECT pg_temp.try($$SELECT kt_add_legal_hold(reason => 'no criteria')$$);
+SELECT pg_temp.try($$SELECT kt_add_legal_hold(team_id => 'x')$$);
+SELECT pg_temp.try($$SELECT kt_add_legal_hold(start_time => '2026-02-01', end_time => '2026-01-01', reason => 'backwards')$$);
+SELECT pg_temp.try($$SELECT kt_release_legal_hold(987654)$$);
+SELECT pg_temp.try($$SELECT kt_erase_subject(NULL)$$);
+
+-- archive failure leaves everything in place: a conflicting constraint on the archive
+ALTER TABLE ai_decision_events_archive ADD CONSTRAINT refuse_archive CHECK (false) NOT VALID;
+SELECT pg_temp.try($$SELECT * FROM kt_apply_retention(1000, archive => true)$$) AS archive_failure;
+SELECT count(*) = (SELECT newer + older FROM before_counts) AS nothing_removed FROM ai_decision_events;
+ALTER TABLE ai_decision_events_archive DROP CONSTRAINT refuse_archive;
+
+-- retention with archive
+SELECT cutoff = now() - interval '1000 hours' AS exact_cutoff, cardinality(partitions_removed) > 0 AS dropped_partitions,
+       events_removed = (SELECT older FROM before_counts) - events_held AS removed_all_unheld,
+       events_archived = events_removed AS archived_all, events_held = (SELECT count(*) FROM held_before) AS held_counted
+FROM kt_apply_retention(1000, archive => true);
+-- exact: nothing older than the cutoff except held rows; everything newer untouched
+SELECT count(*) FILTER (WHERE NOT kt_is_held(team_id, user_id, gateway_id, "timestamp")) AS unheld_older_left,
+       count(*) = (SELECT count(*) FROM held_before) AS held_older_kept
+FROM ai_decision_events WHERE "timestamp" < now() - interval '1000 hours';
+SELECT id FROM ai_decision_events WHERE id IN ('at-cutoff', 'before-cutoff', 'after-cutoff') ORDER BY id;
+SELECT (SELECT string_agg(md5(e::text), '' ORDER BY id) FROM ai_decision_events e WHERE "timestamp" >= now() - interval '1000 hours')
+       = (SELECT newer_digest FROM before_counts) AS newer_rows_untouched;
+SELECT count(*) AS orphan_evaluations FROM policy_evaluations pe
+WHERE NOT EXISTS (SELECT FROM ai_decision_events e WHERE e.id = pe.event_id AND e."timestamp" = pe.event_timestamp);
+SELECT count(*) = (SELECT older FROM before_counts) - (SELECT count(*) FROM held_before) AS archive_has_removed_rows FROM ai_decision_events_archive;
+-- reports and the metrics view answer for the pruned period from rollups, unchanged
+SELECT pg_temp.diff('SELECT * FROM kt_governance_summary(lookback => ''200 days'')', 'SELECT * FROM before_summary') AS summary_changed_rows;
+SELECT pg_temp.diff('SELECT * FROM governance_metrics_hourly', 'SELECT * FROM before_metrics') AS metrics_changed_rows;
+SELECT why, cardinality(partitions_dropped) > 0 AS partitions, events_removed > 0 AS removed, events_held > 0 AS held, archived_to FROM kt_removal_log;
+COMMIT;
+
+-- releasing a hold lets the next run remove those rows
+SELECT kt_release_legal_hold(:hold_user);
+SELECT regexp_replace(pg_temp.try(format('SELECT kt_release_legal_hold(%s)', :hold_user)), ' at .* by ', ' at <time> by ') AS release_twice;
+SELECT events_removed > 0 AS removed_after_release, events_held = (SELECT count(*) FROM held_before b JOIN ai_decision_events e USING (id) WHERE e.team_id = 'legal' AND e.gateway_id = 'gw-us-east') AS team_hold_still_counts
+FROM kt_apply_retention(1000);
+SELECT hold_id = :hold_user AS is_user_hold, active, released_by IS NOT NULL AS who_released FROM kt_legal_hold_status ORDER BY hold_id;
+
+-- erasure: a held user's rows stay (and are counted), an unheld user's go, archive included
+SELECT kt_add_legal_hold(user_id => 'user-0001', reason => 'litigation') AS hold_u1 \gset
+SELECT events_removed, events_held > 0 AS held_reported FROM kt_erase_subject('user-0001');
+SELECT count(*) > 0 AS held_user_rows_remain FROM ai_decision_events WHERE user_id = 'user-0001';
+CREATE TEMP TABLE before_erasure AS SELECT sum(total_requests) AS total FROM governance_metrics_hourly;
+SELECT events_removed > 0 AS erased, events_held AS held FROM kt_erase_subject('user-0002');
+SELECT count(*) AS user2_rows_left, (SELECT count(*) FROM ai_decision_events_archive WHERE user_id = 'user-0002') AS user2_archived_left
+FROM ai_decision_events WHERE user_id = 'user-0002';
+SELECT (SELECT sum(total_requests) FROM governance_metrics_hourly) = (SELECT total FROM before_erasure) AS rollups_keep_totals;
+SELECT why, subject, events_removed > 0 AS removed FROM kt_removal_log WHERE why = 'erasure' ORDER BY removal_id;
+
+-- the retention job follows kt_governance.retention_hours (0 = off)
+SELECT status, message FROM kt_run_job('retention');
+SET kt_governance.retention_hours = 2000;
+SELECT status, message LIKE 'cutoff %' AS applied FROM kt_run_job('retention');
+RESET kt_governance.retention_hours;
+
+-- a reader cannot remove anything
+CREATE ROLE kt_test_reader2 LOGIN IN ROLE kt_governance_reader;
+SET ROLE kt_test_reader2;
+SELECT pg_temp.try($$SELECT * FROM kt_apply_retention(1)$$) AS reader_retention;
+SELECT pg_temp.try($$SELECT * FROM kt_erase_subject('user-0004')$$) AS reader_erasure;
+SELECT pg_temp.try(format('SELECT kt_release_legal_hold(%s)', :hold_team)) AS reader_release;
+RESET ROLE;
+DROP ROLE kt_test_reader2;

@@ -1,0 +1,430 @@
+-- Retention, archive, legal holds and erasure.
+--
+-- kt_apply_retention(hours) removes every event (and evaluation) older than now() - hours and
+-- nothing newer: whole partitions are dropped (a pair: evaluations then events, no DETACH
+-- needed since each pair has its own foreign key), the partition straddling the cutoff and
+-- any partition with held rows are trimmed. Rollups keep the history: dirty hours are
+-- refreshed first, the removal itself marks nothing dirty (kt_governance.track_changes is
+-- off inside these functions), and hours before the cutoff are frozen so no later refresh
+-- recomputes them from the rows that remain.
+
+CREATE TABLE ai_decision_events_archive (LIKE ai_decision_events INCLUDING DEFAULTS,
+                                         archived_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX ai_decision_events_archive_time_idx ON ai_decision_events_archive ("timestamp");
+CREATE INDEX ai_decision_events_archive_user_idx ON ai_decision_events_archive (user_id);
+COMMENT ON TABLE ai_decision_events_archive IS 'Events removed by retention with archive => true (the document''s archive-before-delete pattern): the events'' columns plus archived_at.';
+COMMENT ON COLUMN ai_decision_events_archive.archived_at IS 'When the row was archived.';
+
+CREATE TABLE policy_evaluations_archive (LIKE policy_evaluations INCLUDING DEFAULTS,
+                                         archived_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX policy_evaluations_archive_event_idx ON policy_evaluations_archive (event_id);
+COMMENT ON TABLE policy_evaluations_archive IS 'Evaluations of the archived events.';
+COMMENT ON COLUMN policy_evaluations_archive.archived_at IS 'When the row was archived.';
+
+-- column comments of the archives follow their sources
+DO $comments$
+DECLARE c record;
+BEGIN
+    FOR c IN SELECT t.archive, a.attname, col_description(t.source, a.attnum) AS text
+             FROM (VALUES ('ai_decision_events_archive'::regclass, 'ai_decision_events'::regclass),
+                          ('policy_evaluations_archive'::regclass, 'policy_evaluations'::regclass)) t(archive, source)
+             JOIN pg_attribute a ON a.attrelid = t.source AND a.attnum > 0 AND NOT a.attisdropped
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', c.archive, c.attname, c.text);
+    END LOOP;
+END
+$comments$;
+
+CREATE TABLE kt_legal_holds (
+    hold_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    team_id     text,
+    user_id     text,
+    gateway_id  text,
+    start_time  timestamptz,
+    end_time    timestamptz,
+    reason      text NOT NULL CHECK (reason <> ''),
+    created_by  text NOT NULL DEFAULT session_user,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    released_by text,
+    released_at timestamptz,
+    CONSTRAINT kt_legal_holds_has_criteria
+        CHECK (num_nonnulls(team_id, user_id, gateway_id, start_time, end_time) > 0),
+    CONSTRAINT kt_legal_holds_range CHECK (start_time < end_time)
+);
+COMMENT ON TABLE kt_legal_holds IS 'Legal holds: events matching an active hold (all of its given criteria) are never removed by kt_apply_retention() or kt_erase_subject(). Holds bind the extension''s functions, not a superuser''s manual DELETE.';
+COMMENT ON COLUMN kt_legal_holds.hold_id IS 'Hold id (from kt_add_legal_hold).';
+COMMENT ON COLUMN kt_legal_holds.team_id IS 'Hold events of this team (NULL: any).';
+COMMENT ON COLUMN kt_legal_holds.user_id IS 'Hold events of this user (NULL: any).';
+COMMENT ON COLUMN kt_legal_holds.gateway_id IS 'Hold events of this gateway (NULL: any).';
+COMMENT ON COLUMN kt_legal_holds.start_time IS 'Hold events at or after this time (NULL: no lower bound).';
+COMMENT ON COLUMN kt_legal_holds.end_time IS 'Hold events before this time (NULL: no upper bound).';
+COMMENT ON COLUMN kt_legal_holds.reason IS 'Why (matter, ticket).';
+COMMENT ON COLUMN kt_legal_holds.created_by IS 'Session user that placed the hold.';
+COMMENT ON COLUMN kt_legal_holds.created_at IS 'When it was placed.';
+COMMENT ON COLUMN kt_legal_holds.released_by IS 'Session user that released it.';
+COMMENT ON COLUMN kt_legal_holds.released_at IS 'When it was released (NULL: active).';
+SELECT pg_catalog.pg_extension_config_dump('kt_legal_holds', '');
+
+CREATE VIEW kt_legal_hold_status AS
+SELECT hold_id, released_at IS NULL AS active, team_id, user_id, gateway_id, start_time, end_time,
+       reason, created_by, created_at, released_by, released_at
+FROM kt_legal_holds;
+COMMENT ON VIEW kt_legal_hold_status IS 'Every legal hold, active or released, with who placed and released it.';
+COMMENT ON COLUMN kt_legal_hold_status.hold_id IS 'Hold id.';
+COMMENT ON COLUMN kt_legal_hold_status.active IS 'True until released.';
+COMMENT ON COLUMN kt_legal_hold_status.team_id IS 'Team criterion.';
+COMMENT ON COLUMN kt_legal_hold_status.user_id IS 'User criterion.';
+COMMENT ON COLUMN kt_legal_hold_status.gateway_id IS 'Gateway criterion.';
+COMMENT ON COLUMN kt_legal_hold_status.start_time IS 'Lower time bound.';
+COMMENT ON COLUMN kt_legal_hold_status.end_time IS 'Upper time bound (exclusive).';
+COMMENT ON COLUMN kt_legal_hold_status.reason IS 'Why.';
+COMMENT ON COLUMN kt_legal_hold_status.created_by IS 'Who placed it.';
+COMMENT ON COLUMN kt_legal_hold_status.created_at IS 'When.';
+COMMENT ON COLUMN kt_legal_hold_status.released_by IS 'Who released it.';
+COMMENT ON COLUMN kt_legal_hold_status.released_at IS 'When.';
+
+CREATE TABLE kt_removal_log (
+    removal_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    removed_at          timestamptz NOT NULL DEFAULT now(),
+    why                 text NOT NULL CHECK (why IN ('retention', 'erasure')),
+    cutoff              timestamptz,
+    subject             text,
+    partitions_dropped  text[] NOT NULL DEFAULT '{}',
+    events_removed      bigint NOT NULL,
+    evaluations_removed bigint NOT NULL,
+    events_archived     bigint NOT NULL DEFAULT 0,
+    events_held         bigint NOT NULL DEFAULT 0,
+    archived_to         text,
+    oldest_removed      timestamptz,
+    newest_removed      timestamptz,
+    run_by              text NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE kt_removal_log IS 'Audit record of every removal made by kt_apply_retention() and kt_erase_subject(): when, why, cutoff or subject, partitions dropped, rows removed, archived and held.';
+COMMENT ON COLUMN kt_removal_log.removal_id IS 'Row id.';
+COMMENT ON COLUMN kt_removal_log.removed_at IS 'When (transaction start).';
+COMMENT ON COLUMN kt_removal_log.why IS 'retention or erasure.';
+COMMENT ON COLUMN kt_removal_log.cutoff IS 'Retention cutoff: events before it were removed.';
+COMMENT ON COLUMN kt_removal_log.subject IS 'Erased user_id.';
+COMMENT ON COLUMN kt_removal_log.partitions_dropped IS 'Whole partitions dropped (events and evaluations).';
+COMMENT ON COLUMN kt_removal_log.events_removed IS 'Events removed (dropped or deleted).';
+COMMENT ON COLUMN kt_removal_log.evaluations_removed IS 'Evaluations removed.';
+COMMENT ON COLUMN kt_removal_log.events_archived IS 'Events copied to ai_decision_events_archive first.';
+COMMENT ON COLUMN kt_removal_log.events_held IS 'Events kept because of legal holds.';
+COMMENT ON COLUMN kt_removal_log.archived_to IS 'Where the archive went (table name), NULL when not archived.';
+COMMENT ON COLUMN kt_removal_log.oldest_removed IS 'Oldest removed event.';
+COMMENT ON COLUMN kt_removal_log.newest_removed IS 'Newest removed event.';
+COMMENT ON COLUMN kt_removal_log.run_by IS 'Session user (the worker runs as the bootstrap superuser).';
+SELECT pg_catalog.pg_extension_config_dump('kt_removal_log', '');
+
+CREATE VIEW kt_removals AS
+SELECT removal_id, removed_at, why, coalesce(cutoff::text, 'user ' || subject) AS scope,
+       cardinality(partitions_dropped) AS partitions, events_removed, evaluations_removed,
+       events_archived, events_held, archived_to, oldest_removed, newest_removed, run_by
+FROM kt_removal_log;
+COMMENT ON VIEW kt_removals IS 'The removal log, one line per removal, newest last.';
+COMMENT ON COLUMN kt_removals.removal_id IS 'Row id.';
+COMMENT ON COLUMN kt_removals.removed_at IS 'When.';
+COMMENT ON COLUMN kt_removals.why IS 'retention or erasure.';
+COMMENT ON COLUMN kt_removals.scope IS 'Cutoff (retention) or erased user.';
+COMMENT ON COLUMN kt_removals.partitions IS 'Partitions dropped.';
+COMMENT ON COLUMN kt_removals.events_removed IS 'Events removed.';
+COMMENT ON COLUMN kt_removals.evaluations_removed IS 'Evaluations removed.';
+COMMENT ON COLUMN kt_removals.events_archived IS 'Events archived first.';
+COMMENT ON COLUMN kt_removals.events_held IS 'Events kept by holds.';
+COMMENT ON COLUMN kt_removals.archived_to IS 'Archive destination.';
+COMMENT ON COLUMN kt_removals.oldest_removed IS 'Oldest removed event.';
+COMMENT ON COLUMN kt_removals.newest_removed IS 'Newest removed event.';
+COMMENT ON COLUMN kt_removals.run_by IS 'Who ran it.';
+
+-- Whether an active legal hold covers an event with these attributes.
+CREATE FUNCTION kt_is_held(team_id text, user_id text, gateway_id text, event_time timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+    SELECT EXISTS (
+        SELECT FROM kt_legal_holds h
+        WHERE h.released_at IS NULL
+          AND (h.team_id IS NULL OR h.team_id = kt_is_held.team_id)
+          AND (h.user_id IS NULL OR h.user_id = kt_is_held.user_id)
+          AND (h.gateway_id IS NULL OR h.gateway_id = kt_is_held.gateway_id)
+          AND (h.start_time IS NULL OR event_time >= h.start_time)
+          AND (h.end_time IS NULL OR event_time < h.end_time))
+$fn$;
+COMMENT ON FUNCTION kt_is_held(text, text, text, timestamptz) IS 'Whether an active legal hold covers an event with this team, user, gateway and time (all of a hold''s given criteria match).';
+
+CREATE FUNCTION kt_add_legal_hold(
+    team_id text DEFAULT NULL,
+    user_id text DEFAULT NULL,
+    gateway_id text DEFAULT NULL,
+    start_time timestamptz DEFAULT NULL,
+    end_time timestamptz DEFAULT NULL,
+    reason text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    new_id bigint;
+BEGIN
+    IF num_nonnulls(team_id, user_id, gateway_id, start_time, end_time) = 0 THEN
+        RAISE EXCEPTION 'a legal hold needs at least one criterion (team_id, user_id, gateway_id, start_time, end_time)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(reason, '') = '' THEN
+        RAISE EXCEPTION 'a legal hold needs a reason' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF start_time >= end_time THEN
+        RAISE EXCEPTION 'start_time (%) must be before end_time (%)', start_time, end_time
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO kt_legal_holds (team_id, user_id, gateway_id, start_time, end_time, reason)
+    VALUES (team_id, user_id, gateway_id, start_time, end_time, reason)
+    RETURNING hold_id INTO new_id;
+    RETURN new_id;
+END
+$fn$;
+COMMENT ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text) IS 'Places a legal hold on events matching all the given criteria (team, user, gateway, time range [start_time, end_time)); returns its id. At least one criterion and a reason are required.';
+
+CREATE FUNCTION kt_release_legal_hold(hold_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    wanted bigint := hold_id;
+    hold record;
+BEGIN
+    SELECT * INTO hold FROM kt_legal_holds h WHERE h.hold_id = wanted FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no legal hold with id %', wanted USING ERRCODE = 'no_data_found';
+    END IF;
+    IF hold.released_at IS NOT NULL THEN
+        RAISE EXCEPTION 'legal hold % was already released at % by %', wanted, hold.released_at, hold.released_by
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    UPDATE kt_legal_holds h SET released_at = now(), released_by = session_user WHERE h.hold_id = wanted;
+END
+$fn$;
+COMMENT ON FUNCTION kt_release_legal_hold(bigint) IS 'Releases a legal hold; the next retention run may then remove the rows it protected.';
+
+-- Removes the events in stash kt_doomed (ids and timestamps) with their evaluations,
+-- archiving first when asked. Returns (events, evaluations, archived).
+CREATE FUNCTION kt_remove_doomed(archive boolean, OUT events bigint, OUT evaluations bigint, OUT archived bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+BEGIN
+    archived := 0;
+    IF archive THEN
+        INSERT INTO ai_decision_events_archive
+        SELECT e.* FROM ai_decision_events e JOIN pg_temp.kt_doomed d ON d.id = e.id AND d.ts = e."timestamp";
+        GET DIAGNOSTICS archived = ROW_COUNT;
+        INSERT INTO policy_evaluations_archive
+        SELECT pe.* FROM policy_evaluations pe JOIN pg_temp.kt_doomed d ON d.id = pe.event_id AND d.ts = pe.event_timestamp;
+    END IF;
+    DELETE FROM policy_evaluations pe USING pg_temp.kt_doomed d
+    WHERE d.id = pe.event_id AND d.ts = pe.event_timestamp;
+    GET DIAGNOSTICS evaluations = ROW_COUNT;
+    DELETE FROM ai_decision_events e USING pg_temp.kt_doomed d
+    WHERE d.id = e.id AND d.ts = e."timestamp";
+    GET DIAGNOSTICS events = ROW_COUNT;
+    TRUNCATE pg_temp.kt_doomed;
+END
+$fn$;
+COMMENT ON FUNCTION kt_remove_doomed(boolean) IS 'Internal: deletes the events listed in the session''s kt_doomed stash and their evaluations, archiving them first when asked.';
+
+CREATE FUNCTION kt_apply_retention(hours integer, archive boolean DEFAULT NULL)
+RETURNS TABLE (cutoff timestamptz, partitions_removed text[], events_removed bigint,
+               evaluations_removed bigint, events_archived bigint, events_held bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+SET kt_governance.track_changes = off
+AS $fn$
+DECLARE
+    do_archive boolean := coalesce(archive, kt_setting('retention_archive')::boolean);
+    part record;
+    removed record;
+    n_events bigint;
+    n_evals bigint;
+    held bigint;
+    oldest timestamptz;
+    newest timestamptz;
+BEGIN
+    IF hours IS NULL OR hours <= 0 THEN
+        RAISE EXCEPTION 'retention hours must be a positive number, got %', coalesce(hours::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'kt_apply_retention never means "delete everything".';
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(hashtext('kt_governance.retention')) THEN
+        RAISE NOTICE 'kt_governance: another retention or erasure run is in progress; skipping';
+        RETURN;
+    END IF;
+    cutoff := now() - make_interval(hours => hours);
+    partitions_removed := '{}';
+    events_removed := 0; evaluations_removed := 0; events_archived := 0; events_held := 0;
+
+    -- rollups first: refresh what is dirty, then freeze the hours about to lose raw rows
+    PERFORM kt_refresh_metrics();
+    UPDATE kt_rollup_state SET frozen_before = greatest(frozen_before, date_trunc('hour', cutoff, 'UTC'));
+
+    PERFORM kt_lock_for_partition_ddl();
+    IF to_regclass('pg_temp.kt_doomed') IS NULL THEN
+        CREATE TEMP TABLE kt_doomed (id text, ts timestamptz) ON COMMIT DROP;
+    END IF;
+
+    -- whole partition pairs older than the cutoff and free of held rows: dropped
+    FOR part IN
+        SELECT ev.partition_name AS events_part, pe.partition_name AS evals_part, ev.range_start, ev.range_end
+        FROM kt_partitions ev
+        JOIN kt_partitions pe ON pe.parent_table = 'policy_evaluations' AND pe.range_start = ev.range_start
+                             AND pe.range_end = ev.range_end
+        WHERE ev.parent_table = 'ai_decision_events' AND NOT ev.is_default AND ev.range_end <= cutoff
+        ORDER BY ev.range_start
+    LOOP
+        EXECUTE format('SELECT count(*) FROM %I.%I e WHERE kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp")',
+                       '@extschema@', part.events_part) INTO held;
+        IF held > 0 THEN
+            CONTINUE;  -- trimmed below instead
+        END IF;
+        EXECUTE format('SELECT count(*), min("timestamp"), max("timestamp") FROM %I.%I', '@extschema@', part.events_part)
+            INTO n_events, oldest, newest;
+        EXECUTE format('SELECT count(*) FROM %I.%I', '@extschema@', part.evals_part) INTO n_evals;
+        IF do_archive THEN
+            EXECUTE format('INSERT INTO ai_decision_events_archive SELECT * FROM %I.%I', '@extschema@', part.events_part);
+            EXECUTE format('INSERT INTO policy_evaluations_archive SELECT * FROM %I.%I', '@extschema@', part.evals_part);
+            events_archived := events_archived + n_events;
+        END IF;
+        EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.evals_part);
+        EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.events_part);
+        partitions_removed := partitions_removed || part.events_part;
+        events_removed := events_removed + n_events;
+        evaluations_removed := evaluations_removed + n_evals;
+        RAISE NOTICE 'kt_governance retention: dropped % (% events, % evaluations)', part.events_part, n_events, n_evals;
+    END LOOP;
+
+    -- everything else older than the cutoff (the straddling partition, partitions with held
+    -- rows, the default partition): deleted row by row, held rows kept
+    INSERT INTO pg_temp.kt_doomed
+    SELECT e.id, e."timestamp" FROM ai_decision_events e
+    WHERE e."timestamp" < cutoff AND NOT kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp");
+    SELECT min(ts), max(ts) INTO oldest, newest FROM pg_temp.kt_doomed;
+    SELECT * INTO removed FROM kt_remove_doomed(do_archive);
+    events_removed := events_removed + removed.events;
+    evaluations_removed := evaluations_removed + removed.evaluations;
+    events_archived := events_archived + removed.archived;
+    SELECT count(*) INTO events_held FROM ai_decision_events e WHERE e."timestamp" < cutoff;
+    IF removed.events > 0 THEN
+        RAISE NOTICE 'kt_governance retention: deleted % events older than the cutoff from partly kept partitions', removed.events;
+    END IF;
+    IF events_held > 0 THEN
+        RAISE NOTICE 'kt_governance retention: % events older than the cutoff kept by legal holds', events_held;
+    END IF;
+
+    INSERT INTO kt_removal_log (why, cutoff, partitions_dropped, events_removed, evaluations_removed,
+                                events_archived, events_held, archived_to, oldest_removed, newest_removed)
+    VALUES ('retention', cutoff, partitions_removed, events_removed, evaluations_removed, events_archived,
+            events_held, CASE WHEN do_archive THEN 'ai_decision_events_archive' END,
+            (SELECT min(x) FROM unnest(ARRAY[oldest]) x), newest);
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION kt_apply_retention(integer, boolean) IS 'Removes every event and evaluation older than now() - hours and nothing newer: whole partitions are dropped, the partition straddling the cutoff (and any holding legally held rows) is trimmed. Refreshes rollups first and freezes the pruned hours, so reports keep the history. archive (default kt_governance.retention_archive) copies the rows to ai_decision_events_archive / policy_evaluations_archive in the same transaction. Held rows stay. Logged in kt_removal_log. hours <= 0 or NULL is an error. A concurrent run is skipped with a NOTICE.';
+
+CREATE FUNCTION kt_erase_subject(user_id text)
+RETURNS TABLE (events_removed bigint, evaluations_removed bigint, archived_removed bigint, events_held bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+SET kt_governance.track_changes = off
+AS $fn$
+DECLARE
+    subject text := user_id;
+    removed record;
+    oldest timestamptz;
+    newest timestamptz;
+BEGIN
+    IF coalesce(subject, '') = '' THEN
+        RAISE EXCEPTION 'user_id is required' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('kt_governance.retention'));
+    -- keep the aggregate history (rollups hold no user ids): bring them up to date first
+    PERFORM kt_refresh_metrics();
+    IF to_regclass('pg_temp.kt_doomed') IS NULL THEN
+        CREATE TEMP TABLE kt_doomed (id text, ts timestamptz) ON COMMIT DROP;
+    END IF;
+    INSERT INTO pg_temp.kt_doomed
+    SELECT e.id, e."timestamp" FROM ai_decision_events e
+    WHERE e.user_id = subject AND NOT kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp");
+    SELECT min(ts), max(ts) INTO oldest, newest FROM pg_temp.kt_doomed;
+    SELECT * INTO removed FROM kt_remove_doomed(false);
+    events_removed := removed.events;
+    evaluations_removed := removed.evaluations;
+    SELECT count(*) INTO events_held FROM ai_decision_events e WHERE e.user_id = subject;
+    -- archived copies and quarantined raw records are personal data too
+    DELETE FROM policy_evaluations_archive pa USING ai_decision_events_archive a
+    WHERE a.user_id = subject AND pa.event_id = a.id AND pa.event_timestamp = a."timestamp"
+      AND NOT kt_is_held(a.team_id, a.user_id, a.gateway_id, a."timestamp");
+    DELETE FROM ai_decision_events_archive a
+    WHERE a.user_id = subject AND NOT kt_is_held(a.team_id, a.user_id, a.gateway_id, a."timestamp");
+    GET DIAGNOSTICS archived_removed = ROW_COUNT;
+    DELETE FROM kt_ingest_errors q WHERE q.raw ->> 'user_id' = subject;
+    IF events_held > 0 THEN
+        RAISE WARNING 'kt_governance: % events of user % are under legal hold and were not erased', events_held, subject;
+    END IF;
+    INSERT INTO kt_removal_log (why, subject, events_removed, evaluations_removed, events_held, oldest_removed, newest_removed)
+    VALUES ('erasure', subject, events_removed, evaluations_removed, events_held, oldest, newest);
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION kt_erase_subject(text) IS 'Right to be forgotten: deletes a user''s events and evaluations (and their archived copies and quarantined records), except rows under legal hold, which it counts and reports. Rollups, which hold no user ids, keep their totals. Logged in kt_removal_log.';
+
+REVOKE ALL ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
+                       kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean),
+                       kt_erase_subject(text), kt_remove_doomed(boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
+                          kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean),
+                          kt_erase_subject(text) TO kt_governance_admin;
+GRANT SELECT ON kt_legal_holds, kt_legal_hold_status, kt_removal_log, kt_removals,
+                ai_decision_events_archive, policy_evaluations_archive TO kt_governance_reader;
+
+INSERT INTO kt_jobs (job_name, description, interval_setting) VALUES
+    ('retention', 'kt_apply_retention(kt_governance.retention_hours) when it is > 0, then rollup retention (kt_governance.rollup_retention_hours)', 'retention_interval');
+
+-- The worker's retention job: raw retention by kt_governance.retention_hours (0 = off), then
+-- rollup retention by kt_governance.rollup_retention_hours (0 = keep rollups forever).
+CREATE FUNCTION kt_retention_job(OUT events_removed bigint, OUT message text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    raw_hours integer := kt_setting('retention_hours')::int;
+    rollup_hours integer := kt_setting('rollup_retention_hours')::int;
+    r record;
+    rollup_rows bigint := 0;
+    n bigint;
+BEGIN
+    events_removed := 0;
+    message := 'raw retention off';
+    IF raw_hours > 0 THEN
+        SELECT * INTO r FROM kt_apply_retention(raw_hours);
+        events_removed := coalesce(r.events_removed, 0);
+        message := format('cutoff %s: %s partitions dropped, %s events removed, %s held',
+                          r.cutoff, cardinality(r.partitions_removed), r.events_removed, r.events_held);
+    END IF;
+    IF rollup_hours > 0 THEN
+        DELETE FROM kt_rollup_metrics_hourly WHERE bucket < now() - make_interval(hours => rollup_hours);
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        DELETE FROM kt_rollup_decisions_hourly WHERE bucket < now() - make_interval(hours => rollup_hours);
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        DELETE FROM kt_rollup_spend_hourly WHERE bucket < now() - make_interval(hours => rollup_hours);
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        message := message || format('; %s rollup rows older than %s hours removed', rollup_rows, rollup_hours);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kt_retention_job() IS 'Internal: body of the retention job (kt_apply_retention with kt_governance.retention_hours, then rollup retention).';
+REVOKE ALL ON FUNCTION kt_retention_job() FROM PUBLIC;
