@@ -84,8 +84,8 @@ FROM (
     GROUP BY hour, gateway_id, model
 ) metrics;
 
--- the documented archive step works against an archive table with the events' columns
-CREATE TABLE ai_decision_events_archive (LIKE ai_decision_events);
+-- the documented archive step runs unchanged against the extension's archive table (the
+-- events' columns plus archived_at, which takes its default)
 INSERT INTO ai_decision_events_archive
 SELECT * FROM ai_decision_events WHERE timestamp < NOW() - INTERVAL '10 days';
 SELECT count(*) > 0 AS archived FROM ai_decision_events_archive;
