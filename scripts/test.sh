@@ -24,4 +24,6 @@ for script in pgrx-tests/e2e/*.sh; do
     echo "== end-to-end: $(basename "$script" .sh)"
     "$script"
 done
+echo "== benchmark harness, smoke mode (10k events: proves it runs and its correctness guard holds)"
+pgrx-tests/bench/run.sh smoke
 echo "== all suites passed"

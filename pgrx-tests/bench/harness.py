@@ -1,0 +1,285 @@
+"""Benchmark harness: every operation timed against the document's plain-SQL way in one run.
+
+Two databases in one tuned cluster (started by run.sh): `ext` with kt_governance, `plain` with
+the document's schema (unpartitioned tables, its indexes, its materialized view with the
+unique index REFRESH ... CONCURRENTLY needs). The same generated events go into both. Each
+timed extension result is compared with the plain-SQL result of the same operation (rows and
+sums), so a fast wrong answer fails the run.
+"""
+
+import os
+import platform
+import statistics
+import sys
+import time
+
+import psycopg
+
+N = int(os.environ.get("KT_BENCH_EVENTS", "1000000"))
+DAYS = 60  # so that retention of the oldest month is a real month
+REPEATS = int(os.environ.get("KT_BENCH_REPEATS", "3"))
+SOCKET, PORT = os.environ["KT_SOCKET_DIR"], os.environ["KT_PORT"]
+CSV_DIR = os.environ["KT_BENCH_DIR"]
+OUT = os.environ.get("KT_BENCH_OUT", os.path.join(CSV_DIR, "results.md"))
+
+PLAIN_SCHEMA = """
+CREATE TABLE ai_decision_events (
+    id TEXT PRIMARY KEY, timestamp TIMESTAMPTZ NOT NULL, decision TEXT NOT NULL, model TEXT NOT NULL,
+    provider TEXT NOT NULL, gateway_id TEXT NOT NULL, user_id TEXT, team_id TEXT,
+    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd NUMERIC(12, 6), latency_ms INTEGER, request_source TEXT, batch_id TEXT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW());
+CREATE TABLE policy_evaluations (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id TEXT NOT NULL REFERENCES ai_decision_events(id),
+    policy_name TEXT NOT NULL, result TEXT NOT NULL, latency_ms INTEGER, details JSONB,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW());
+CREATE INDEX idx_events_timestamp ON ai_decision_events (timestamp DESC);
+CREATE INDEX idx_events_decision ON ai_decision_events (decision, timestamp DESC);
+CREATE INDEX idx_events_gateway ON ai_decision_events (gateway_id, timestamp DESC);
+CREATE INDEX idx_events_user ON ai_decision_events (user_id, timestamp DESC);
+CREATE INDEX idx_events_team ON ai_decision_events (team_id, timestamp DESC);
+CREATE INDEX idx_evaluations_event ON policy_evaluations (event_id);
+CREATE INDEX idx_evaluations_policy ON policy_evaluations (policy_name, result);
+"""
+PLAIN_MV = """
+CREATE MATERIALIZED VIEW governance_metrics_hourly AS
+SELECT date_trunc('hour', timestamp) AS hour, gateway_id, model, COUNT(*) AS total_requests,
+       COUNT(*) FILTER (WHERE decision = 'allowed') AS allowed,
+       COUNT(*) FILTER (WHERE decision = 'blocked') AS blocked,
+       COUNT(*) FILTER (WHERE decision = 'escalated') AS escalated,
+       SUM(cost_usd) AS total_cost,
+       PERCENTILE_CONT(0.50) WITHIN GROUP (ORDER BY latency_ms) AS p50_latency,
+       PERCENTILE_CONT(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99_latency,
+       SUM(input_tokens) AS total_input_tokens, SUM(output_tokens) AS total_output_tokens
+FROM ai_decision_events GROUP BY hour, gateway_id, model;
+CREATE UNIQUE INDEX governance_metrics_hourly_key ON governance_metrics_hourly (hour, gateway_id, model);
+"""
+DOC = {
+    "summary": """SELECT date_trunc('day', timestamp) AS day, decision, COUNT(*), SUM(cost_usd), AVG(latency_ms),
+                  SUM(input_tokens + output_tokens) FROM ai_decision_events
+                  WHERE timestamp >= NOW() - INTERVAL '30 days' GROUP BY day, decision ORDER BY day DESC, decision""",
+    "spend": """SELECT COALESCE(team_id, 'unassigned') AS team, model, COUNT(*), SUM(input_tokens), SUM(output_tokens),
+                SUM(cost_usd) AS total_cost_usd FROM ai_decision_events
+                WHERE timestamp >= NOW() - INTERVAL '30 days' AND decision = 'allowed'
+                GROUP BY team_id, model ORDER BY total_cost_usd DESC""",
+    "policy": """SELECT pe.policy_name, pe.result, COUNT(*), COUNT(*) FILTER (WHERE pe.result = 'block') AS block_count,
+                 ROUND(100.0 * COUNT(*) FILTER (WHERE pe.result = 'block') / COUNT(*), 2)
+                 FROM policy_evaluations pe JOIN ai_decision_events e ON pe.event_id = e.id
+                 WHERE e.timestamp >= NOW() - INTERVAL '7 days' GROUP BY pe.policy_name, pe.result ORDER BY block_count DESC""",
+    "anomalies": """WITH hourly_stats AS (
+                      SELECT date_trunc('hour', timestamp) AS hour, COUNT(*) AS total,
+                             COUNT(*) FILTER (WHERE decision = 'blocked') AS blocked
+                      FROM ai_decision_events WHERE timestamp >= NOW() - INTERVAL '48 hours' GROUP BY hour),
+                    baseline AS (SELECT AVG(blocked::FLOAT / NULLIF(total, 0)) AS a, STDDEV(blocked::FLOAT / NULLIF(total, 0)) AS s FROM hourly_stats)
+                    SELECT h.hour, h.total, h.blocked, ROUND((h.blocked::FLOAT / NULLIF(h.total, 0))::NUMERIC, 4),
+                           CASE WHEN (h.blocked::FLOAT / NULLIF(h.total, 0)) > b.a + 2 * b.s THEN 'ANOMALY' ELSE 'normal' END
+                    FROM hourly_stats h, baseline b ORDER BY h.hour DESC""",
+}
+EXT = {
+    "summary": "SELECT * FROM kt_governance_summary()",
+    "spend": "SELECT * FROM kt_spend_by_team_model()",
+    "policy": "SELECT * FROM kt_policy_effectiveness_by_result()",
+    "anomalies": "SELECT hour, total, blocked, block_rate, status FROM kt_anomalies()",
+}
+METRICS = "SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly"
+
+rows = []  # (operation, plain seconds, extension seconds, note)
+failures = []
+
+
+def connect(db):
+    return psycopg.connect(host=SOCKET, port=PORT, user="postgres", dbname=db, autocommit=True)
+
+
+def timed(conn, sql, params=None):
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        result = cur.fetchall() if cur.description else None
+    return time.perf_counter() - start, result
+
+
+def median_of(conn, sql, prepare=None):
+    times, result = [], None
+    for _ in range(REPEATS):
+        if prepare:
+            prepare()
+        seconds, result = timed(conn, sql)
+        times.append(seconds)
+    return statistics.median(times), result
+
+
+def same(name, a, b):
+    if sorted(map(tuple, a or [])) != sorted(map(tuple, b or [])):
+        failures.append(f"{name}: extension and plain SQL disagree ({len(a or [])} vs {len(b or [])} rows)")
+        return False
+    return True
+
+
+def record(op, plain_s, ext_s, note=""):
+    rows.append((op, plain_s, ext_s, note))
+    print(f"  {op}: plain {plain_s:.3f}s, extension {ext_s:.3f}s ({plain_s / ext_s:.1f}x) {note}", flush=True)
+
+
+def recent_batch(conn, count, seed):
+    """count new events (with evaluations) squeezed into the last hour, as CSV files."""
+    end = timed(conn, "SELECT now()::text")[1][0][0]  # one instant for both files
+    sel = f"""SELECT id || '-r{seed}', '{end}'::timestamptz - ('{end}'::timestamptz - "timestamp") / 24, decision, model,
+                     provider, gateway_id, user_id, team_id, input_tokens, output_tokens, cost_usd, latency_ms,
+                     request_source, batch_id, created_at
+              FROM kt_sample_events({count}, 1, {seed}, '{end}')"""
+    ev = os.path.join(CSV_DIR, f"recent_{seed}.csv")
+    pe = os.path.join(CSV_DIR, f"recent_{seed}_eval.csv")
+    with conn.cursor() as cur:
+        cur.execute(f"COPY ({sel}) TO '{ev}' WITH (FORMAT csv)")
+        cur.execute(f"""COPY (SELECT event_id || '-r{seed}', '{end}'::timestamptz - ('{end}'::timestamptz - event_timestamp) / 24,
+                               policy_name, result, latency_ms, details
+                        FROM kt_sample_evaluations({count}, 1, {seed}, '{end}')) TO '{pe}' WITH (FORMAT csv)""")
+    return ev, pe
+
+
+def load(conn, events_csv, evals_csv, ext):
+    evcols = "(event_id, event_timestamp, policy_name, result, latency_ms, details)" if ext else "(event_id, policy_name, result, latency_ms, details)"
+    with conn.cursor() as cur:
+        t0 = time.perf_counter()
+        cur.execute(f"COPY ai_decision_events FROM '{events_csv}' WITH (FORMAT csv)")
+        t1 = time.perf_counter()
+        if ext:
+            cur.execute(f"COPY policy_evaluations {evcols} FROM '{evals_csv}' WITH (FORMAT csv)")
+        else:
+            # the plain schema has no event_timestamp column: drop it on the way in
+            cur.execute("CREATE TEMP TABLE ev_in (event_id text, event_timestamp timestamptz, policy_name text, result text, latency_ms int, details jsonb)")
+            cur.execute(f"COPY ev_in FROM '{evals_csv}' WITH (FORMAT csv)")
+            cur.execute("INSERT INTO policy_evaluations (event_id, policy_name, result, latency_ms, details) SELECT event_id, policy_name, result, latency_ms, details FROM ev_in")
+            cur.execute("DROP TABLE ev_in")
+    return t1 - t0
+
+
+def main():
+    ext, plain = connect("ext"), connect("plain")
+    with ext.cursor() as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS kt_governance")
+        cur.execute(f"SELECT count(*) FROM kt_create_partitions(now() - interval '{DAYS + 1} days', now() + interval '2 days')")
+        cur.execute("SELECT version(), current_setting('shared_buffers'), current_setting('max_wal_size')")
+        version, shared_buffers, wal = cur.fetchone()
+    with plain.cursor() as cur:
+        cur.execute(PLAIN_SCHEMA)
+    events_csv = os.path.join(CSV_DIR, "events.csv")
+    evals_csv = os.path.join(CSV_DIR, "evaluations.csv")
+    end = timed(ext, "SELECT now()::text")[1][0][0]  # one instant for both files
+    with ext.cursor() as cur:
+        cur.execute(f"COPY (SELECT * FROM kt_sample_events({N}, {DAYS}, 42, '{end}')) TO '{events_csv}' WITH (FORMAT csv)")
+        cur.execute(f"COPY (SELECT * FROM kt_sample_evaluations({N}, {DAYS}, 42, '{end}')) TO '{evals_csv}' WITH (FORMAT csv)")
+
+    print(f"loading {N} events over {DAYS} days into both databases", flush=True)
+    plain_copy = load(plain, events_csv, evals_csv, ext=False)
+    ext_copy = load(ext, events_csv, evals_csv, ext=True)
+    record(f"COPY {N} events (1 run)", plain_copy, ext_copy, "extension: dirty-hour tracking on")
+    with plain.cursor() as cur:
+        cur.execute("CREATE UNLOGGED TABLE ceiling (LIKE ai_decision_events)")
+        t0 = time.perf_counter()
+        cur.execute(f"COPY ceiling FROM '{events_csv}' WITH (FORMAT csv)")
+        ceiling = time.perf_counter() - t0
+        cur.execute("DROP TABLE ceiling")
+    rows.append((f"ceiling: COPY into unlogged table, no indexes", plain_copy, ceiling, "for scale"))
+
+    t0 = time.perf_counter()
+    plain.execute(PLAIN_MV)
+    plain.execute("ANALYZE")
+    mv_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ext.execute("SELECT * FROM kt_refresh_metrics()")
+    ext.execute("ANALYZE")
+    record("first build of hourly metrics", mv_build, time.perf_counter() - t0)
+
+    for name in ("summary", "spend", "policy", "anomalies"):
+        p_s, p_rows = median_of(plain, DOC[name])
+        e_s, e_rows = median_of(ext, EXT[name])
+        ok = same(name, e_rows, p_rows)
+        record({"summary": "daily summary, 30 days", "spend": "spend by team and model, 30 days",
+                "policy": "policy effectiveness, 7 days", "anomalies": "anomalies, 48 hours"}[name],
+               p_s, e_s, "" if ok else "MISMATCH")
+
+    # refresh after 1% new data in the last hour
+    batch = max(N // 100, 10)
+    p_times, e_times = [], []
+    for rep in range(REPEATS):
+        ev, pe = recent_batch(ext, batch, 1000 + rep)
+        load(plain, ev, pe, ext=False)
+        load(ext, ev, pe, ext=True)
+        p_times.append(timed(plain, "REFRESH MATERIALIZED VIEW CONCURRENTLY governance_metrics_hourly")[0])
+        e_times.append(timed(ext, "SELECT * FROM kt_refresh_metrics()")[0])
+    ok = same("hourly metrics", timed(ext, METRICS)[1], timed(plain, "SELECT * FROM governance_metrics_hourly")[1])
+    record(f"hourly metrics refresh after 1% new data ({batch} events)", statistics.median(p_times),
+           statistics.median(e_times), "REFRESH MATERIALIZED VIEW CONCURRENTLY vs kt_refresh_metrics()" + ("" if ok else " MISMATCH"))
+
+    # kt_ingest of a JSON array vs COPY of the same events as CSV
+    count = max(N // 10, 10) if N >= 100000 else max(N // 10, 10)
+    ev, pe = recent_batch(ext, count, 5000)
+    with ext.cursor() as cur:
+        cur.execute(f"""SELECT jsonb_agg(jsonb_build_object('id', id || '-j', 'timestamp', "timestamp", 'decision', decision,
+                            'model', model, 'provider', provider, 'gateway_id', gateway_id, 'user_id', user_id, 'team_id', team_id,
+                            'input_tokens', input_tokens, 'output_tokens', output_tokens, 'cost_usd', cost_usd,
+                            'latency_ms', latency_ms))::text FROM kt_sample_events({count}, 1, 5000, now() - interval '1 hour')""")
+        doc = cur.fetchone()[0]
+    t0 = time.perf_counter()
+    with plain.cursor() as cur:
+        cur.execute(f"COPY ai_decision_events FROM '{ev}' WITH (FORMAT csv)")
+    plain_copy = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with ext.cursor() as cur:
+        cur.execute("SELECT inserted FROM kt_ingest(%s::jsonb)", (doc,))
+        inserted = cur.fetchone()[0]
+    ingest = time.perf_counter() - t0
+    if inserted != count:
+        failures.append(f"kt_ingest stored {inserted} of {count}")
+    record(f"kt_ingest {count} events (JSON) vs COPY (CSV)", plain_copy, ingest,
+           f"{count / ingest:,.0f} vs {count / plain_copy:,.0f} events/s")
+
+    # retention of the oldest month: drop/trim vs DELETE
+    hours = (DAYS - 30) * 24
+    size_sql = "SELECT pg_total_relation_size('ai_decision_events') + pg_total_relation_size('policy_evaluations')"
+    ext_size_sql = "SELECT sum(total_bytes) FROM kt_partitions"
+    plain_before, ext_before = timed(plain, size_sql)[1][0][0], timed(ext, ext_size_sql)[1][0][0]
+    t0 = time.perf_counter()
+    with plain.cursor() as cur:
+        cur.execute(f"""DELETE FROM policy_evaluations pe USING ai_decision_events e
+                        WHERE pe.event_id = e.id AND e.timestamp < now() - interval '{hours} hours'""")
+        cur.execute(f"DELETE FROM ai_decision_events WHERE timestamp < now() - interval '{hours} hours'")
+    plain_ret = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ext.execute(f"SELECT * FROM kt_apply_retention({hours})")
+    ext_ret = time.perf_counter() - t0
+    plain_after, ext_after = timed(plain, size_sql)[1][0][0], timed(ext, ext_size_sql)[1][0][0]
+    left = [timed(c, "SELECT count(*) FROM ai_decision_events")[1][0][0] for c in (plain, ext)]
+    if left[0] != left[1]:
+        failures.append(f"retention left {left[0]} plain vs {left[1]} extension events")
+    mb = lambda b: f"{b / 1048576:,.0f} MB"
+    record("retention of the oldest month", plain_ret, ext_ret,
+           f"sizes before/after: plain {mb(plain_before)} -> {mb(plain_after)}, extension {mb(ext_before)} -> {mb(ext_after)}")
+
+    cores = os.cpu_count()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    lines = [
+        f"Benchmark: {N:,} events over {DAYS} days (seed 42), {REPEATS} repeats (median), "
+        f"{cores} cores, {mem:.0f} GB RAM, {platform.machine()}; {version.split(',')[0]}; "
+        f"shared_buffers {shared_buffers}, max_wal_size {wal}",
+        "",
+        "| operation | plain SQL (s) | kt_governance (s) | ratio | note |",
+        "|---|---|---|---|---|",
+    ]
+    for op, p_s, e_s, note in rows:
+        lines.append(f"| {op} | {p_s:.3f} | {e_s:.3f} | {p_s / e_s:.1f}x | {note} |")
+    report = "\n".join(lines)
+    with open(OUT, "w") as f:
+        f.write(report + "\n")
+    print()
+    print(report)
+    if failures:
+        print("\nCORRECTNESS FAILURES:\n  " + "\n  ".join(failures))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
