@@ -69,7 +69,8 @@ BEGIN
         SELECT e."timestamp", e.decision, 1::bigint, e.cost_usd, (e.input_tokens + e.output_tokens)::bigint,
                e.latency_ms::bigint, (e.latency_ms IS NOT NULL)::int::bigint
         FROM kt_live_ranges(w.window_start, w.window_end, use_rollups) live
-        JOIN ai_decision_events e ON e."timestamp" >= live.range_start AND e."timestamp" < live.range_end
+        CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
+                            WHERE x."timestamp" >= live.range_start AND x."timestamp" < live.range_end) e
         WHERE (f_gateway IS NULL OR e.gateway_id = f_gateway)
           AND (f_team IS NULL OR e.team_id = f_team)
           AND (f_model IS NULL OR e.model = f_model)
@@ -113,7 +114,8 @@ BEGIN
         UNION ALL
         SELECT e.team_id, e.model, 1::bigint, e.input_tokens::bigint, e.output_tokens::bigint, e.cost_usd
         FROM kt_live_ranges(w.window_start, w.window_end) live
-        JOIN ai_decision_events e ON e."timestamp" >= live.range_start AND e."timestamp" < live.range_end
+        CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
+                            WHERE x."timestamp" >= live.range_start AND x."timestamp" < live.range_end) e
         WHERE e.decision = ANY (decisions)
     )
     SELECT coalesce(p.team, 'unassigned'), p.mdl, sum(p.n)::bigint, sum(p.tin)::bigint,
@@ -225,7 +227,8 @@ BEGIN
                               WHEN 'team_id' THEN coalesce(e.team_id, 'unassigned') END,
                1::bigint, (e.decision = 'blocked')::int::bigint
         FROM kt_live_ranges(w.window_start, w.window_end, use_rollups) live
-        JOIN ai_decision_events e ON e."timestamp" >= live.range_start AND e."timestamp" < live.range_end
+        CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
+                            WHERE x."timestamp" >= live.range_start AND x."timestamp" < live.range_end) e
     ), hourly AS (
         SELECT date_trunc('hour', p.ts) AS hour, p.series, sum(p.n)::bigint AS total, sum(p.b)::bigint AS blocked
         FROM parts p

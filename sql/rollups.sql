@@ -144,6 +144,8 @@ COMMENT ON FUNCTION kt_flush_dirty_hours() IS 'Statement trigger: writes the hou
 CREATE FUNCTION kt_live_ranges(window_start timestamptz, window_end timestamptz, use_rollups boolean DEFAULT true)
 RETURNS TABLE (range_start timestamptz, range_end timestamptz)
 LANGUAGE sql STABLE
+-- a handful of ranges: the planner must pick index range scans per range, not a full scan
+ROWS 4
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
     WITH hours AS (
@@ -266,7 +268,8 @@ SELECT d.bucket, e.gateway_id, e.model, count(*),
        sum(e.input_tokens), sum(e.output_tokens), count(*) FILTER (WHERE e.decision = 'redacted')
 FROM (SELECT DISTINCT bucket FROM kt_dirty_hours
       WHERE bucket >= (SELECT frozen_before FROM kt_rollup_state)) d
-JOIN ai_decision_events e ON e."timestamp" >= d.bucket AND e."timestamp" < d.bucket + interval '1 hour'
+CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
+                    WHERE x."timestamp" >= d.bucket AND x."timestamp" < d.bucket + interval '1 hour') e
 GROUP BY d.bucket, e.gateway_id, e.model;
 COMMENT ON VIEW governance_metrics_hourly IS 'The document''s hourly metrics (plus redacted), always exact: refreshed hours from kt_rollup_metrics_hourly, hours changed since the last kt_refresh_metrics() computed live. Hours are UTC hours (as the document''s view in a UTC session). Filter on hour to use the rollup''s key.';
 COMMENT ON COLUMN governance_metrics_hourly.hour IS 'Start of the UTC hour.';

@@ -55,32 +55,34 @@ SELECT date_trunc('hour', timestamp) AS hour, gateway_id, model, COUNT(*) AS tot
 FROM ai_decision_events GROUP BY hour, gateway_id, model;
 CREATE UNIQUE INDEX governance_metrics_hourly_key ON governance_metrics_hourly (hour, gateway_id, model);
 """
+# The document's queries use NOW(); both sides are run against one fixed instant T instead, so
+# that their results can be compared row for row (a moving now() shifts the window's edge).
 DOC = {
     "summary": """SELECT date_trunc('day', timestamp) AS day, decision, COUNT(*), SUM(cost_usd), AVG(latency_ms),
                   SUM(input_tokens + output_tokens) FROM ai_decision_events
-                  WHERE timestamp >= NOW() - INTERVAL '30 days' GROUP BY day, decision ORDER BY day DESC, decision""",
+                  WHERE timestamp >= {T} - INTERVAL '30 days' GROUP BY day, decision ORDER BY day DESC, decision""",
     "spend": """SELECT COALESCE(team_id, 'unassigned') AS team, model, COUNT(*), SUM(input_tokens), SUM(output_tokens),
                 SUM(cost_usd) AS total_cost_usd FROM ai_decision_events
-                WHERE timestamp >= NOW() - INTERVAL '30 days' AND decision = 'allowed'
+                WHERE timestamp >= {T} - INTERVAL '30 days' AND decision = 'allowed'
                 GROUP BY team_id, model ORDER BY total_cost_usd DESC""",
     "policy": """SELECT pe.policy_name, pe.result, COUNT(*), COUNT(*) FILTER (WHERE pe.result = 'block') AS block_count,
                  ROUND(100.0 * COUNT(*) FILTER (WHERE pe.result = 'block') / COUNT(*), 2)
                  FROM policy_evaluations pe JOIN ai_decision_events e ON pe.event_id = e.id
-                 WHERE e.timestamp >= NOW() - INTERVAL '7 days' GROUP BY pe.policy_name, pe.result ORDER BY block_count DESC""",
+                 WHERE e.timestamp >= {T} - INTERVAL '7 days' GROUP BY pe.policy_name, pe.result ORDER BY block_count DESC""",
     "anomalies": """WITH hourly_stats AS (
                       SELECT date_trunc('hour', timestamp) AS hour, COUNT(*) AS total,
                              COUNT(*) FILTER (WHERE decision = 'blocked') AS blocked
-                      FROM ai_decision_events WHERE timestamp >= NOW() - INTERVAL '48 hours' GROUP BY hour),
+                      FROM ai_decision_events WHERE timestamp >= {T} - INTERVAL '48 hours' GROUP BY hour),
                     baseline AS (SELECT AVG(blocked::FLOAT / NULLIF(total, 0)) AS a, STDDEV(blocked::FLOAT / NULLIF(total, 0)) AS s FROM hourly_stats)
                     SELECT h.hour, h.total, h.blocked, ROUND((h.blocked::FLOAT / NULLIF(h.total, 0))::NUMERIC, 4),
                            CASE WHEN (h.blocked::FLOAT / NULLIF(h.total, 0)) > b.a + 2 * b.s THEN 'ANOMALY' ELSE 'normal' END
                     FROM hourly_stats h, baseline b ORDER BY h.hour DESC""",
 }
 EXT = {
-    "summary": "SELECT * FROM kt_governance_summary()",
-    "spend": "SELECT * FROM kt_spend_by_team_model()",
-    "policy": "SELECT * FROM kt_policy_effectiveness_by_result()",
-    "anomalies": "SELECT hour, total, blocked, block_rate, status FROM kt_anomalies()",
+    "summary": "SELECT * FROM kt_governance_summary(start_time => {T} - interval '30 days')",
+    "spend": "SELECT * FROM kt_spend_by_team_model(start_time => {T} - interval '30 days')",
+    "policy": "SELECT * FROM kt_policy_effectiveness_by_result(start_time => {T} - interval '7 days')",
+    "anomalies": "SELECT hour, total, blocked, block_rate, status FROM kt_anomalies(start_time => {T} - interval '48 hours')",
 }
 METRICS = "SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly"
 
@@ -193,9 +195,10 @@ def main():
     ext.execute("ANALYZE")
     record("first build of hourly metrics", mv_build, time.perf_counter() - t0)
 
+    instant = "'" + timed(ext, "SELECT now()::text")[1][0][0] + "'::timestamptz"
     for name in ("summary", "spend", "policy", "anomalies"):
-        p_s, p_rows = median_of(plain, DOC[name])
-        e_s, e_rows = median_of(ext, EXT[name])
+        p_s, p_rows = median_of(plain, DOC[name].replace("{T}", instant))
+        e_s, e_rows = median_of(ext, EXT[name].replace("{T}", instant))
         ok = same(name, e_rows, p_rows)
         record({"summary": "daily summary, 30 days", "spend": "spend by team and model, 30 days",
                 "policy": "policy effectiveness, 7 days", "anomalies": "anomalies, 48 hours"}[name],
@@ -237,27 +240,31 @@ def main():
     record(f"kt_ingest {count} events (JSON) vs COPY (CSV)", plain_copy, ingest,
            f"{count / ingest:,.0f} vs {count / plain_copy:,.0f} events/s")
 
-    # retention of the oldest month: drop/trim vs DELETE
-    hours = (DAYS - 30) * 24
+    # retention of the oldest month: drop/trim vs DELETE, with the same cutoff. The cutoff sits
+    # just before the start of the current month, as an hourly job reaches it: the older month's
+    # partition pair is dropped whole.
+    hours = timed(ext, "SELECT ceil(extract(epoch FROM now() - date_trunc('month', now(), 'UTC')) / 3600)::int")[1][0][0]
     size_sql = "SELECT pg_total_relation_size('ai_decision_events') + pg_total_relation_size('policy_evaluations')"
     ext_size_sql = "SELECT sum(total_bytes) FROM kt_partitions"
     plain_before, ext_before = timed(plain, size_sql)[1][0][0], timed(ext, ext_size_sql)[1][0][0]
     t0 = time.perf_counter()
+    with ext.cursor() as cur:
+        cur.execute(f"SELECT cutoff::text, events_removed FROM kt_apply_retention({hours})")
+        cutoff, ext_removed = cur.fetchone()
+    ext_ret = time.perf_counter() - t0
+    t0 = time.perf_counter()
     with plain.cursor() as cur:
         cur.execute(f"""DELETE FROM policy_evaluations pe USING ai_decision_events e
-                        WHERE pe.event_id = e.id AND e.timestamp < now() - interval '{hours} hours'""")
-        cur.execute(f"DELETE FROM ai_decision_events WHERE timestamp < now() - interval '{hours} hours'")
+                        WHERE pe.event_id = e.id AND e.timestamp < '{cutoff}'""")
+        cur.execute(f"DELETE FROM ai_decision_events WHERE timestamp < '{cutoff}'")
+        plain_removed = cur.rowcount
     plain_ret = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ext.execute(f"SELECT * FROM kt_apply_retention({hours})")
-    ext_ret = time.perf_counter() - t0
     plain_after, ext_after = timed(plain, size_sql)[1][0][0], timed(ext, ext_size_sql)[1][0][0]
-    left = [timed(c, "SELECT count(*) FROM ai_decision_events")[1][0][0] for c in (plain, ext)]
-    if left[0] != left[1]:
-        failures.append(f"retention left {left[0]} plain vs {left[1]} extension events")
+    if plain_removed != ext_removed:
+        failures.append(f"retention removed {plain_removed} plain vs {ext_removed} extension events")
     mb = lambda b: f"{b / 1048576:,.0f} MB"
-    record("retention of the oldest month", plain_ret, ext_ret,
-           f"sizes before/after: plain {mb(plain_before)} -> {mb(plain_after)}, extension {mb(ext_before)} -> {mb(ext_after)}")
+    record(f"retention: remove {ext_removed:,} events older than the current month", plain_ret, ext_ret,
+           f"relation sizes before/after: plain {mb(plain_before)} -> {mb(plain_after)}, extension {mb(ext_before)} -> {mb(ext_after)}")
 
     cores = os.cpu_count()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
