@@ -243,7 +243,7 @@ def main():
     # retention of the oldest month: drop/trim vs DELETE, with the same cutoff. The cutoff sits
     # just after the start of the current month, as an hourly job reaches it: the older month's
     # partition pair is dropped whole.
-    hours = timed(ext, "SELECT floor(extract(epoch FROM now() - date_trunc('month', now(), 'UTC')) / 3600)::int")[1][0][0]
+    hours = timed(ext, "SELECT greatest(1, floor(extract(epoch FROM now() - date_trunc('month', now(), 'UTC')) / 3600))::int")[1][0][0]
     size_sql = "SELECT pg_total_relation_size('ai_decision_events') + pg_total_relation_size('policy_evaluations')"
     ext_size_sql = "SELECT sum(total_bytes) FROM kt_partitions"
     plain_before, ext_before = timed(plain, size_sql)[1][0][0], timed(ext, ext_size_sql)[1][0][0]
