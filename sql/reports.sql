@@ -64,7 +64,7 @@ BEGIN
         FROM kt_rollup_decisions_hourly r
         WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
-                          AND d.bucket >= (SELECT frozen_before FROM kt_rollup_state))
+                          AND d.bucket >= kt_frozen_before())
         UNION ALL
         SELECT e."timestamp", e.decision, 1::bigint, e.cost_usd, (e.input_tokens + e.output_tokens)::bigint,
                e.latency_ms::bigint, (e.latency_ms IS NOT NULL)::int::bigint
@@ -110,7 +110,7 @@ BEGIN
         WHERE r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
           AND r.decision = ANY (decisions)
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
-                          AND d.bucket >= (SELECT frozen_before FROM kt_rollup_state))
+                          AND d.bucket >= kt_frozen_before())
         UNION ALL
         SELECT e.team_id, e.model, 1::bigint, e.input_tokens::bigint, e.output_tokens::bigint, e.cost_usd
         FROM kt_live_ranges(w.window_start, w.window_end) live
@@ -219,7 +219,7 @@ BEGIN
         FROM kt_rollup_metrics_hourly r
         WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
-                          AND d.bucket >= (SELECT frozen_before FROM kt_rollup_state))
+                          AND d.bucket >= kt_frozen_before())
         UNION ALL
         SELECT e."timestamp",
                CASE dimension WHEN 'gateway_id' THEN e.gateway_id

@@ -269,7 +269,8 @@ BEGIN
 
     -- rollups first: refresh what is dirty, then freeze the hours about to lose raw rows
     PERFORM kt_refresh_metrics();
-    UPDATE kt_rollup_state SET frozen_before = greatest(frozen_before, date_trunc('hour', cutoff, 'UTC'));
+    INSERT INTO kt_rollup_state (frozen_before) VALUES (date_trunc('hour', cutoff, 'UTC'))
+    ON CONFLICT (singleton) DO UPDATE SET frozen_before = greatest(kt_rollup_state.frozen_before, excluded.frozen_before);
 
     PERFORM kt_lock_for_partition_ddl();
     IF to_regclass('pg_temp.kt_doomed') IS NULL THEN

@@ -100,14 +100,24 @@ COMMENT ON COLUMN kt_rollup_spend_hourly.total_input_tokens IS 'SUM(input_tokens
 COMMENT ON COLUMN kt_rollup_spend_hourly.total_output_tokens IS 'SUM(output_tokens).';
 COMMENT ON COLUMN kt_rollup_spend_hourly.total_cost IS 'SUM(cost_usd).';
 
+-- No row until retention first freezes something: a row made by CREATE EXTENSION would collide
+-- with the dumped one on restore. kt_frozen_before() reads it.
 CREATE TABLE kt_rollup_state (
     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     frozen_before timestamptz NOT NULL DEFAULT '-infinity'
 );
-INSERT INTO kt_rollup_state DEFAULT VALUES;
-COMMENT ON TABLE kt_rollup_state IS 'Rollup bookkeeping (one row): hours before frozen_before lost raw rows to retention, so their rollup rows are final and never recomputed.';
+COMMENT ON TABLE kt_rollup_state IS 'Rollup bookkeeping (at most one row; none means nothing is frozen): hours before frozen_before lost raw rows to retention, so their rollup rows are final and never recomputed.';
 COMMENT ON COLUMN kt_rollup_state.singleton IS 'Always true: the table has one row.';
 COMMENT ON COLUMN kt_rollup_state.frozen_before IS 'Start of the first hour whose raw rows are complete.';
+
+CREATE FUNCTION kt_frozen_before()
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+    SELECT coalesce((SELECT frozen_before FROM kt_rollup_state), '-infinity')
+$fn$;
+COMMENT ON FUNCTION kt_frozen_before() IS 'Start of the first hour whose raw rows are complete (-infinity until retention has removed anything): older hours come from rollups only and are never recomputed.';
 
 -- rollups and dirty marks are data: pg_dump must carry them
 SELECT pg_catalog.pg_extension_config_dump('kt_dirty_hours', '');
@@ -165,7 +175,7 @@ AS $fn$
     UNION ALL
     SELECT DISTINCT d.bucket, d.bucket + interval '1 hour' FROM hours, kt_dirty_hours d
     WHERE use_rollups AND first_whole < whole_end AND d.bucket >= first_whole AND d.bucket < whole_end
-      AND d.bucket >= (SELECT frozen_before FROM kt_rollup_state)
+      AND d.bucket >= kt_frozen_before()
 $fn$;
 COMMENT ON FUNCTION kt_live_ranges(timestamptz, timestamptz, boolean) IS 'Internal: the ranges of [window_start, window_end) that reports read from raw rows (partial edge hours and dirty hours); whole refreshed hours come from the rollups.';
 
@@ -207,7 +217,7 @@ BEGIN
     -- recomputed from the rows that remain
     WITH taken AS (DELETE FROM kt_dirty_hours RETURNING bucket)
     SELECT array_agg(DISTINCT bucket ORDER BY bucket) INTO hours FROM taken
-    WHERE bucket >= (SELECT frozen_before FROM kt_rollup_state);
+    WHERE bucket >= kt_frozen_before();
     hours_refreshed := coalesce(cardinality(hours), 0);
     oldest_hour := hours[1];
     newest_hour := hours[hours_refreshed];
@@ -257,7 +267,7 @@ SELECT r.bucket AS hour, r.gateway_id, r.model, r.total_requests, r.allowed, r.b
        r.total_cost, r.p50_latency, r.p99_latency, r.total_input_tokens, r.total_output_tokens, r.redacted
 FROM kt_rollup_metrics_hourly r
 WHERE NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
-                  AND d.bucket >= (SELECT frozen_before FROM kt_rollup_state))
+                  AND d.bucket >= kt_frozen_before())
 UNION ALL
 -- hours changed since the last refresh, computed live, so the view is always exact
 SELECT d.bucket, e.gateway_id, e.model, count(*),
@@ -267,7 +277,7 @@ SELECT d.bucket, e.gateway_id, e.model, count(*),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms),
        sum(e.input_tokens), sum(e.output_tokens), count(*) FILTER (WHERE e.decision = 'redacted')
 FROM (SELECT DISTINCT bucket FROM kt_dirty_hours
-      WHERE bucket >= (SELECT frozen_before FROM kt_rollup_state)) d
+      WHERE bucket >= kt_frozen_before()) d
 CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
                     WHERE x."timestamp" >= d.bucket AND x."timestamp" < d.bucket + interval '1 hour') e
 GROUP BY d.bucket, e.gateway_id, e.model;

@@ -19,6 +19,10 @@ SELECT * FROM kt_generate_sample_events(4000, 200, 3, now());
 SELECT * FROM kt_create_partitions('2019-01-01', '2019-03-01');
 SELECT * FROM kt_generate_sample_events(500, 30, 4, '2019-03-01');
 SELECT * FROM kt_run_maintenance();
+SELECT * FROM kt_refresh_metrics();
+SELECT kt_add_legal_hold(team_id => 'legal', reason => 'dump test');
+SELECT * FROM kt_apply_retention(24 * 365 * 10);
+SELECT * FROM kt_run_job('maintenance');
 -- rows that stay in the default partitions (junk dates)
 INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
 VALUES ('junk-1', '9999-01-01', 'allowed', 'm', 'p', 'g');
@@ -31,7 +35,10 @@ fingerprint() {
         (SELECT count(*) FROM policy_evaluations) || ' ' ||
         (SELECT md5(string_agg(md5(e::text), '' ORDER BY id)) FROM ai_decision_events e) || ' ' ||
         (SELECT md5(string_agg(md5(p::text), '' ORDER BY id)) FROM policy_evaluations p) || ' ' ||
-        (SELECT string_agg(partition_name || ':' || coalesce(range_start::text, 'default'), ',' ORDER BY partition_name) FROM kt_partitions)"
+        (SELECT md5(string_agg(partition_name || ':' || coalesce(range_start::text, 'default'), ',' ORDER BY partition_name)) FROM kt_partitions) || ' ' ||
+        (SELECT md5(string_agg(m::text, ',' ORDER BY m::text)) FROM governance_metrics_hourly m) || ' ' ||
+        (SELECT count(*) FROM kt_legal_holds) || ' ' || (SELECT count(*) FROM kt_removal_log) || ' ' ||
+        (SELECT count(*) FROM kt_job_runs) || ' ' || kt_frozen_before()"
 }
 before="$(fingerprint src)"
 max_id="$(q "$dir" "$port" src "SELECT max(id) FROM policy_evaluations")"
@@ -62,9 +69,9 @@ else
 fi
 check "plain restore identical" "$(fingerprint dst_plain)" "$before"
 # keys really are back: same definitions as a fresh install, FK enforced
-keydefs="SELECT string_agg(conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conrelid::regclass::text, conname) FROM pg_constraint
+keydefs="SELECT md5(string_agg(conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conrelid::regclass::text, conname)) FROM pg_constraint
          WHERE connamespace = 'public'::regnamespace"
-idxdefs="SELECT string_agg(pg_get_indexdef(indexrelid), '; ' ORDER BY indexrelid::regclass::text) FROM pg_index
+idxdefs="SELECT md5(string_agg(pg_get_indexdef(indexrelid), '; ' ORDER BY indexrelid::regclass::text)) FROM pg_index
          WHERE indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent IN ('ai_decision_events'::regclass, 'policy_evaluations'::regclass))"
 check "constraints equal the source's" "$(q "$dir" "$port" dst "$keydefs")" "$(q "$dir" "$port" src "$keydefs")"
 check "indexes equal the source's" "$(q "$dir" "$port" dst "$idxdefs")" "$(q "$dir" "$port" src "$idxdefs")"
