@@ -63,7 +63,8 @@ BEGIN
                r.total_tokens AS tokens, r.latency_sum AS lat_sum, r.latency_count AS lat_n
         FROM kt_rollup_decisions_hourly r
         WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
-          AND kt_rollup_hour_is_current(r.bucket)
+          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
+                          AND d.bucket >= kt_frozen_before())
         UNION ALL
         SELECT e."timestamp", e.decision, 1::bigint, e.cost_usd, (e.input_tokens + e.output_tokens)::bigint,
                e.latency_ms::bigint, (e.latency_ms IS NOT NULL)::int::bigint
@@ -108,7 +109,8 @@ BEGIN
         FROM kt_rollup_spend_hourly r
         WHERE r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
           AND r.decision = ANY (decisions)
-          AND kt_rollup_hour_is_current(r.bucket)
+          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
+                          AND d.bucket >= kt_frozen_before())
         UNION ALL
         SELECT e.team_id, e.model, 1::bigint, e.input_tokens::bigint, e.output_tokens::bigint, e.cost_usd
         FROM kt_live_ranges(w.window_start, w.window_end) live
@@ -216,7 +218,8 @@ BEGIN
                r.total_requests AS n, r.blocked AS b
         FROM kt_rollup_metrics_hourly r
         WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
-          AND kt_rollup_hour_is_current(r.bucket)
+          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
+                          AND d.bucket >= kt_frozen_before())
         UNION ALL
         SELECT e."timestamp",
                CASE dimension WHEN 'gateway_id' THEN e.gateway_id

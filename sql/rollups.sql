@@ -119,19 +119,6 @@ AS $fn$
 $fn$;
 COMMENT ON FUNCTION kt_frozen_before() IS 'Start of the first hour whose raw rows are complete (-infinity until retention has removed anything): older hours come from rollups only and are never recomputed.';
 
--- Whether a rollup hour is exact as stored: not dirty, or frozen (its raw rows are gone, so the
--- rollup is all there is). The one definition the view and every report use. No SET clause,
--- qualified names: the planner inlines it into the caller's query.
-CREATE FUNCTION kt_rollup_hour_is_current(bucket timestamptz)
-RETURNS boolean
-LANGUAGE sql STABLE
-AS $fn$
-    SELECT NOT EXISTS (SELECT FROM @extschema@.kt_dirty_hours d
-                       WHERE d.bucket = kt_rollup_hour_is_current.bucket
-                         AND d.bucket >= @extschema@.kt_frozen_before())
-$fn$;
-COMMENT ON FUNCTION kt_rollup_hour_is_current(timestamptz) IS 'Whether the rollup rows of an hour are exact as stored: the hour is not dirty, or it is older than kt_frozen_before().';
-
 -- rollups and dirty marks are data: pg_dump must carry them
 SELECT pg_catalog.pg_extension_config_dump('kt_dirty_hours', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_metrics_hourly', '');
@@ -279,7 +266,8 @@ CREATE VIEW governance_metrics_hourly AS
 SELECT r.bucket AS hour, r.gateway_id, r.model, r.total_requests, r.allowed, r.blocked, r.escalated,
        r.total_cost, r.p50_latency, r.p99_latency, r.total_input_tokens, r.total_output_tokens, r.redacted
 FROM kt_rollup_metrics_hourly r
-WHERE kt_rollup_hour_is_current(r.bucket)
+WHERE NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
+                  AND d.bucket >= kt_frozen_before())
 UNION ALL
 -- hours changed since the last refresh, computed live, so the view is always exact
 SELECT d.bucket, e.gateway_id, e.model, count(*),
