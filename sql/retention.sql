@@ -137,8 +137,8 @@ COMMENT ON COLUMN kt_removals.newest_removed IS 'Newest removed event.';
 COMMENT ON COLUMN kt_removals.run_by IS 'Who ran it.';
 
 -- Whether an active legal hold covers an event with these attributes.
--- No SET clause and a schema-qualified body: the planner inlines it into the caller's query
--- instead of calling a function per row.
+-- Called per row by retention and erasure (PostgreSQL does not inline a scalar SQL function
+-- whose body has a subquery), so retention skips it entirely when no hold is active.
 CREATE FUNCTION kt_is_held(team_id text, user_id text, gateway_id text, event_time timestamptz)
 RETURNS boolean
 LANGUAGE sql STABLE
