@@ -54,13 +54,14 @@ COMMENT ON COLUMN kt_job_runs.run_by IS 'Role that ran it (the worker runs as th
 SELECT pg_catalog.pg_extension_config_dump('kt_job_runs', '');
 
 -- Runs one job body and describes the outcome. Raises whatever the job raises.
-CREATE FUNCTION kt_execute_job(job_name text, OUT message text, OUT rows_touched bigint)
+CREATE FUNCTION kt_execute_job(job_name text, OUT message text, OUT rows_touched bigint, OUT again boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 DECLARE
     r record;
 BEGIN
+    again := false;
     CASE job_name
     WHEN 'refresh_metrics' THEN
         SELECT * INTO r FROM kt_refresh_metrics();
@@ -70,6 +71,7 @@ BEGIN
         SELECT * INTO r FROM kt_retention_job();
         rows_touched := r.events_removed;
         message := r.message;
+        again := r.again;
     WHEN 'maintenance' THEN
         SELECT * INTO r FROM kt_run_maintenance();
         rows_touched := r.rows_moved;
@@ -81,7 +83,8 @@ $fn$;
 COMMENT ON FUNCTION kt_execute_job(text) IS 'Internal: the body of each job.';
 
 CREATE FUNCTION kt_run_job(job_name text)
-RETURNS TABLE (status text, message text, rows_touched bigint, started_at timestamptz, finished_at timestamptz)
+RETURNS TABLE (status text, message text, rows_touched bigint, started_at timestamptz, finished_at timestamptz,
+               run_again boolean)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, @extschema@, pg_temp
@@ -96,9 +99,10 @@ BEGIN
             HINT = 'See SELECT job_name FROM kt_jobs.';
     END IF;
     started_at := clock_timestamp();
+    run_again := false;
     BEGIN
         -- a subtransaction: a failing job is rolled back and recorded, never propagated
-        SELECT x.message, x.rows_touched INTO message, rows_touched FROM kt_execute_job(wanted) x;
+        SELECT x.message, x.rows_touched, x.again INTO message, rows_touched, run_again FROM kt_execute_job(wanted) x;
         status := 'ok';
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = MESSAGE_TEXT;
@@ -119,7 +123,7 @@ BEGIN
     RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION kt_run_job(text) IS 'Runs a job now (refresh_metrics or maintenance), records the run in kt_job_runs and kt_jobs, and returns its outcome. A failing job is recorded with its SQLSTATE and message and does not raise.';
+COMMENT ON FUNCTION kt_run_job(text) IS 'Runs a job now (refresh_metrics or maintenance), records the run in kt_job_runs and kt_jobs, and returns its outcome. A failing job is recorded with its SQLSTATE and message and does not raise. run_again = true: the job stopped early on purpose (retention drops one partition pair per run) and wants to run again after this transaction commits.';
 
 CREATE FUNCTION kt_prune_job_runs(job_name text)
 RETURNS void

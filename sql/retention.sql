@@ -237,9 +237,9 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_remove_doomed(boolean) IS 'Internal: deletes the events listed in the session''s kt_doomed stash and their evaluations, archiving them first when asked.';
 
-CREATE FUNCTION kt_apply_retention(hours integer, archive boolean DEFAULT NULL)
+CREATE FUNCTION kt_apply_retention(hours integer, archive boolean DEFAULT NULL, max_partitions integer DEFAULT NULL)
 RETURNS TABLE (cutoff timestamptz, partitions_removed text[], events_removed bigint,
-               evaluations_removed bigint, events_archived bigint, events_held bigint)
+               evaluations_removed bigint, events_archived bigint, events_held bigint, more_to_do boolean)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, @extschema@, pg_temp
@@ -261,6 +261,10 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'kt_apply_retention never means "delete everything".';
     END IF;
+    IF max_partitions <= 0 THEN
+        RAISE EXCEPTION 'max_partitions must be positive (or NULL for all), got %', max_partitions
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF NOT pg_try_advisory_xact_lock(hashtext('kt_governance.retention')) THEN
         RAISE NOTICE 'kt_governance: another retention or erasure run is in progress; skipping';
         RETURN;
@@ -268,6 +272,7 @@ BEGIN
     cutoff := now() - make_interval(hours => hours);
     partitions_removed := '{}';
     events_removed := 0; evaluations_removed := 0; events_archived := 0; events_held := 0;
+    more_to_do := false;
 
     -- rollups first: refresh what is dirty, then freeze the hours about to lose raw rows
     PERFORM kt_refresh_metrics();
@@ -296,6 +301,10 @@ BEGIN
         IF held > 0 THEN
             CONTINUE;  -- trimmed below instead
         END IF;
+        IF cardinality(partitions_removed) >= max_partitions THEN
+            more_to_do := true;  -- the caller commits and calls again
+            EXIT;
+        END IF;
         EXECUTE format('SELECT count(*), min("timestamp"), max("timestamp") FROM %I.%I', '@extschema@', part.events_part)
             INTO n_events, oldest, newest;
         EXECUTE format('SELECT count(*) FROM %I.%I', '@extschema@', part.evals_part) INTO n_evals;
@@ -311,6 +320,15 @@ BEGIN
         evaluations_removed := evaluations_removed + n_evals;
         RAISE NOTICE 'kt_governance retention: dropped % (% events, % evaluations)', part.events_part, n_events, n_evals;
     END LOOP;
+
+    IF more_to_do THEN
+        INSERT INTO kt_removal_log (why, cutoff, partitions_dropped, events_removed, evaluations_removed,
+                                    events_archived, archived_to)
+        VALUES ('retention', cutoff, partitions_removed, events_removed, evaluations_removed, events_archived,
+                CASE WHEN do_archive THEN 'ai_decision_events_archive' END);
+        RETURN NEXT;
+        RETURN;
+    END IF;
 
     -- everything else older than the cutoff (the straddling partition, partitions with held
     -- rows, the default partition): deleted row by row, held rows kept
@@ -338,7 +356,24 @@ BEGIN
     RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION kt_apply_retention(integer, boolean) IS 'Removes every event and evaluation older than now() - hours and nothing newer: whole partitions are dropped, the partition straddling the cutoff (and any holding legally held rows) is trimmed. Refreshes rollups first and freezes the pruned hours, so reports keep the history. archive (default kt_governance.retention_archive) copies the rows to ai_decision_events_archive / policy_evaluations_archive in the same transaction. Held rows stay. Logged in kt_removal_log. hours <= 0 or NULL is an error. A concurrent run is skipped with a NOTICE.';
+COMMENT ON FUNCTION kt_apply_retention(integer, boolean, integer) IS 'Removes every event and evaluation older than now() - hours and nothing newer: whole partitions are dropped, the partition straddling the cutoff (and any holding legally held rows) is trimmed. Refreshes rollups first and freezes the pruned hours, so reports keep the history. archive (default kt_governance.retention_archive) copies the rows to ai_decision_events_archive / policy_evaluations_archive in the same transaction. Held rows stay. Logged in kt_removal_log. hours <= 0 or NULL is an error. A concurrent run is skipped with a NOTICE. max_partitions: drop at most that many partition pairs and return more_to_do = true, leaving the rest (and the trim) to the next call, so a caller can commit in between (see kt_apply_retention_by_partition).';
+
+-- For DBAs who want what the worker does: one transaction per dropped partition pair, so locks
+-- are short and a failure keeps what was already done. CALL it outside a transaction block.
+CREATE PROCEDURE kt_apply_retention_by_partition(hours integer, archive boolean DEFAULT NULL)
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    step record;
+BEGIN
+    LOOP
+        SELECT * INTO step FROM @extschema@.kt_apply_retention(hours, archive, 1);
+        COMMIT;
+        EXIT WHEN step.more_to_do IS NOT TRUE;
+    END LOOP;
+END
+$fn$;
+COMMENT ON PROCEDURE kt_apply_retention_by_partition(integer, boolean) IS 'kt_apply_retention() committed one partition pair at a time (then the trim): CALL kt_apply_retention_by_partition(61320). Must be called outside an explicit transaction block.';
 
 CREATE FUNCTION kt_erase_subject(user_id text)
 RETURNS TABLE (events_removed bigint, evaluations_removed bigint, archived_removed bigint, events_held bigint)
@@ -388,11 +423,13 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_erase_subject(text) IS 'Right to be forgotten: deletes a user''s events and evaluations (and their archived copies and quarantined records), except rows under legal hold, which it counts and reports. Rollups, which hold no user ids, keep their totals. Logged in kt_removal_log.';
 
+REVOKE ALL ON PROCEDURE kt_apply_retention_by_partition(integer, boolean) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE kt_apply_retention_by_partition(integer, boolean) TO kt_governance_admin;
 REVOKE ALL ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
-                       kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean),
+                       kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean, integer),
                        kt_erase_subject(text), kt_remove_doomed(boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
-                          kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean),
+                          kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean, integer),
                           kt_erase_subject(text) TO kt_governance_admin;
 GRANT SELECT ON kt_legal_holds, kt_legal_hold_status, kt_removal_log, kt_removals,
                 ai_decision_events_archive, policy_evaluations_archive TO kt_governance_reader;
@@ -402,7 +439,7 @@ INSERT INTO kt_jobs (job_name, description, interval_setting) VALUES
 
 -- The worker's retention job: raw retention by kt_governance.retention_hours (0 = off), then
 -- rollup retention by kt_governance.rollup_retention_hours (0 = keep rollups forever).
-CREATE FUNCTION kt_retention_job(OUT events_removed bigint, OUT message text)
+CREATE FUNCTION kt_retention_job(OUT events_removed bigint, OUT message text, OUT again boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
@@ -414,12 +451,16 @@ DECLARE
     n bigint;
 BEGIN
     events_removed := 0;
+    again := false;
     message := 'raw retention off';
     IF raw_hours > 0 THEN
-        SELECT * INTO r FROM kt_apply_retention(raw_hours);
+        -- one partition pair per run: the worker commits and runs the job again at once
+        SELECT * INTO r FROM kt_apply_retention(raw_hours, NULL, 1);
         events_removed := coalesce(r.events_removed, 0);
-        message := format('cutoff %s: %s partitions dropped, %s events removed, %s held',
-                          r.cutoff, cardinality(r.partitions_removed), r.events_removed, r.events_held);
+        again := coalesce(r.more_to_do, false);
+        message := format('cutoff %s: %s partitions dropped, %s events removed, %s held%s',
+                          r.cutoff, cardinality(r.partitions_removed), r.events_removed, r.events_held,
+                          CASE WHEN again THEN ', more to do' ELSE '' END);
     END IF;
     IF rollup_hours > 0 THEN
         DELETE FROM kt_rollup_metrics_hourly WHERE bucket < now() - make_interval(hours => rollup_hours);
@@ -432,5 +473,5 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kt_retention_job() IS 'Internal: body of the retention job (kt_apply_retention with kt_governance.retention_hours, then rollup retention).';
+COMMENT ON FUNCTION kt_retention_job() IS 'Internal: body of the retention job: kt_apply_retention(kt_governance.retention_hours) one partition pair per run (again = true asks the worker to run it again after committing), then rollup retention.';
 REVOKE ALL ON FUNCTION kt_retention_job() FROM PUBLIC;

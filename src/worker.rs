@@ -59,14 +59,20 @@ fn due_jobs() -> Vec<String> {
     })
 }
 
-fn run_job(job: &str) {
-    let Some(schema) = extension_schema() else { return };
-    let sql = format!("SELECT status FROM {}.kt_run_job($1)", spi::quote_identifier(&schema));
-    let status = Spi::get_one_with_args::<String>(&sql, &[job.into()]);
-    if let Ok(Some(status)) = status {
-        if status != "ok" {
-            log!("kt_governance worker: job {job} recorded an error (see kt_job_runs)");
+/// Runs one job once; true when the job asks to run again right after this transaction commits
+/// (retention drops one partition pair per transaction, so its locks stay short).
+fn run_job(job: &str) -> bool {
+    let Some(schema) = extension_schema() else { return false };
+    let sql = format!("SELECT status, run_again FROM {}.kt_run_job($1)", spi::quote_identifier(&schema));
+    let outcome = Spi::get_two_with_args::<String, bool>(&sql, &[job.into()]);
+    match outcome {
+        Ok((Some(status), again)) => {
+            if status != "ok" {
+                log!("kt_governance worker: job {job} recorded an error (see kt_job_runs)");
+            }
+            status == "ok" && again.unwrap_or(false)
         }
+        _ => false,
     }
 }
 
@@ -94,7 +100,11 @@ pub extern "C-unwind" fn kt_governance_worker_main(_arg: pg_sys::Datum) {
             if BackgroundWorker::sigterm_received() {
                 break;
             }
-            guarded_transaction("running a job", || run_job(&job));
+            while guarded_transaction("running a job", || run_job(&job)).unwrap_or(false) {
+                if BackgroundWorker::sigterm_received() {
+                    break;
+                }
+            }
         }
     }
     log!("kt_governance worker stopping");

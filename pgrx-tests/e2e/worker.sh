@@ -80,6 +80,17 @@ wait_for "worker is back after a crash restart" "SELECT count(*) FROM pg_stat_ac
 sql "SELECT * FROM kt_generate_sample_events(100, 1, 999, now())" >/dev/null
 wait_for "jobs run again after the restart" "SELECT count(*) FROM kt_dirty_hours" 0 60
 
+# retention by the worker: old partition pairs dropped one per transaction, each run recorded
+sql "SELECT count(*) FROM kt_create_partitions('2020-01-01', '2020-04-01')" >/dev/null
+sql "SELECT * FROM kt_generate_sample_events(900, 85, 9, '2020-03-28')" >/dev/null
+{ echo "kt_governance.retention_hours = 20000"; echo "kt_governance.retention_interval = 1"; } >> "$dir/data/postgresql.conf"
+as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" reload >/dev/null
+wait_for "worker's retention job drops the old partitions" \
+    "SELECT count(*) FROM kt_partitions WHERE range_end <= '2020-04-01'" 0 60
+check "one partition pair per committed run" \
+    "$(sql "SELECT count(*) >= 3 FROM kt_job_runs WHERE job_name = 'retention' AND message LIKE '%1 partitions dropped%'")" t
+check "no old events left" "$(sql "SELECT count(*) FROM ai_decision_events WHERE \"timestamp\" < '2020-04-01'")" 0
+
 # SIGTERM: the worker stops promptly
 pid_before="$(worker_pid)"
 kill -TERM "$pid_before"

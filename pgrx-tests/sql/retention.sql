@@ -105,3 +105,16 @@ SELECT pg_temp.try($$SELECT * FROM kt_erase_subject('user-0004')$$) AS reader_er
 SELECT pg_temp.try(format('SELECT kt_release_legal_hold(%s)', :hold_team)) AS reader_release;
 RESET ROLE;
 DROP ROLE kt_test_reader2;
+
+-- step by step: one partition pair per call (what the worker commits separately), and the
+-- procedure that commits between steps
+SELECT kt_release_legal_hold(:hold_u1);  -- user-0001's unbounded hold would keep every partition
+SELECT count(*) AS old_partitions_made FROM kt_create_partitions('2020-01-01', '2020-04-01');
+SELECT events FROM kt_generate_sample_events(900, 85, 9, '2020-03-28');
+SELECT cardinality(partitions_removed) AS dropped, more_to_do FROM kt_apply_retention(20000, max_partitions => 1);
+SELECT count(*) AS old_pairs_left FROM kt_partitions WHERE range_end <= '2020-04-01' AND parent_table = 'ai_decision_events';
+CALL kt_apply_retention_by_partition(20000);
+SELECT count(*) AS old_pairs_left_after_procedure FROM kt_partitions WHERE range_end <= '2020-04-01';
+SELECT count(*) AS old_events_left FROM ai_decision_events WHERE "timestamp" < '2020-04-01';
+SELECT pg_temp.try($$SELECT * FROM kt_apply_retention(1000, max_partitions => 0)$$);
+SELECT status, run_again FROM kt_run_job('retention');
