@@ -220,14 +220,8 @@ fn id_of(value: &Value) -> Option<String> {
     value.get("id").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_number().map(|n| n.to_string())))
 }
 
-fn extension_schema() -> String {
-    Spi::get_one::<String>(
-        "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
-         WHERE e.extname = 'kt_governance'",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| "public".into())
+fn pg_timestamp(us: i64) -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(us).expect("parsed timestamps are finite")
 }
 
 /// Ids of this batch that are already stored, whatever their timestamp.
@@ -245,7 +239,6 @@ fn stored_ids(schema: &str, ids: Vec<String>) -> HashSet<String> {
 }
 
 fn insert_events(schema: &str, rows: &[EventRow]) {
-    let ts = |us: i64| TimestampWithTimeZone::try_from(us).expect("parsed timestamps are finite");
     let sql = format!(
         "INSERT INTO {}.ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id, user_id, \
          team_id, input_tokens, output_tokens, cost_usd, latency_ms, request_source, batch_id) \
@@ -255,7 +248,7 @@ fn insert_events(schema: &str, rows: &[EventRow]) {
     );
     let args = [
         rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>().into(),
-        rows.iter().map(|r| ts(r.timestamp_us)).collect::<Vec<_>>().into(),
+        rows.iter().map(|r| pg_timestamp(r.timestamp_us)).collect::<Vec<_>>().into(),
         rows.iter().map(|r| r.decision.to_string()).collect::<Vec<_>>().into(),
         rows.iter().map(|r| r.model.clone()).collect::<Vec<_>>().into(),
         rows.iter().map(|r| r.provider.clone()).collect::<Vec<_>>().into(),
@@ -278,7 +271,6 @@ fn insert_evaluations(schema: &str, rows: &[EventRow]) -> i64 {
     if evals.is_empty() {
         return 0;
     }
-    let ts = |us: i64| TimestampWithTimeZone::try_from(us).expect("parsed timestamps are finite");
     let sql = format!(
         "INSERT INTO {}.policy_evaluations (event_id, event_timestamp, policy_name, result, latency_ms, details) \
          SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::int[], $6::jsonb[])",
@@ -286,7 +278,7 @@ fn insert_evaluations(schema: &str, rows: &[EventRow]) -> i64 {
     );
     let args = [
         evals.iter().map(|(e, _)| e.id.clone()).collect::<Vec<_>>().into(),
-        evals.iter().map(|(e, _)| ts(e.timestamp_us)).collect::<Vec<_>>().into(),
+        evals.iter().map(|(e, _)| pg_timestamp(e.timestamp_us)).collect::<Vec<_>>().into(),
         evals.iter().map(|(_, v)| v.policy_name.clone()).collect::<Vec<_>>().into(),
         evals.iter().map(|(_, v)| v.result.to_string()).collect::<Vec<_>>().into(),
         evals.iter().map(|(_, v)| v.latency_ms).collect::<Vec<_>>().into(),
@@ -340,7 +332,8 @@ fn ingest(
             unreachable!("ereport(ERROR) does not return")
         }
     };
-    let schema = extension_schema();
+    // kt_ingest itself belongs to the extension, so the schema is always there
+    let schema = crate::extension_schema().unwrap_or_else(|| "public".into());
     let all = records(&events.0);
     let mut good: Vec<EventRow> = Vec::with_capacity(all.len());
     let mut quarantined = 0i64;

@@ -42,6 +42,17 @@ extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["reports"]);
 extension_sql_file!("../sql/ingest.sql", name = "ingest", requires = ["jobs", ingest::ingest]);
 extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["ingest"]);
 
+/// The schema kt_governance is installed in, in the current database (None while it is not).
+/// Rust code that runs SQL qualifies names with it instead of trusting the caller's search_path.
+pub(crate) fn extension_schema() -> Option<String> {
+    Spi::get_one::<String>(
+        "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+         WHERE e.extname = 'kt_governance'",
+    )
+    .ok()
+    .flatten()
+}
+
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::define_session_settings();

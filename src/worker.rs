@@ -11,7 +11,7 @@ use pgrx::prelude::*;
 use pgrx::PgTryBuilder;
 use std::time::Duration;
 
-use crate::settings;
+use crate::{extension_schema, settings};
 
 pub fn register() {
     BackgroundWorkerBuilder::new("kt_governance worker")
@@ -36,16 +36,6 @@ where
             None
         })
         .execute()
-}
-
-/// The extension's schema in this database, or None while it is not installed.
-fn extension_schema() -> Option<String> {
-    Spi::get_one::<String>(
-        "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
-         WHERE e.extname = 'kt_governance'",
-    )
-    .ok()
-    .flatten()
 }
 
 fn due_jobs() -> Vec<String> {
