@@ -28,11 +28,14 @@ fi
 cargo pgrx init --pg15 /usr/lib/postgresql/15/bin/pg_config >/dev/null
 
 # Python readers (pyarrow, duckdb) for Parquet read-back tests, in a venv under build/.
-if [ ! -x "$here/build/venv/bin/python" ]; then
-    echo "== python venv with pyarrow, duckdb, moto"
+# Re-run pip whenever requirements.txt changes (a stamp holds the installed file's copy).
+req="$here/pgrx-tests/requirements.txt"
+if [ ! -x "$here/build/venv/bin/python" ] || ! cmp -s "$req" "$here/build/venv/.requirements"; then
+    echo "== python venv with pyarrow, duckdb, moto (S3 server)"
     mkdir -p "$here/build"
-    python3 -m venv "$here/build/venv"
+    [ -x "$here/build/venv/bin/python" ] || python3 -m venv "$here/build/venv"
     "$here/build/venv/bin/pip" install --quiet --upgrade pip
-    "$here/build/venv/bin/pip" install --quiet -r "$here/pgrx-tests/requirements.txt"
+    "$here/build/venv/bin/pip" install --quiet -r "$req"
+    cp "$req" "$here/build/venv/.requirements"
 fi
 echo "== setup done"

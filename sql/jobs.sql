@@ -54,7 +54,8 @@ COMMENT ON COLUMN kt_job_runs.run_by IS 'Role that ran it (the worker runs as th
 SELECT pg_catalog.pg_extension_config_dump('kt_job_runs', '');
 
 -- Runs one job body and describes the outcome. Raises whatever the job raises.
-CREATE FUNCTION kt_execute_job(job_name text, OUT message text, OUT rows_touched bigint, OUT again boolean)
+CREATE FUNCTION kt_execute_job(job_name text, OUT message text, OUT rows_touched bigint, OUT again boolean,
+                               OUT failed boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
@@ -62,7 +63,11 @@ DECLARE
     r record;
 BEGIN
     again := false;
+    failed := false;
     CASE job_name
+    WHEN 'export' THEN
+        SELECT * INTO r FROM kt_export_job();
+        message := r.message; rows_touched := r.rows_touched; again := r.again; failed := r.failed;
     WHEN 'refresh_metrics' THEN
         SELECT * INTO r FROM kt_refresh_metrics();
         rows_touched := r.hours_refreshed;
@@ -93,6 +98,7 @@ DECLARE
     wanted text := job_name;
     state text;
     detail text;
+    failed boolean;
 BEGIN
     IF NOT EXISTS (SELECT FROM kt_jobs j WHERE j.job_name = wanted) THEN
         RAISE EXCEPTION 'unknown job "%"', wanted USING ERRCODE = 'invalid_parameter_value',
@@ -102,8 +108,10 @@ BEGIN
     run_again := false;
     BEGIN
         -- a subtransaction: a failing job is rolled back and recorded, never propagated
-        SELECT x.message, x.rows_touched, x.again INTO message, rows_touched, run_again FROM kt_execute_job(wanted) x;
-        status := 'ok';
+        SELECT x.message, x.rows_touched, x.again, x.failed INTO message, rows_touched, run_again, failed
+        FROM kt_execute_job(wanted) x;
+        -- a job that handled its own error (export keeps its claimed range) reports failed
+        status := CASE WHEN failed THEN 'error' ELSE 'ok' END;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = MESSAGE_TEXT;
         status := 'error';
@@ -123,7 +131,7 @@ BEGIN
     RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION kt_run_job(text) IS 'Runs a job now (refresh_metrics or maintenance), records the run in kt_job_runs and kt_jobs, and returns its outcome. A failing job is recorded with its SQLSTATE and message and does not raise. run_again = true: the job stopped early on purpose (retention drops one partition pair per run) and wants to run again after this transaction commits.';
+COMMENT ON FUNCTION kt_run_job(text) IS 'Runs a job now (refresh_metrics, maintenance, retention or export), records the run in kt_job_runs and kt_jobs, and returns its outcome. A failing job is recorded with its SQLSTATE and message and does not raise. run_again = true: the job stopped early on purpose (retention drops one partition pair per run) and wants to run again after this transaction commits.';
 
 CREATE FUNCTION kt_prune_job_runs(job_name text)
 RETURNS void

@@ -254,7 +254,9 @@ DECLARE
     held bigint;
     oldest timestamptz;
     newest timestamptz;
-    any_hold boolean := EXISTS (SELECT FROM kt_legal_holds WHERE released_at IS NULL);
+    -- rows an export schedule with spare_from_retention has not exported yet are kept like held rows
+    spare timestamptz := kt_export_spare_from();
+    any_hold boolean := EXISTS (SELECT FROM kt_legal_holds WHERE released_at IS NULL) OR spare < 'infinity';
 BEGIN
     IF hours IS NULL OR hours <= 0 THEN
         RAISE EXCEPTION 'retention hours must be a positive number, got %', coalesce(hours::text, 'NULL')
@@ -295,8 +297,8 @@ BEGIN
     LOOP
         held := 0;
         IF any_hold THEN  -- a full scan of the partition only when some hold is active
-            EXECUTE format('SELECT count(*) FROM %I.%I e WHERE kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp")',
-                           '@extschema@', part.events_part) INTO held;
+            EXECUTE format('SELECT count(*) FROM %I.%I e WHERE kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp") OR e.created_at >= %L',
+                           '@extschema@', part.events_part, spare) INTO held;
         END IF;
         IF held > 0 THEN
             CONTINUE;  -- trimmed below instead
@@ -334,7 +336,8 @@ BEGIN
     -- rows, the default partition): deleted row by row, held rows kept
     INSERT INTO pg_temp.kt_doomed
     SELECT e.id, e."timestamp" FROM ai_decision_events e
-    WHERE e."timestamp" < cutoff AND NOT kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp");
+    WHERE e."timestamp" < cutoff AND NOT kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp")
+      AND e.created_at < spare;
     SELECT min(ts), max(ts) INTO oldest, newest FROM pg_temp.kt_doomed;
     SELECT * INTO removed FROM kt_remove_doomed(do_archive);
     events_removed := events_removed + removed.events;

@@ -5,6 +5,7 @@
 
 use pgrx::prelude::*;
 
+mod export;
 mod ingest;
 mod rollup;
 mod sample;
@@ -40,7 +41,8 @@ extension_sql_file!(
 extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["rollups"]);
 extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["reports"]);
 extension_sql_file!("../sql/ingest.sql", name = "ingest", requires = ["jobs", ingest::ingest]);
-extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["ingest"]);
+extension_sql_file!("../sql/export.sql", name = "export", requires = ["ingest", export::kt_export_range]);
+extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["export"]);
 
 /// The schema kt_governance is installed in, in the current database (None while it is not).
 /// Rust code that runs SQL qualifies names with it instead of trusting the caller's search_path.
@@ -58,6 +60,7 @@ pub extern "C-unwind" fn _PG_init() {
     settings::define_session_settings();
     settings::define_job_settings();
     settings::define_retention_settings();
+    settings::define_export_settings();
     // the worker (and its postmaster-level setting) exists only when preloaded; defining a
     // postmaster setting from a regular backend would be FATAL
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {

@@ -34,6 +34,16 @@ pub static RETENTION_HOURS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static RETENTION_ARCHIVE: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static RETENTION_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static ROLLUP_RETENTION_HOURS: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static EXPORT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(60);
+pub static S3_ENDPOINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static S3_REGION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"us-east-1"));
+pub static S3_ALLOW_HTTP: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static S3_PATH_STYLE: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static S3_ACCESS_KEY_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static S3_SECRET_ACCESS_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static S3_SESSION_TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static S3_CREDENTIALS_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static S3_PROFILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"default"));
 pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 
 /// Registers the settings every backend needs. Called from `_PG_init`.
@@ -224,6 +234,86 @@ pub fn define_retention_settings() {
     );
 }
 
+/// Registers the export and S3 settings. Credentials are reload-only (postgresql.conf, never SET),
+/// refused by ALTER SYSTEM (whose text lands in postgresql.auto.conf) and hidden from roles
+/// that may not read superuser-only settings.
+pub fn define_export_settings() {
+    GucRegistry::define_int_guc(
+        c"kt_governance.export_interval",
+        c"How often the worker looks for due export schedules.",
+        c"Each schedule has its own period (kt_add_export_schedule(every => ...)); 0 disables the job.",
+        &EXPORT_INTERVAL_S,
+        0,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    let plain = [
+        (c"kt_governance.s3_endpoint", c"S3 endpoint URL for s3:// exports (empty = AWS, or AWS_ENDPOINT_URL).", c"For S3-compatible servers, e.g. http://127.0.0.1:9000 (http needs kt_governance.s3_allow_http).", &S3_ENDPOINT),
+        (c"kt_governance.s3_region", c"S3 region for s3:// exports.", c"Falls back to AWS_REGION from the server's environment when empty.", &S3_REGION),
+    ];
+    for (name, short, long, setting) in plain {
+        GucRegistry::define_string_guc(name, short, long, setting, GucContext::Suset, GucFlags::default());
+    }
+    GucRegistry::define_bool_guc(
+        c"kt_governance.s3_allow_http",
+        c"Whether s3:// exports may talk plain http to the endpoint.",
+        c"Off by default: credentials and data then only travel over https.",
+        &S3_ALLOW_HTTP,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"kt_governance.s3_path_style",
+        c"Use path-style S3 URLs (endpoint/bucket/key) instead of virtual-hosted ones.",
+        c"Most S3-compatible servers (MinIO, moto, Ceph) want path style.",
+        &S3_PATH_STYLE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    let secret = GucFlags::SUPERUSER_ONLY | GucFlags::DISALLOW_IN_AUTO_FILE;
+    let secrets = [
+        (c"kt_governance.s3_access_key_id", c"S3 access key id (postgresql.conf only).", &S3_ACCESS_KEY_ID),
+        (c"kt_governance.s3_secret_access_key", c"S3 secret access key (postgresql.conf only; hidden from non-superusers).", &S3_SECRET_ACCESS_KEY),
+        (c"kt_governance.s3_session_token", c"S3 session token (postgresql.conf only).", &S3_SESSION_TOKEN),
+        (c"kt_governance.s3_credentials_file", c"AWS shared-credentials file to read S3 keys from (postgresql.conf only).", &S3_CREDENTIALS_FILE),
+        (c"kt_governance.s3_profile", c"Profile to use from kt_governance.s3_credentials_file.", &S3_PROFILE),
+    ];
+    for (name, short, setting) in secrets {
+        GucRegistry::define_string_guc(
+            name,
+            short,
+            c"Reload-only: SET and ALTER SYSTEM are refused so the value never lands in logs or \
+              postgresql.auto.conf. Unset: the standard AWS environment and credentials chain.",
+            setting,
+            GucContext::Sighup,
+            secret,
+        );
+    }
+}
+
+/// Whether a setting's current value comes from postgresql.auto.conf, i.e. from ALTER SYSTEM.
+///
+/// A secret must never be accepted from there, but PostgreSQL lets ALTER SYSTEM write any
+/// kt_governance.* name while this library is not loaded in the session, so the check is made
+/// where the secret is used.
+pub fn set_by_alter_system(name: &str) -> bool {
+    unsafe {
+        let all = pg_sys::get_guc_variables();
+        for i in 0..pg_sys::GetNumConfigOptions() as usize {
+            let record = *all.add(i);
+            if record.is_null() || CStr::from_ptr((*record).name).to_bytes() != name.as_bytes() {
+                continue;
+            }
+            let file = (*record).sourcefile;
+            return (*record).source == pg_sys::GucSource::PGC_S_FILE
+                && !file.is_null()
+                && CStr::from_ptr(file).to_bytes().ends_with(b"postgresql.auto.conf");
+        }
+    }
+    false
+}
+
 /// Registers the settings that only exist when the library is preloaded: defining a
 /// postmaster-context setting later is a FATAL error.
 pub fn define_worker_settings() {
@@ -245,8 +335,9 @@ pub fn define_worker_settings() {
 fn kt_setting(name: &str) -> Option<String> {
     let full = CString::new(format!("kt_governance.{name}")).unwrap_or_default();
     // GetConfigOption gives the value in its base unit without a suffix (2000, not 2s), which
-    // SQL can cast; missing_ok = true turns an unknown name into NULL, reported below
-    let value = unsafe { pg_sys::GetConfigOption(full.as_ptr(), true, false) };
+    // SQL can cast; missing_ok = true turns an unknown name into NULL, reported below;
+    // restrict_privileged = true refuses superuser-only settings (S3 secrets) to other roles
+    let value = unsafe { pg_sys::GetConfigOption(full.as_ptr(), true, true) };
     if value.is_null() {
         ereport!(
             PgLogLevel::ERROR,

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Parquet export end to end: files and S3 (a real S3-compatible server, moto, on 127.0.0.1),
+# read back with pyarrow and duckdb and compared with the database; re-runs supersede; bad
+# input leaves no file; a cancelled or killed export leaves no visible file; scheduled exports
+# export every row exactly once across runs, an open transaction, a failed run and a kill.
+set -euo pipefail
+source "$(dirname "$0")/../../scripts/lib/cluster.sh"
+source "$(dirname "$0")/lib.sh"
+dir="$KT_ROOT/build/e2e_export"; port=55435
+py="$KT_ROOT/build/venv/bin/python"; check_py="$KT_ROOT/pgrx-tests/e2e/parquet_check.py"
+out=/tmp/kt_e2e_export   # directly under /tmp: the server (user postgres) writes here
+s3_port=55436; s3="http://127.0.0.1:$s3_port"
+[ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
+
+"$KT_ROOT/build/venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$KT_ROOT/build/moto.log" 2>&1 &
+moto_pid=$!
+cluster_create "$dir" "$port" "timezone = 'UTC'" \
+    "kt_governance.s3_endpoint = '$s3'" "kt_governance.s3_allow_http = on" "kt_governance.s3_path_style = on" \
+    "kt_governance.s3_access_key_id = 'test'" "kt_governance.s3_secret_access_key = 'test'"
+trap 'cluster_destroy "$dir"; kill $moto_pid 2>/dev/null || true; rm -rf "$out"' EXIT
+rm -rf "$out"; mkdir -p "$out"; chown postgres:postgres "$out"
+for i in $(seq 30); do curl -s -o /dev/null "$s3" && break; sleep 0.5; done
+"$py" "$check_py" s3-mkbucket "$s3" kt-lake
+
+kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE kt"
+sql() { q "$dir" "$port" kt "$1"; }
+# sql_err SQL: the SQLSTATE the statement fails with ("ok" when it succeeds)
+sql_err() { sqlstate_of postgres "$@"; }
+# sqlstate_of ROLE SQL [SQL...]: each SQL in its own transaction
+sqlstate_of() {
+    local err role="$1" args=() s; shift
+    for s in "$@"; do args+=(-c "$s"); done
+    err="$(kt_psql "$dir" "$port" -d kt -U "$role" -At -c "\\set VERBOSITY sqlstate" "${args[@]}" 2>&1 >/dev/null || true)"
+    err="$(echo "$err" | sed -nE 's/^ERROR: +([0-9A-Z]{5}).*/\1/p' | head -1)"
+    echo "${err:-ok}"
+}
+# db_summary WHERE: the database's side of parquet_check.py's summary line
+db_summary() {
+    sql "SELECT format('events=%s distinct=%s cost=%s min_us=%s max_us=%s evaluations=%s',
+           count(*), count(DISTINCT id), coalesce(sum(cost_usd), 0)::numeric(20,6),
+           coalesce((extract(epoch FROM min(\"timestamp\")) * 1000000)::bigint::text, ''),
+           coalesce((extract(epoch FROM max(\"timestamp\")) * 1000000)::bigint::text, ''),
+           (SELECT count(*) FROM policy_evaluations p WHERE (p.event_id, p.event_timestamp) IN
+               (SELECT id, \"timestamp\" FROM ai_decision_events e WHERE $1)))
+         FROM ai_decision_events e WHERE $1"
+}
+reader_summary() { "$py" "$check_py" summary "$@" | sed -E 's/ files=[0-9]+ problems=0$//'; }
+# fresh N SEED END: N sample events in the day before END, stored now (the generator stamps
+# created_at like the event time; a gateway's rows get now(), which schedules go by)
+fresh() {
+    echo "SELECT kt_generate_sample_events($1, 1, $2, '$3');
+          UPDATE ai_decision_events SET created_at = now()
+          WHERE \"timestamp\" > timestamptz '$3' - interval '1 day' AND \"timestamp\" <= '$3'"
+}
+visible_files() { find "$1" -name '*.parquet' 2>/dev/null | wc -l | tr -d ' '; }
+all_files() { find "$1" -type f 2>/dev/null | wc -l | tr -d ' '; }
+
+kt_psql "$dir" "$port" -d kt -c "CREATE EXTENSION kt_governance" \
+    -c "SELECT kt_generate_sample_events(30000, 20, 7, '2026-04-21 00:00+00')" >/dev/null
+lo="2026-04-05 00:00+00"; hi="2026-04-15 12:00+00"
+range="\"timestamp\" >= '$lo' AND \"timestamp\" < '$hi'"
+
+echo "-- files: read back with pyarrow and duckdb"
+sql "SELECT * FROM kt_export_events('file://$out/a', '$lo', '$hi')" >/dev/null
+manifest="$(ls "$out"/a/_manifests/*.json)"
+check "pyarrow/duckdb totals (manifest files) equal the database" "$(reader_summary "$out/a" "$manifest")" "$(db_summary "$range")"
+check "pyarrow/duckdb totals (Hive glob) equal the database" "$(reader_summary "$out/a")" "$(db_summary "$range")"
+check "one file per day per dataset" "$(visible_files "$out/a")" 22
+check "Hive layout" "$(ls -d "$out"/a/events/year=2026/month=04/day=05 | wc -l)" 1
+check "manifest range and schema version" \
+    "$("$py" -c "import json,sys; m=json.load(open('$manifest')); print(m['schema_version'], m['range']['start'], m['range']['end'], m['datasets']['events']['rows'])")" \
+    "1 2026-04-05T00:00:00.000000Z 2026-04-15T12:00:00.000000Z $(sql "SELECT count(*) FROM ai_decision_events WHERE $range")"
+check "no staging files left" "$(find "$out/a" -name '*.tmp' | wc -l)" 0
+
+echo "-- re-running the same export supersedes the first one"
+first_files="$(find "$out/a" -name '*.parquet' | sort)"
+sql "SELECT * FROM kt_export_events('file://$out/a', '$lo', '$hi')" >/dev/null
+check "still one manifest" "$(ls "$out"/a/_manifests/*.json | wc -l)" 1
+check "the first run's files are gone" "$(comm -12 <(echo "$first_files") <(find "$out/a" -name '*.parquet' | sort) | wc -l)" 0
+check "no row twice after the re-run (Hive glob)" "$(reader_summary "$out/a")" "$(db_summary "$range")"
+
+echo "-- options: month layout, snappy, filter, no evaluations"
+sql "SELECT * FROM kt_export_events('file://$out/b', '$lo', '$hi', compression => 'snappy', layout => 'month',
+     decision => 'blocked', include_evaluations => false, row_group_size => 100)" >/dev/null
+check "filtered export holds exactly the blocked events" \
+    "$(reader_summary "$out/b" | sed -E 's/ evaluations=[0-9]+//')" \
+    "$(db_summary "$range AND decision = 'blocked'" | sed -E 's/ evaluations=[0-9]+//')"
+check "month layout: one events file, no evaluations" "$(visible_files "$out/b")" 1
+check "row groups of 100 rows" "$("$py" -c "import pyarrow.parquet as pq,glob; f=pq.ParquetFile(glob.glob('$out/b/events/**/*.parquet', recursive=True)[0]); print(f.metadata.row_group(0).num_rows)")" 100
+
+echo "-- empty range: a manifest with zero rows, no data files"
+sql "SELECT * FROM kt_export_events('file://$out/empty', '2001-01-01', '2001-01-02')" >/dev/null
+check "no data files" "$(visible_files "$out/empty")" 0
+check "manifest says 0 rows" "$("$py" -c "import json,glob; m=json.load(open(glob.glob('$out/empty/_manifests/*.json')[0])); print(m['datasets']['events']['rows'], len(m['datasets']['events']['files']))")" "0 0"
+
+echo "-- S3"
+sql "SELECT * FROM kt_export_events('s3://kt-lake/gov/lake', '$lo', '$hi')" >/dev/null
+keys="$("$py" "$check_py" s3-list "$s3" kt-lake gov/lake)"
+check "bucket holds the files and the manifest" "$(echo "$keys" | grep -c '\.parquet$') $(echo "$keys" | grep -c '_manifests/.*\.json$')" "22 1"
+"$py" "$check_py" s3-fetch "$s3" kt-lake gov/lake "$out/s3copy"
+check "objects read back equal the database" "$(reader_summary "$out/s3copy" "$(ls "$out"/s3copy/_manifests/*.json)")" "$(db_summary "$range")"
+sql "SELECT * FROM kt_export_events('s3://kt-lake/gov/lake', '$lo', '$hi')" >/dev/null
+check "S3 re-run supersedes: still 22 objects" "$("$py" "$check_py" s3-list "$s3" kt-lake gov/lake | grep -c '\.parquet$')" 22
+
+echo "-- bad input: a clear SQLSTATE and no file"
+mkdir -p "$out/ro"; chmod 555 "$out/ro"
+check "relative path" "$(sql_err "SELECT kt_export_events('file://tmp/x', '$lo', '$hi')")" 22023
+check "dot-dot segments" "$(sql_err "SELECT kt_export_events('file://$out/../etc', '$lo', '$hi')")" 22023
+check "unknown scheme" "$(sql_err "SELECT kt_export_events('ftp://host/x', '$lo', '$hi')")" 22023
+check "unwritable directory" "$(sql_err "SELECT kt_export_events('file://$out/ro/x', '$lo', '$hi')")" 58030
+check "start after end" "$(sql_err "SELECT kt_export_events('file://$out/c', '$hi', '$lo')")" 22023
+check "infinite end" "$(sql_err "SELECT kt_export_events('file://$out/c', '$lo', 'infinity')")" 22023
+check "unknown compression" "$(sql_err "SELECT kt_export_events('file://$out/c', '$lo', '$hi', compression => 'lzma')")" 22023
+check "row_group_size 0" "$(sql_err "SELECT kt_export_events('file://$out/c', '$lo', '$hi', row_group_size => 0)")" 22023
+check "NULL destination" "$(sql_err "SELECT kt_export_events(NULL, '$lo', '$hi')")" 22004
+check "bucket that does not exist" "$(sql_err "SELECT kt_export_events('s3://no-such-bucket/x', '$lo', '$hi')")" 58030
+check "invalid bucket name" "$(sql_err "SELECT kt_export_events('s3://A_B/x', '$lo', '$hi')")" 22023
+check "nothing written by the failed calls" "$(all_files "$out/c")$(all_files "$out/ro")" 00
+sql "CREATE ROLE kt_e2e_admin LOGIN IN ROLE kt_governance_admin; CREATE ROLE kt_e2e_reader LOGIN IN ROLE kt_governance_reader" >/dev/null
+as_role() { sqlstate_of "$@"; }
+check "reader cannot export" "$(as_role kt_e2e_reader "SELECT kt_export_events('s3://kt-lake/r', '$lo', '$hi')")" 42501
+check "admin without pg_write_server_files cannot write server files" \
+    "$(as_role kt_e2e_admin "SELECT kt_export_events('file://$out/c', '$lo', '$hi')")" 42501
+check "admin may export to S3" "$(as_role kt_e2e_admin "SELECT kt_export_events('s3://kt-lake/admin', '$lo', '$hi')")" ok
+check "admin cannot schedule server-file exports either" \
+    "$(as_role kt_e2e_admin "SELECT kt_add_export_schedule('x', 'file://$out/c')")" 42501
+check "secret settings are hidden from non-superusers" \
+    "$(as_role kt_e2e_admin "SELECT kt_setting('s3_secret_access_key')")$(kt_psql "$dir" "$port" -d kt -U kt_e2e_admin -At -c "SELECT count(*) FROM pg_settings WHERE name = 'kt_governance.s3_secret_access_key'")" 425010
+loaded="SELECT kt_setting('premake');"
+check "SET of a secret is refused" "$(sql_err "$loaded SET kt_governance.s3_secret_access_key = 'x'")" 55P02
+check "ALTER SYSTEM of a secret is refused" "$(sql_err "$loaded" "ALTER SYSTEM SET kt_governance.s3_secret_access_key = 'x'")" 55P02
+check "SET before the library loads does not take" \
+    "$(sql "SET kt_governance.s3_secret_access_key = 'x'; $loaded SELECT current_setting('kt_governance.s3_secret_access_key')" 2>/dev/null | tail -1)" test
+# ALTER SYSTEM in a session that has not loaded the library cannot be stopped; the secret is
+# then refused where it would be used
+kt_psql "$dir" "$port" -d kt -c "ALTER SYSTEM SET kt_governance.s3_secret_access_key = 'leaked'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+check "a secret from ALTER SYSTEM is refused at use" "$(sql_err "SELECT kt_export_events('s3://kt-lake/z', '$lo', '$hi')")" F0000
+kt_psql "$dir" "$port" -d kt -c "ALTER SYSTEM RESET kt_governance.s3_secret_access_key" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+check "the admin's S3 export is complete" "$("$py" "$check_py" s3-list "$s3" kt-lake admin | grep -c '\.parquet$')" 22
+
+echo "-- cancelled and killed exports leave no visible file"
+sql "SELECT kt_generate_sample_events(300000, 1, 8, '2026-04-22 00:00+00')" >/dev/null
+big="SELECT * FROM kt_export_events('file://$out/k', '2026-04-21', '2026-04-22 00:00:01')"
+kt_psql "$dir" "$port" -d kt -c "SET statement_timeout = '1500ms'" -c "$big" >/dev/null 2>&1 || true
+check "statement_timeout: no file at all" "$(all_files "$out/k")" 0
+(kt_psql "$dir" "$port" -d kt -c "$big" >/dev/null 2>&1 || true) &
+bg=$!
+sleep 1.5
+victim="$(q "$dir" "$port" postgres "SELECT pid FROM pg_stat_activity WHERE query LIKE '%kt_export_events%' AND pid <> pg_backend_pid()")"
+kill -9 "$victim" 2>/dev/null || true
+wait "$bg"
+for i in $(seq 30); do sql "SELECT 1" >/dev/null 2>&1 && break; sleep 1; done
+check "kill -9: no visible data file, no manifest" "$(visible_files "$out/k") $(find "$out/k" -name '*.json' | wc -l)" "0 0"
+
+echo "-- scheduled exports: every row exactly once"
+sql "DELETE FROM policy_evaluations WHERE event_timestamp >= '2026-04-21';
+     DELETE FROM ai_decision_events WHERE \"timestamp\" >= '2026-04-21'" >/dev/null
+sql "SELECT kt_add_export_schedule('lake', 'file://$out/sched', every => '1 minute')" >/dev/null
+kt_psql "$dir" "$port" -d kt -c "CALL kt_run_export_schedules()"
+check "first run exported everything stored so far" \
+    "$(sql "SELECT sum(events_exported) FROM kt_export_runs")" "$(sql "SELECT count(*) FROM ai_decision_events")"
+# a writer whose transaction is open during the next run commits rows stamped before its horizon
+kt_psql "$dir" "$port" -d kt -c "BEGIN" -c "$(fresh 500 9 '2026-04-25 00:00+00')" \
+    -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null &
+bg=$!
+sleep 1
+sql "$(fresh 700 10 '2026-04-26 00:00+00')" >/dev/null
+sql "UPDATE kt_export_schedules SET next_run_at = now()" >/dev/null
+kt_psql "$dir" "$port" -d kt -c "CALL kt_run_export_schedules()"
+check "the run stopped at the open transaction's start" "$(sql "SELECT events_exported FROM kt_export_runs ORDER BY range_lo DESC LIMIT 1")" 0
+wait "$bg"
+sql "UPDATE kt_export_schedules SET next_run_at = now()" >/dev/null
+kt_psql "$dir" "$port" -d kt -c "CALL kt_run_export_schedules()"
+check "the late-committing rows came with the next run" "$(sql "SELECT events_exported FROM kt_export_runs ORDER BY range_lo DESC LIMIT 1")" 1200
+check "runs cover adjacent ranges" \
+    "$(sql "SELECT count(*) FROM (SELECT range_lo, lag(range_hi) OVER (ORDER BY range_lo) AS prev FROM kt_export_runs) r WHERE prev IS NOT NULL AND prev <> range_lo")" 0
+# a failing destination: recorded, watermark kept, retried with the same run id
+sql "UPDATE kt_export_schedules SET enabled = false" >/dev/null
+sql "SELECT kt_add_export_schedule('s3feed', 's3://kt-feed/x', every => '1 minute')" >/dev/null
+kt_psql "$dir" "$port" -d kt -c "CALL kt_run_export_schedules()" >/dev/null 2>&1
+check "failed run recorded, watermark not moved" \
+    "$(sql "SELECT consecutive_failures, watermark = '1970-01-01 00:00+00', pending_run_id IS NOT NULL FROM kt_export_schedules WHERE schedule_name = 's3feed'")" "1|t|t"
+check "job history shows the error" "$(sql "SELECT status FROM kt_job_runs WHERE job_name = 'export' ORDER BY run_id DESC LIMIT 1")" error
+pending="$(sql "SELECT pending_run_id FROM kt_export_schedules WHERE schedule_name = 's3feed'")"
+"$py" "$check_py" s3-mkbucket "$s3" kt-feed
+sql "UPDATE kt_export_schedules SET next_run_at = now() WHERE schedule_name = 's3feed'" >/dev/null
+kt_psql "$dir" "$port" -d kt -c "CALL kt_run_export_schedules()" >/dev/null
+check "retry succeeded with the claimed run id" "$(sql "SELECT run_id FROM kt_export_runs WHERE schedule_name = 's3feed'")" "$pending"
+sql "UPDATE kt_export_schedules SET enabled = true" >/dev/null
+# a run killed mid-export: the watermark does not move; the next run exports the rows once
+sql "$(fresh 300000 11 '2026-04-27 00:00+00')" >/dev/null
+sql "UPDATE kt_export_schedules SET next_run_at = now()" >/dev/null
+(kt_psql "$dir" "$port" -d kt -c "CALL kt_run_export_schedules()" >/dev/null 2>&1 || true) &
+bg=$!
+sleep 2.5
+victim="$(q "$dir" "$port" postgres "SELECT pid FROM pg_stat_activity WHERE query LIKE '%kt_run_export_schedules%' AND pid <> pg_backend_pid()")"
+watermark_before="$(sql "SELECT watermark FROM kt_export_schedules WHERE schedule_name = 'lake'")"
+kill -9 "$victim" 2>/dev/null || true
+wait "$bg"
+for i in $(seq 30); do sql "SELECT 1" >/dev/null 2>&1 && break; sleep 1; done
+check "killed run: watermark unchanged" "$(sql "SELECT watermark FROM kt_export_schedules WHERE schedule_name = 'lake'")" "$watermark_before"
+sql "UPDATE kt_export_schedules SET next_run_at = now()" >/dev/null
+kt_psql "$dir" "$port" -d kt -c "CALL kt_run_export_schedules()" >/dev/null
+check "every stored event exported exactly once over the schedule's runs (Hive glob)" \
+    "$(reader_summary "$out/sched")" "$(db_summary "true")"
+check "a schedule's unexported rows are spared by retention" \
+    "$(sql "UPDATE kt_export_schedules SET spare_from_retention = true, enabled = false WHERE schedule_name = 'lake';
+            INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id) VALUES ('late-old', '2026-01-02', 'allowed', 'm', 'p', 'g');
+            SELECT events_held FROM kt_apply_retention(24 * 100)")" 1
+e2e_finish export

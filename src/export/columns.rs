@@ -1,0 +1,219 @@
+//! The two exported datasets (events, policy evaluations) as Arrow schemas, and the builders
+//! that turn SPI rows into Arrow record batches.
+//!
+//! Types are chosen so warehouses load the files without options: timestamps are INT64
+//! microseconds adjusted to UTC, cost_usd is DECIMAL(12,6) (stored as INT64), integers are
+//! INT32/INT64, text is UTF8, and `details` is a JSON-annotated string. The SQL side hands over
+//! cheap values (cost as micro-dollars in a bigint, details as text) so no numeric or jsonb is
+//! converted in Rust.
+
+use arrow_array::builder::{Decimal128Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use pgrx::prelude::*;
+use pgrx::spi::SpiHeapTupleData;
+use std::sync::Arc;
+
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+
+/// Version of the file layout and column set, written into every manifest.
+pub const SCHEMA_VERSION: i32 = 1;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Json,
+    Timestamp,
+    Int32,
+    Int64,
+    /// numeric(12,6) handed over as an integer count of millionths
+    Micros12_6,
+}
+
+struct Column {
+    name: &'static str,
+    kind: Kind,
+    nullable: bool,
+    /// SQL expression producing the column from the table aliased `t`
+    select: &'static str,
+}
+
+const fn col(name: &'static str, kind: Kind, nullable: bool, select: &'static str) -> Column {
+    Column { name, kind, nullable, select }
+}
+
+/// One exported dataset: its directory name, table and columns.
+pub struct Dataset {
+    pub name: &'static str,
+    pub table: &'static str,
+    /// column the Hive layout (year=/month=/day=) is derived from
+    pub layout_column: &'static str,
+    columns: &'static [Column],
+}
+
+pub const EVENTS: Dataset = Dataset {
+    name: "events",
+    table: "ai_decision_events",
+    layout_column: "\"timestamp\"",
+    columns: &[
+        col("id", Kind::Text, false, "t.id"),
+        col("timestamp", Kind::Timestamp, false, "t.\"timestamp\""),
+        col("decision", Kind::Text, false, "t.decision"),
+        col("model", Kind::Text, false, "t.model"),
+        col("provider", Kind::Text, false, "t.provider"),
+        col("gateway_id", Kind::Text, false, "t.gateway_id"),
+        col("user_id", Kind::Text, true, "t.user_id"),
+        col("team_id", Kind::Text, true, "t.team_id"),
+        col("input_tokens", Kind::Int32, false, "t.input_tokens"),
+        col("output_tokens", Kind::Int32, false, "t.output_tokens"),
+        col("cost_usd", Kind::Micros12_6, true, "(t.cost_usd * 1000000)::bigint"),
+        col("latency_ms", Kind::Int32, true, "t.latency_ms"),
+        col("request_source", Kind::Text, true, "t.request_source"),
+        col("batch_id", Kind::Text, true, "t.batch_id"),
+        col("created_at", Kind::Timestamp, false, "t.created_at"),
+    ],
+};
+
+pub const EVALUATIONS: Dataset = Dataset {
+    name: "policy_evaluations",
+    table: "policy_evaluations",
+    layout_column: "event_timestamp",
+    columns: &[
+        col("id", Kind::Int64, false, "t.id"),
+        col("event_id", Kind::Text, false, "t.event_id"),
+        col("event_timestamp", Kind::Timestamp, false, "t.event_timestamp"),
+        col("policy_name", Kind::Text, false, "t.policy_name"),
+        col("result", Kind::Text, false, "t.result"),
+        col("latency_ms", Kind::Int32, true, "t.latency_ms"),
+        col("details", Kind::Json, true, "t.details::text"),
+        col("created_at", Kind::Timestamp, false, "t.created_at"),
+    ],
+};
+
+impl Dataset {
+    /// The SELECT list, in column order, followed by the layout timestamp as the last column.
+    pub fn select_list(&self) -> String {
+        let mut parts: Vec<String> = self.columns.iter().map(|c| c.select.to_string()).collect();
+        parts.push(format!("t.{}", self.layout_column));
+        parts.join(", ")
+    }
+
+    /// 1-based SPI ordinal of the layout timestamp.
+    pub fn layout_ordinal(&self) -> usize {
+        self.columns.len() + 1
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self.columns.iter().map(field).collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Columns whose values repeat too little for a dictionary to pay off.
+    pub fn high_cardinality_columns(&self) -> Vec<&'static str> {
+        self.columns
+            .iter()
+            .filter(|c| matches!(c.name, "id" | "event_id" | "batch_id" | "details" | "user_id"))
+            .map(|c| c.name)
+            .collect()
+    }
+}
+
+fn field(c: &Column) -> Field {
+    let data_type = match c.kind {
+        Kind::Text | Kind::Json => DataType::Utf8,
+        Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        Kind::Int32 => DataType::Int32,
+        Kind::Int64 => DataType::Int64,
+        Kind::Micros12_6 => DataType::Decimal128(12, 6),
+    };
+    let f = Field::new(c.name, data_type, c.nullable);
+    match c.kind {
+        Kind::Json => f.with_extension_type(arrow_schema::extension::Json::default()),
+        _ => f,
+    }
+}
+
+/// A PostgreSQL timestamptz datum as microseconds since the Unix epoch.
+pub fn unix_micros(ts: TimestampWithTimeZone) -> i64 {
+    ts.into_inner() + PG_EPOCH_OFFSET_US
+}
+
+enum Builder {
+    Text(StringBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Decimal(Decimal128Builder),
+}
+
+/// Accumulates rows of one dataset until they are taken as a record batch.
+pub struct BatchBuilder {
+    schema: SchemaRef,
+    builders: Vec<Builder>,
+    rows: usize,
+}
+
+impl BatchBuilder {
+    pub fn new(dataset: &Dataset) -> Self {
+        let builders = dataset
+            .columns
+            .iter()
+            .map(|c| match c.kind {
+                Kind::Text | Kind::Json => Builder::Text(StringBuilder::new()),
+                Kind::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+                Kind::Int32 => Builder::Int32(Int32Builder::new()),
+                Kind::Int64 => Builder::Int64(Int64Builder::new()),
+                Kind::Micros12_6 => Builder::Decimal(
+                    Decimal128Builder::new().with_precision_and_scale(12, 6).expect("valid decimal(12,6)"),
+                ),
+            })
+            .collect();
+        BatchBuilder { schema: dataset.schema(), builders, rows: 0 }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Appends one SPI row (columns in dataset order, 1-based).
+    pub fn append(&mut self, row: &SpiHeapTupleData) {
+        for (i, builder) in self.builders.iter_mut().enumerate() {
+            let ordinal = i + 1;
+            match builder {
+                Builder::Text(b) => b.append_option(value::<String>(row, ordinal)),
+                Builder::Timestamp(b) => {
+                    b.append_option(value::<TimestampWithTimeZone>(row, ordinal).map(unix_micros))
+                }
+                Builder::Int32(b) => b.append_option(value::<i32>(row, ordinal)),
+                Builder::Int64(b) => b.append_option(value::<i64>(row, ordinal)),
+                Builder::Decimal(b) => b.append_option(value::<i64>(row, ordinal).map(i128::from)),
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// The rows appended so far as one batch; the builder starts empty again.
+    pub fn take(&mut self) -> RecordBatch {
+        let arrays: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .map(|b| -> ArrayRef {
+                match b {
+                    Builder::Text(b) => Arc::new(b.finish()),
+                    Builder::Timestamp(b) => Arc::new(b.finish()),
+                    Builder::Int32(b) => Arc::new(b.finish()),
+                    Builder::Int64(b) => Arc::new(b.finish()),
+                    Builder::Decimal(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        self.rows = 0;
+        RecordBatch::try_new(self.schema.clone(), arrays).expect("columns match the dataset schema")
+    }
+}
+
+/// A column value; a type mismatch is a bug in the dataset definition, so it panics loudly.
+pub fn value<T: IntoDatum + FromDatum>(row: &SpiHeapTupleData, ordinal: usize) -> Option<T> {
+    row.get::<T>(ordinal).unwrap_or_else(|e| panic!("export column {ordinal}: {e}"))
+}

@@ -1,0 +1,483 @@
+//! Parquet export of events and policy evaluations to a local directory or S3.
+//!
+//! One export = one run id. Rows are read through a cursor ordered by time, so each Hive
+//! directory (year=/month=/day=) is written as one file at a time and memory stays bounded by
+//! a row group. Files are published one by one under names carrying the run id; the manifest
+//! (written last) is the commit point: a re-run with the same range and filter writes a new
+//! manifest under the same name and then removes the files the old one listed.
+//!
+//! `sink` knows about destinations, `columns` about the datasets' columns and types,
+//! `manifest` about the manifest document.
+
+mod columns;
+mod manifest;
+mod sink;
+
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use pgrx::prelude::*;
+use pgrx::PgTryBuilder;
+use std::cell::RefCell;
+use std::fs::File;
+use std::path::PathBuf;
+
+use columns::{unix_micros, value, BatchBuilder, Dataset, EVALUATIONS, EVENTS};
+use manifest::{FileEntry, Manifest};
+use sink::Sink;
+
+/// Rows fetched from the cursor at a time, and rows per Arrow batch handed to the writer.
+const FETCH_ROWS: i64 = 10_000;
+/// A NOTICE is raised every this many rows.
+const PROGRESS_ROWS: u64 = 1_000_000;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    Day,
+    Month,
+}
+
+impl Layout {
+    fn parse(raw: &str) -> Layout {
+        match raw {
+            "day" => Layout::Day,
+            "month" => Layout::Month,
+            other => invalid(format!("unknown layout \"{other}\""), "Use 'day' or 'month'."),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Day => "day",
+            Layout::Month => "month",
+        }
+    }
+
+    /// Hive directory of an instant, e.g. `year=2026/month=04/day=15` (UTC).
+    fn directory(self, unix_us: i64) -> String {
+        use chrono::Datelike;
+        let t = chrono::DateTime::from_timestamp_micros(unix_us).expect("finite timestamps only");
+        match self {
+            Layout::Day => format!("year={:04}/month={:02}/day={:02}", t.year(), t.month(), t.day()),
+            Layout::Month => format!("year={:04}/month={:02}", t.year(), t.month()),
+        }
+    }
+}
+
+fn invalid(message: String, hint: &str) -> ! {
+    ereport!(PgLogLevel::ERROR, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, hint);
+    unreachable!("ereport(ERROR) does not return")
+}
+
+fn compression(raw: &str) -> Compression {
+    match raw {
+        "zstd" => Compression::ZSTD(ZstdLevel::default()),
+        "snappy" => Compression::SNAPPY,
+        "none" => Compression::UNCOMPRESSED,
+        other => invalid(format!("unknown compression \"{other}\""), "Use 'zstd' (default), 'snappy' or 'none'."),
+    }
+}
+
+/// What to export; built from the SQL arguments.
+struct Spec {
+    start: TimestampWithTimeZone,
+    end: TimestampWithTimeZone,
+    start_us: i64,
+    end_us: i64,
+    /// "timestamp" (event time) or "created_at" (storage time, used by schedules)
+    range_column: &'static str,
+    codec: Compression,
+    compression: String,
+    row_group_size: usize,
+    include_evaluations: bool,
+    filter: [Option<String>; 3],
+    layout: Layout,
+    run_id: String,
+    manifest_name: String,
+}
+
+/// Totals of one export.
+#[derive(Default)]
+struct Outcome {
+    files: Vec<FileEntry>,
+    events: i64,
+    evaluations: i64,
+}
+
+fn check_privileges(local: bool) {
+    let (admin, write_files) = Spi::get_two::<bool, bool>(
+        "SELECT pg_catalog.pg_has_role(current_user, 'kt_governance_admin', 'USAGE'), \
+                pg_catalog.pg_has_role(current_user, 'pg_write_server_files', 'USAGE')",
+    )
+    .expect("role check");
+    if admin != Some(true) {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "exporting events requires the kt_governance_admin role",
+            "GRANT kt_governance_admin TO the exporting role."
+        );
+    }
+    if local && write_files != Some(true) {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "exporting to server files requires the pg_write_server_files role",
+            "GRANT pg_write_server_files TO the exporting role, or export to s3://."
+        );
+    }
+}
+
+fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let salt = (now.timestamp_subsec_nanos() as u64) ^ ((std::process::id() as u64) << 20);
+    format!("{}-{:06x}", now.format("%Y%m%dT%H%M%SZ"), salt & 0xff_ffff)
+}
+
+fn iso(unix_us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(unix_us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_else(|| unix_us.to_string())
+}
+
+fn finite_micros(name: &str, ts: TimestampWithTimeZone) -> i64 {
+    if !ts.is_finite() {
+        invalid(format!("{name} must be a finite timestamp"), "Give both ends of the range as real instants.");
+    }
+    unix_micros(ts)
+}
+
+/// The cursor query for one dataset; $1..$2 is the range, $3..$5 the optional filters.
+fn dataset_query(schema: &str, ds: &Dataset, spec: &Spec) -> String {
+    let schema = spi::quote_identifier(schema);
+    let range = match (spec.range_column, ds.name) {
+        ("created_at", _) => "t.created_at".to_string(),
+        (_, _) => format!("t.{}", ds.layout_column),
+    };
+    let filter = "($3::text IS NULL OR e.decision = $3) AND ($4::text IS NULL OR e.gateway_id = $4) \
+                  AND ($5::text IS NULL OR e.team_id = $5)";
+    let filter_sql = if ds.name == EVENTS.name {
+        filter.replace("e.", "t.")
+    } else {
+        format!(
+            "EXISTS (SELECT 1 FROM {schema}.ai_decision_events e \
+             WHERE e.id = t.event_id AND e.\"timestamp\" = t.event_timestamp AND {filter})"
+        )
+    };
+    let filter_sql = if spec.filter.iter().all(Option::is_none) { "true".to_string() } else { filter_sql };
+    format!(
+        "SELECT {cols} FROM {schema}.{table} t WHERE {range} >= $1 AND {range} < $2 AND {filter_sql} \
+         ORDER BY t.{layout}",
+        cols = ds.select_list(),
+        table = ds.table,
+        layout = ds.layout_column,
+    )
+}
+
+fn writer_properties(ds: &Dataset, spec: &Spec) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(spec.codec)
+        .set_max_row_group_row_count(Some(spec.row_group_size))
+        .set_created_by(format!("kt_governance {}", env!("CARGO_PKG_VERSION")));
+    for column in ds.high_cardinality_columns() {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    }
+    props.build()
+}
+
+/// One Parquet file being written to its staging path.
+struct OpenFile {
+    directory: String,
+    staged: Staged,
+    writer: ArrowWriter<File>,
+}
+
+/// A finished file waiting to be published.
+struct Staged {
+    relative: String,
+    path: PathBuf,
+    rows: i64,
+    min_us: i64,
+    max_us: i64,
+}
+
+/// What an export has put on disk or in the bucket so far; whatever is still listed when the
+/// export ends without committing is removed, so a failed call leaves no data file behind.
+#[derive(Default)]
+struct Leftovers {
+    staged: Vec<PathBuf>,
+    published: Vec<String>,
+}
+
+impl Leftovers {
+    fn discard(&mut self, sink: &Sink) {
+        for path in self.staged.drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+        for relative in self.published.drain(..) {
+            sink.remove_quietly(&relative);
+        }
+    }
+
+    fn forget(&mut self) {
+        self.staged.clear();
+        self.published.clear();
+    }
+}
+
+fn open_file(sink: &Sink, ds: &Dataset, spec: &Spec, directory: String, seq: usize, left: &RefCell<Leftovers>) -> OpenFile {
+    let relative = format!("{}/{directory}/part-{}-{seq:05}.parquet", ds.name, spec.run_id);
+    let path = sink.staging_path(&relative, &spec.run_id);
+    left.borrow_mut().staged.push(path.clone());
+    let file = File::create(&path).unwrap_or_else(|e| sink::io_fail(&format!("creating {}", path.display()), e));
+    let writer = ArrowWriter::try_new(file, ds.schema(), Some(writer_properties(ds, spec)))
+        .expect("the dataset schema is valid Parquet");
+    let staged = Staged { relative, path, rows: 0, min_us: i64::MAX, max_us: i64::MIN };
+    OpenFile { directory, staged, writer }
+}
+
+fn close_file(mut open: OpenFile, batch: &mut BatchBuilder) -> Staged {
+    write_batch(&mut open, batch);
+    open.writer.close().unwrap_or_else(|e| sink::io_fail("finishing a Parquet file", e));
+    open.staged
+}
+
+fn write_batch(open: &mut OpenFile, batch: &mut BatchBuilder) {
+    if batch.rows() > 0 {
+        let records = batch.take();
+        open.writer.write(&records).unwrap_or_else(|e| sink::io_fail("writing Parquet", e));
+    }
+}
+
+/// Streams one dataset into staged Parquet files, one per Hive directory; returns them.
+fn stage_dataset(
+    sink: &Sink,
+    schema: &str,
+    ds: &Dataset,
+    spec: &Spec,
+    first_seq: usize,
+    left: &RefCell<Leftovers>,
+) -> Vec<Staged> {
+    let sql = dataset_query(schema, ds, spec);
+    let args = [
+        spec.start.into(),
+        spec.end.into(),
+        spec.filter[0].clone().into(),
+        spec.filter[1].clone().into(),
+        spec.filter[2].clone().into(),
+    ];
+    let mut files: Vec<Staged> = Vec::new();
+    let mut total: u64 = 0;
+    Spi::connect(|client| {
+        let mut cursor = client.open_cursor(sql.as_str(), &args);
+        let mut batch = BatchBuilder::new(ds);
+        let mut current: Option<OpenFile> = None;
+        loop {
+            let rows = cursor.fetch(FETCH_ROWS).expect("fetching rows to export");
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                let at = unix_micros(value::<TimestampWithTimeZone>(&row, ds.layout_ordinal()).expect("NOT NULL"));
+                let directory = spec.layout.directory(at);
+                if current.as_ref().map(|f| f.directory != directory).unwrap_or(true) {
+                    if let Some(done) = current.take() {
+                        files.push(close_file(done, &mut batch));
+                    }
+                    current = Some(open_file(sink, ds, spec, directory, first_seq + files.len(), left));
+                }
+                let open = current.as_mut().expect("a file is open");
+                batch.append(&row);
+                let staged = &mut open.staged;
+                staged.rows += 1;
+                staged.min_us = staged.min_us.min(at);
+                staged.max_us = staged.max_us.max(at);
+                if batch.rows() >= FETCH_ROWS as usize {
+                    write_batch(open, &mut batch);
+                }
+                total += 1;
+                if total % PROGRESS_ROWS == 0 {
+                    notice!("kt_export: {total} {} rows staged so far", ds.name);
+                }
+            }
+            check_for_interrupts!();
+        }
+        if let Some(done) = current.take() {
+            files.push(close_file(done, &mut batch));
+        }
+    });
+    files
+}
+
+/// Publishes staged files one by one (each becomes visible whole, in one step).
+fn publish_all(sink: &Sink, staged: Vec<Staged>, left: &RefCell<Leftovers>) -> Vec<FileEntry> {
+    staged
+        .into_iter()
+        .map(|f| {
+            let published = sink.publish(&f.path, &f.relative);
+            let mut l = left.borrow_mut();
+            l.staged.retain(|p| p != &f.path);
+            l.published.push(f.relative.clone());
+            drop(l);
+            check_for_interrupts!();
+            FileEntry {
+                path: f.relative,
+                rows: f.rows,
+                bytes: published.bytes,
+                sha256: published.sha256,
+                min_time: iso(f.min_us),
+                max_time: iso(f.max_us),
+            }
+        })
+        .collect()
+}
+
+/// Publishes the manifest, then removes the files of the manifest it replaces.
+fn commit(sink: &Sink, spec: &Spec, destination: &str, outcome: &Outcome) -> String {
+    let relative = format!("_manifests/{}.json", spec.manifest_name);
+    let previous = sink.read_small(&relative).and_then(|bytes| Manifest::file_paths(&bytes));
+    let document = Manifest {
+        run_id: &spec.run_id,
+        destination,
+        range_column: spec.range_column,
+        start: iso(spec.start_us),
+        end: iso(spec.end_us),
+        filter: &spec.filter,
+        compression: &spec.compression,
+        row_group_size: spec.row_group_size,
+        layout: spec.layout.name(),
+        files: &outcome.files,
+        events: outcome.events,
+        evaluations: outcome.evaluations,
+    };
+    sink.write_small(&relative, &document.to_json(), &spec.run_id);
+    for old in previous.unwrap_or_default() {
+        if !outcome.files.iter().any(|f| f.path == old) {
+            sink.remove(&old);
+        }
+    }
+    sink.url(&relative)
+}
+
+/// Stages both datasets, publishes the files, then commits the manifest.
+fn run_export(sink: &Sink, schema: &str, spec: &Spec, destination: &str, left: &RefCell<Leftovers>) -> (Outcome, String) {
+    let mut staged = stage_dataset(sink, schema, &EVENTS, spec, 0, left);
+    let events: i64 = staged.iter().map(|f| f.rows).sum();
+    let mut evaluations = 0;
+    if spec.include_evaluations {
+        let more = stage_dataset(sink, schema, &EVALUATIONS, spec, staged.len(), left);
+        evaluations = more.iter().map(|f| f.rows).sum();
+        staged.extend(more);
+    }
+    let outcome = Outcome { files: publish_all(sink, staged, left), events, evaluations };
+    let manifest = commit(sink, spec, destination, &outcome);
+    left.borrow_mut().forget();
+    (outcome, manifest)
+}
+
+fn default_manifest_name(spec: &Spec) -> String {
+    use sha2::{Digest, Sha256};
+    let identity = format!(
+        "{}|{:?}|{}|{}",
+        spec.range_column,
+        spec.filter,
+        spec.include_evaluations,
+        spec.layout.name()
+    );
+    let hash: String = Sha256::digest(identity.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let compact = |us: i64| {
+        chrono::DateTime::from_timestamp_micros(us)
+            .map(|t| t.format("%Y%m%dT%H%M%S%.6fZ").to_string().replace('.', ""))
+            .unwrap_or_default()
+    };
+    format!("export_{}_{}_{hash}", compact(spec.start_us), compact(spec.end_us))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 200 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        && !name.starts_with('.')
+}
+
+/// The export behind kt_export_events() and the export schedules.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
+fn kt_export_range(
+    destination: &str,
+    start_time: TimestampWithTimeZone,
+    end_time: TimestampWithTimeZone,
+    range_column: default!(&str, "'timestamp'"),
+    compression: default!(&str, "'zstd'"),
+    row_group_size: default!(i32, 122880),
+    include_evaluations: default!(bool, true),
+    decision: default!(Option<String>, "NULL"),
+    gateway_id: default!(Option<String>, "NULL"),
+    team_id: default!(Option<String>, "NULL"),
+    layout: default!(&str, "'day'"),
+    manifest_name: default!(Option<String>, "NULL"),
+    run_id: default!(Option<String>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(files_written, i32),
+        name!(events_exported, i64),
+        name!(evaluations_exported, i64),
+        name!(bytes_written, i64),
+        name!(manifest, String),
+    ),
+> {
+    check_privileges(sink::is_local(destination));
+    let start_us = finite_micros("start_time", start_time);
+    let end_us = finite_micros("end_time", end_time);
+    if start_us >= end_us {
+        invalid(format!("start_time {} is not before end_time {}", iso(start_us), iso(end_us)), "Give a non-empty range.");
+    }
+    if !(1..=10_000_000).contains(&row_group_size) {
+        invalid(format!("row_group_size {row_group_size} is out of range"), "Use 1 to 10000000 rows.");
+    }
+    let range_column = match range_column {
+        "timestamp" => "timestamp",
+        "created_at" => "created_at",
+        other => invalid(format!("unknown range_column \"{other}\""), "Use 'timestamp' or 'created_at'."),
+    };
+    let mut spec = Spec {
+        start: start_time,
+        end: end_time,
+        start_us,
+        end_us,
+        range_column,
+        codec: self::compression(compression),
+        compression: compression.to_string(),
+        row_group_size: row_group_size as usize,
+        include_evaluations,
+        filter: [decision, gateway_id, team_id],
+        layout: Layout::parse(layout),
+        run_id: run_id.unwrap_or_else(new_run_id),
+        manifest_name: String::new(),
+    };
+    spec.manifest_name = manifest_name.unwrap_or_else(|| default_manifest_name(&spec));
+    for (what, name) in [("manifest_name", &spec.manifest_name), ("run_id", &spec.run_id)] {
+        if !valid_name(name) {
+            invalid(format!("{what} \"{name}\" is not a plain file name"), "Use letters, digits, '_', '-' and '.'.");
+        }
+    }
+    let sink = Sink::open(destination);
+    sink.probe(&spec.run_id);
+    let schema = crate::extension_schema().expect("kt_export_range belongs to the extension");
+    let left = RefCell::new(Leftovers::default());
+    // the closure only borrows; nothing it touches is observed half-updated after an error
+    let body = std::panic::AssertUnwindSafe(|| run_export(&sink, &schema, &spec, destination, &left));
+    let (outcome, manifest) = PgTryBuilder::new(body)
+        .finally(|| left.borrow_mut().discard(&sink))
+        .execute();
+    let bytes: u64 = outcome.files.iter().map(|f| f.bytes).sum();
+    notice!(
+        "kt_export: {} events, {} evaluations in {} files ({} bytes); manifest {manifest}",
+        outcome.events,
+        outcome.evaluations,
+        outcome.files.len(),
+        bytes
+    );
+    TableIterator::once((outcome.files.len() as i32, outcome.events, outcome.evaluations, bytes as i64, manifest))
+}
