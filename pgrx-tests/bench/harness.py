@@ -240,6 +240,27 @@ def main():
     record(f"kt_ingest {count} events (JSON) vs COPY (CSV)", plain_copy, ingest,
            f"{count / ingest:,.0f} vs {count / plain_copy:,.0f} events/s")
 
+    # Parquet export of every event to a local directory vs COPY (SELECT ...) TO a CSV file
+    export_dir = os.path.join(CSV_DIR, "export")
+    csv_out = os.path.join(CSV_DIR, "events_export.csv")
+    t0 = time.perf_counter()
+    with plain.cursor() as cur:
+        cur.execute(f"COPY (SELECT * FROM ai_decision_events ORDER BY timestamp) TO '{csv_out}' WITH (FORMAT csv)")
+    plain_export = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with ext.cursor() as cur:
+        cur.execute(f"""SELECT events_exported, bytes_written FROM kt_export_events('file://{export_dir}',
+                        now() - interval '{DAYS + 2} days', now() + interval '1 day', include_evaluations => false)""")
+        exported, parquet_bytes = cur.fetchone()
+    ext_export = time.perf_counter() - t0
+    stored = timed(ext, "SELECT count(*) FROM ai_decision_events")[1][0][0]
+    if exported != stored:
+        failures.append(f"export wrote {exported} of {stored} events")
+    csv_bytes = os.path.getsize(csv_out)
+    record(f"export {exported:,} events: Parquet (zstd, Hive by day) vs COPY TO CSV", plain_export, ext_export,
+           f"{exported / ext_export:,.0f} vs {exported / plain_export:,.0f} rows/s; "
+           f"{parquet_bytes / exported:.0f} vs {csv_bytes / exported:.0f} bytes/event")
+
     # retention of the oldest month: drop/trim vs DELETE, with the same cutoff. The cutoff sits
     # just after the start of the current month, as an hourly job reaches it: the older month's
     # partition pair is dropped whole.

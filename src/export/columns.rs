@@ -11,7 +11,6 @@ use arrow_array::builder::{Decimal128Builder, Int32Builder, Int64Builder, String
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use pgrx::prelude::*;
-use pgrx::spi::SpiHeapTupleData;
 use std::sync::Arc;
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -99,8 +98,8 @@ impl Dataset {
         parts.join(", ")
     }
 
-    /// 1-based SPI ordinal of the layout timestamp.
-    pub fn layout_ordinal(&self) -> usize {
+    /// Columns in the cursor's rows: the dataset's, then the layout timestamp.
+    pub fn fetched_columns(&self) -> usize {
         self.columns.len() + 1
     }
 
@@ -176,18 +175,24 @@ impl BatchBuilder {
         self.rows
     }
 
-    /// Appends one SPI row (columns in dataset order, 1-based).
-    pub fn append(&mut self, row: &SpiHeapTupleData) {
+    /// Appends one row from its deformed datums (columns in dataset order).
+    ///
+    /// Works on raw datums rather than pgrx's typed getters: export is a tight loop over
+    /// millions of rows, and the typed path costs a type check and an allocation per value.
+    pub fn append_datums(&mut self, values: &[pg_sys::Datum], nulls: &[bool]) {
         for (i, builder) in self.builders.iter_mut().enumerate() {
-            let ordinal = i + 1;
+            let (datum, null) = (values[i], nulls[i]);
             match builder {
-                Builder::Text(b) => b.append_option(value::<String>(row, ordinal)),
-                Builder::Timestamp(b) => {
-                    b.append_option(value::<TimestampWithTimeZone>(row, ordinal).map(unix_micros))
-                }
-                Builder::Int32(b) => b.append_option(value::<i32>(row, ordinal)),
-                Builder::Int64(b) => b.append_option(value::<i64>(row, ordinal)),
-                Builder::Decimal(b) => b.append_option(value::<i64>(row, ordinal).map(i128::from)),
+                Builder::Text(b) if null => b.append_null(),
+                Builder::Text(b) => b.append_value(unsafe { text_of(datum) }),
+                Builder::Timestamp(b) if null => b.append_null(),
+                Builder::Timestamp(b) => b.append_value(datum.value() as i64 + PG_EPOCH_OFFSET_US),
+                Builder::Int32(b) if null => b.append_null(),
+                Builder::Int32(b) => b.append_value(datum.value() as i32),
+                Builder::Int64(b) if null => b.append_null(),
+                Builder::Int64(b) => b.append_value(datum.value() as i64),
+                Builder::Decimal(b) if null => b.append_null(),
+                Builder::Decimal(b) => b.append_value(i128::from(datum.value() as i64)),
             }
         }
         self.rows += 1;
@@ -213,7 +218,24 @@ impl BatchBuilder {
     }
 }
 
-/// A column value; a type mismatch is a bug in the dataset definition, so it panics loudly.
-pub fn value<T: IntoDatum + FromDatum>(row: &SpiHeapTupleData, ordinal: usize) -> Option<T> {
-    row.get::<T>(ordinal).unwrap_or_else(|e| panic!("export column {ordinal}: {e}"))
+/// A text datum as &str, valid while the fetched tuple is.
+///
+/// # Safety
+/// `datum` must be a non-null text datum.
+unsafe fn text_of<'a>(datum: pg_sys::Datum) -> &'a str {
+    let detoasted = unsafe { pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr()) };
+    unsafe { pgrx::varlena::text_to_rust_str(detoasted) }.unwrap_or_else(|e| {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            format!("export: a text value is not valid UTF-8: {e}"),
+            "Parquet strings are UTF-8; export from a database with UTF8 encoding."
+        );
+        unreachable!("ereport(ERROR) does not return")
+    })
+}
+
+/// The layout timestamp (the extra last column) of a deformed row, as Unix microseconds.
+pub fn layout_micros(values: &[pg_sys::Datum]) -> i64 {
+    values[values.len() - 1].value() as i64 + PG_EPOCH_OFFSET_US
 }

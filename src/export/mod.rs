@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::path::PathBuf;
 
-use columns::{unix_micros, value, BatchBuilder, Dataset, EVALUATIONS, EVENTS};
+use columns::{layout_micros, unix_micros, BatchBuilder, Dataset, EVALUATIONS, EVENTS};
 use manifest::{FileEntry, Manifest};
 use sink::Sink;
 
@@ -54,13 +54,22 @@ impl Layout {
         }
     }
 
-    /// Hive directory of an instant, e.g. `year=2026/month=04/day=15` (UTC).
-    fn directory(self, unix_us: i64) -> String {
-        use chrono::Datelike;
+    /// Hive directory of an instant, e.g. `year=2026/month=04/day=15` (UTC), and the range
+    /// [lo, hi) of instants (Unix microseconds) that share it.
+    fn directory(self, unix_us: i64) -> (String, i64, i64) {
+        use chrono::{Datelike, NaiveDate};
         let t = chrono::DateTime::from_timestamp_micros(unix_us).expect("finite timestamps only");
+        let micros = |d: NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
         match self {
-            Layout::Day => format!("year={:04}/month={:02}/day={:02}", t.year(), t.month(), t.day()),
-            Layout::Month => format!("year={:04}/month={:02}", t.year(), t.month()),
+            Layout::Day => {
+                let lo = micros(t.date_naive());
+                (format!("year={:04}/month={:02}/day={:02}", t.year(), t.month(), t.day()), lo, lo + 86_400_000_000)
+            }
+            Layout::Month => {
+                let first = NaiveDate::from_ymd_opt(t.year(), t.month(), 1).expect("a valid month");
+                let next = first.checked_add_months(chrono::Months::new(1)).expect("a next month");
+                (format!("year={:04}/month={:02}", t.year(), t.month()), micros(first), micros(next))
+            }
         }
     }
 }
@@ -188,7 +197,9 @@ fn writer_properties(ds: &Dataset, spec: &Spec) -> WriterProperties {
 
 /// One Parquet file being written to its staging path.
 struct OpenFile {
-    directory: String,
+    /// instants [lo, hi) that belong in this file's directory
+    lo_us: i64,
+    hi_us: i64,
     staged: Staged,
     writer: ArrowWriter<File>,
 }
@@ -226,7 +237,8 @@ impl Leftovers {
     }
 }
 
-fn open_file(sink: &Sink, ds: &Dataset, spec: &Spec, directory: String, seq: usize, left: &RefCell<Leftovers>) -> OpenFile {
+fn open_file(sink: &Sink, ds: &Dataset, spec: &Spec, at_us: i64, seq: usize, left: &RefCell<Leftovers>) -> OpenFile {
+    let (directory, lo_us, hi_us) = spec.layout.directory(at_us);
     let relative = format!("{}/{directory}/part-{}-{seq:05}.parquet", ds.name, spec.run_id);
     let path = sink.staging_path(&relative, &spec.run_id);
     left.borrow_mut().staged.push(path.clone());
@@ -234,7 +246,7 @@ fn open_file(sink: &Sink, ds: &Dataset, spec: &Spec, directory: String, seq: usi
     let writer = ArrowWriter::try_new(file, ds.schema(), Some(writer_properties(ds, spec)))
         .expect("the dataset schema is valid Parquet");
     let staged = Staged { relative, path, rows: 0, min_us: i64::MAX, max_us: i64::MIN };
-    OpenFile { directory, staged, writer }
+    OpenFile { lo_us, hi_us, staged, writer }
 }
 
 fn close_file(mut open: OpenFile, batch: &mut BatchBuilder) -> Staged {
@@ -269,26 +281,34 @@ fn stage_dataset(
     ];
     let mut files: Vec<Staged> = Vec::new();
     let mut total: u64 = 0;
+    let width = ds.fetched_columns();
+    let mut values = vec![pg_sys::Datum::from(0usize); width];
+    let mut nulls = vec![false; width];
     Spi::connect(|client| {
         let mut cursor = client.open_cursor(sql.as_str(), &args);
         let mut batch = BatchBuilder::new(ds);
         let mut current: Option<OpenFile> = None;
         loop {
-            let rows = cursor.fetch(FETCH_ROWS).expect("fetching rows to export");
-            if rows.is_empty() {
+            let fetched = cursor.fetch(FETCH_ROWS).expect("fetching rows to export");
+            if fetched.is_empty() {
                 break;
             }
-            for row in rows {
-                let at = unix_micros(value::<TimestampWithTimeZone>(&row, ds.layout_ordinal()).expect("NOT NULL"));
-                let directory = spec.layout.directory(at);
-                if current.as_ref().map(|f| f.directory != directory).unwrap_or(true) {
+            // the fetch above filled SPI_tuptable; `fetched` keeps it alive while we read it
+            let table = unsafe { &*pg_sys::SPI_tuptable };
+            assert_eq!(unsafe { (*table.tupdesc).natts } as usize, width, "cursor columns");
+            for i in 0..table.numvals as usize {
+                unsafe {
+                    pg_sys::heap_deform_tuple(*table.vals.add(i), table.tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr())
+                };
+                let at = layout_micros(&values);
+                if current.as_ref().map(|f| at < f.lo_us || at >= f.hi_us).unwrap_or(true) {
                     if let Some(done) = current.take() {
                         files.push(close_file(done, &mut batch));
                     }
-                    current = Some(open_file(sink, ds, spec, directory, first_seq + files.len(), left));
+                    current = Some(open_file(sink, ds, spec, at, first_seq + files.len(), left));
                 }
                 let open = current.as_mut().expect("a file is open");
-                batch.append(&row);
+                batch.append_datums(&values, &nulls);
                 let staged = &mut open.staged;
                 staged.rows += 1;
                 staged.min_us = staged.min_us.min(at);
@@ -301,6 +321,7 @@ fn stage_dataset(
                     notice!("kt_export: {total} {} rows staged so far", ds.name);
                 }
             }
+            drop(fetched);
             check_for_interrupts!();
         }
         if let Some(done) = current.take() {
