@@ -333,8 +333,8 @@ DECLARE
     t timestamptz := now();
     bucket timestamptz;
 BEGIN
-    IF ahead < 0 THEN
-        RAISE EXCEPTION 'premake must be >= 0, got %', ahead USING ERRCODE = 'invalid_parameter_value';
+    IF ahead < 0 OR ahead > 366 THEN
+        RAISE EXCEPTION 'premake must be between 0 and 366, got %', ahead USING ERRCODE = 'invalid_parameter_value';
     END IF;
     partitions_created := 0;
     rows_moved := 0;

@@ -209,8 +209,9 @@ BEGIN
         RAISE EXCEPTION 'unknown dimension "%"', dimension
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use gateway_id, model, team_id or NULL.';
     END IF;
-    IF sigma IS NULL OR sigma < 0 OR min_requests IS NULL OR min_requests < 0 OR exclude_self IS NULL THEN
-        RAISE EXCEPTION 'sigma and min_requests must be >= 0 and exclude_self not NULL'
+    IF sigma IS NULL OR sigma < 0 OR sigma IN ('NaN', 'Infinity') OR min_requests IS NULL OR min_requests < 0
+       OR exclude_self IS NULL THEN
+        RAISE EXCEPTION 'sigma must be finite and >= 0, min_requests >= 0 and exclude_self not NULL'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN QUERY

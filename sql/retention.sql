@@ -247,6 +247,8 @@ SET kt_governance.track_changes = off
 AS $fn$
 DECLARE
     do_archive boolean := coalesce(archive, kt_setting('retention_archive')::boolean);
+    parquet_dest text := nullif(kt_setting('retention_archive_destination'), '');
+    archived_to text := concat_ws(', ', CASE WHEN do_archive THEN 'ai_decision_events_archive' END, parquet_dest);
     part record;
     removed record;
     n_events bigint;
@@ -315,6 +317,11 @@ BEGIN
             EXECUTE format('INSERT INTO policy_evaluations_archive SELECT * FROM %I.%I', '@extschema@', part.evals_part);
             events_archived := events_archived + n_events;
         END IF;
+        IF parquet_dest IS NOT NULL AND n_events > 0 THEN
+            -- an export error aborts this function: nothing is dropped without its archive
+            PERFORM kt_export_range(parquet_dest, part.range_start, part.range_end,
+                                    manifest_name => format('retention_%s', part.events_part));
+        END IF;
         EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.evals_part);
         EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.events_part);
         partitions_removed := partitions_removed || part.events_part;
@@ -327,7 +334,7 @@ BEGIN
         INSERT INTO kt_removal_log (why, cutoff, partitions_dropped, events_removed, evaluations_removed,
                                     events_archived, archived_to)
         VALUES ('retention', cutoff, partitions_removed, events_removed, evaluations_removed, events_archived,
-                CASE WHEN do_archive THEN 'ai_decision_events_archive' END);
+                nullif(archived_to, ''));
         RETURN NEXT;
         RETURN;
     END IF;
@@ -339,6 +346,11 @@ BEGIN
     WHERE e."timestamp" < cutoff AND NOT kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp")
       AND e.created_at < spare;
     SELECT min(ts), max(ts) INTO oldest, newest FROM pg_temp.kt_doomed;
+    IF parquet_dest IS NOT NULL AND oldest IS NOT NULL THEN
+        -- the exported range also holds the held rows between oldest and newest (they stay too)
+        PERFORM kt_export_range(parquet_dest, oldest, newest + interval '1 microsecond',
+            manifest_name => format('retention_trim_%s', to_char(cutoff AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS')));
+    END IF;
     SELECT * INTO removed FROM kt_remove_doomed(do_archive);
     events_removed := events_removed + removed.events;
     evaluations_removed := evaluations_removed + removed.evaluations;
@@ -354,12 +366,12 @@ BEGIN
     INSERT INTO kt_removal_log (why, cutoff, partitions_dropped, events_removed, evaluations_removed,
                                 events_archived, events_held, archived_to, oldest_removed, newest_removed)
     VALUES ('retention', cutoff, partitions_removed, events_removed, evaluations_removed, events_archived,
-            events_held, CASE WHEN do_archive THEN 'ai_decision_events_archive' END,
+            events_held, nullif(archived_to, ''),
             (SELECT min(x) FROM unnest(ARRAY[oldest]) x), newest);
     RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION kt_apply_retention(integer, boolean, integer) IS 'Removes every event and evaluation older than now() - hours and nothing newer: whole partitions are dropped, the partition straddling the cutoff (and any holding legally held rows) is trimmed. Refreshes rollups first and freezes the pruned hours, so reports keep the history. archive (default kt_governance.retention_archive) copies the rows to ai_decision_events_archive / policy_evaluations_archive in the same transaction. Held rows stay. Logged in kt_removal_log. hours <= 0 or NULL is an error. A concurrent run is skipped with a NOTICE. max_partitions: drop at most that many partition pairs and return more_to_do = true, leaving the rest (and the trim) to the next call, so a caller can commit in between (see kt_apply_retention_by_partition).';
+COMMENT ON FUNCTION kt_apply_retention(integer, boolean, integer) IS 'Removes every event and evaluation older than now() - hours and nothing newer: whole partitions are dropped, the partition straddling the cutoff (and any holding legally held rows) is trimmed. Refreshes rollups first and freezes the pruned hours, so reports keep the history. archive (default kt_governance.retention_archive) copies the rows to ai_decision_events_archive / policy_evaluations_archive in the same transaction; with kt_governance.retention_archive_destination set, every dropped partition and the trimmed range are first exported as Parquet there (manifests retention_<partition>.json / retention_trim_<cutoff>.json), and an export error aborts the removal. Held rows stay. Logged in kt_removal_log. hours <= 0 or NULL is an error. A concurrent run is skipped with a NOTICE. max_partitions: drop at most that many partition pairs and return more_to_do = true, leaving the rest (and the trim) to the next call, so a caller can commit in between (see kt_apply_retention_by_partition).';
 
 -- For DBAs who want what the worker does: one transaction per dropped partition pair, so locks
 -- are short and a failure keeps what was already done. CALL it outside a transaction block.

@@ -34,6 +34,7 @@ pub static RETENTION_HOURS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static RETENTION_ARCHIVE: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static RETENTION_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static ROLLUP_RETENTION_HOURS: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static RETENTION_ARCHIVE_DESTINATION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static EXPORT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static S3_ENDPOINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static S3_REGION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"us-east-1"));
@@ -212,6 +213,15 @@ pub fn define_retention_settings() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"kt_governance.retention_archive_destination",
+        c"Where retention writes Parquet copies of what it removes (empty = no Parquet archive).",
+        c"file:///dir or s3://bucket/prefix, written by the exporter before each removal; a removal \
+          never commits unless its Parquet archive was written.",
+        &RETENTION_ARCHIVE_DESTINATION,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"kt_governance.retention_interval",
         c"How often the worker runs the retention job.",
@@ -298,20 +308,23 @@ pub fn define_export_settings() {
 /// kt_governance.* name while this library is not loaded in the session, so the check is made
 /// where the secret is used.
 pub fn set_by_alter_system(name: &str) -> bool {
+    let Some(record) = guc_record(name) else { return false };
+    unsafe {
+        let file = (*record).sourcefile;
+        (*record).source == pg_sys::GucSource::PGC_S_FILE
+            && !file.is_null()
+            && CStr::from_ptr(file).to_bytes().ends_with(b"postgresql.auto.conf")
+    }
+}
+
+/// The server's record of a setting, by full name.
+fn guc_record(name: &str) -> Option<*mut pg_sys::config_generic> {
     unsafe {
         let all = pg_sys::get_guc_variables();
-        for i in 0..pg_sys::GetNumConfigOptions() as usize {
-            let record = *all.add(i);
-            if record.is_null() || CStr::from_ptr((*record).name).to_bytes() != name.as_bytes() {
-                continue;
-            }
-            let file = (*record).sourcefile;
-            return (*record).source == pg_sys::GucSource::PGC_S_FILE
-                && !file.is_null()
-                && CStr::from_ptr(file).to_bytes().ends_with(b"postgresql.auto.conf");
-        }
+        (0..pg_sys::GetNumConfigOptions() as usize).map(|i| *all.add(i)).find(|&record| {
+            !record.is_null() && CStr::from_ptr((*record).name).to_bytes() == name.as_bytes()
+        })
     }
-    false
 }
 
 /// Registers the settings that only exist when the library is preloaded: defining a
@@ -338,6 +351,9 @@ fn kt_setting(name: &str) -> Option<String> {
     // SQL can cast; missing_ok = true turns an unknown name into NULL, reported below;
     // restrict_privileged = true refuses superuser-only settings (S3 secrets) to other roles
     let value = unsafe { pg_sys::GetConfigOption(full.as_ptr(), true, true) };
+    if value.is_null() && guc_record(&format!("kt_governance.{name}")).is_some() {
+        return Some(String::new()); // a text setting that was never set
+    }
     if value.is_null() {
         ereport!(
             PgLogLevel::ERROR,

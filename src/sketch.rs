@@ -52,7 +52,7 @@ fn decode(bytes: &[u8]) -> Counts {
     if bytes.first() != Some(&FORMAT_VERSION) || (bytes.len() - 1) % PAIR_BYTES != 0 {
         ereport!(
             PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
             "not a kt_governance latency sketch (wrong version or length)"
         );
     }

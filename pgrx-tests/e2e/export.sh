@@ -209,4 +209,17 @@ check "a schedule's unexported rows are spared by retention" \
     "$(sql "UPDATE kt_export_schedules SET spare_from_retention = true, enabled = false WHERE schedule_name = 'lake';
             INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id) VALUES ('late-old', '2026-01-02', 'allowed', 'm', 'p', 'g');
             SELECT events_held FROM kt_apply_retention(24 * 100)")" 1
+echo "-- retention archives to Parquet before it removes anything"
+sql "SELECT count(*) FROM kt_create_partitions('2020-01-01', '2020-03-01')" >/dev/null
+sql "SELECT kt_generate_sample_events(4000, 50, 12, '2020-02-20')" >/dev/null
+old="\"timestamp\" < '2020-03-01'"
+expected="$(db_summary "$old")"
+hours="$(sql "SELECT (extract(epoch FROM now() - '2020-03-01'::timestamptz) / 3600)::int")"
+check "an unwritable archive destination aborts the removal" \
+    "$(sql_err "SET kt_governance.retention_archive_destination = 'file://$out/ro/arch'; SELECT kt_apply_retention($hours)")$(sql "SELECT count(*) > 0 FROM ai_decision_events WHERE $old")" "58030t"
+sql "SET kt_governance.retention_archive_destination = 'file://$out/arch'; SELECT kt_apply_retention($hours)" >/dev/null
+check "the Parquet archive holds exactly the removed events and evaluations" \
+    "$(reader_summary "$out/arch")" "$expected"
+check "nothing older than the cutoff is left" "$(sql "SELECT count(*) FROM ai_decision_events WHERE $old")" 0
+check "the removal log names the archive" "$(sql "SELECT archived_to FROM kt_removal_log ORDER BY removal_id DESC LIMIT 1")" "file://$out/arch"
 e2e_finish export

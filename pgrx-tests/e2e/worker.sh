@@ -105,6 +105,18 @@ check "events written during retention all survive" \
 wait_for "retention finishes the old partitions afterwards" \
     "SELECT count(*) FROM ai_decision_events WHERE \"timestamp\" < '2020-07-01'" 0 60
 
+# the export job: the worker claims and exports a schedule's runs by itself
+rm -rf /tmp/kt_e2e_worker_export; mkdir -p /tmp/kt_e2e_worker_export; chown postgres /tmp/kt_e2e_worker_export
+{ echo "kt_governance.export_interval = 1"; } >> "$dir/data/postgresql.conf"
+as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" reload >/dev/null
+sql "SELECT kt_add_export_schedule('w', 'file:///tmp/kt_e2e_worker_export', every => '1 minute')" >/dev/null
+wait_for "worker runs the export schedule by itself" "SELECT count(*) > 0 FROM kt_export_runs WHERE schedule_name = 'w'" t 60
+check "its run exported every event stored before the run's horizon" \
+    "$(sql "SELECT (SELECT sum(events_exported) FROM kt_export_runs) = (SELECT count(*) FROM ai_decision_events WHERE created_at < (SELECT max(range_hi) FROM kt_export_runs))")" t
+check "claim and export ran as separate job runs" \
+    "$(sql "SELECT count(*) >= 2 FROM kt_job_runs WHERE job_name = 'export' AND status = 'ok'")" t
+rm -rf /tmp/kt_e2e_worker_export
+
 # SIGTERM: the worker stops promptly
 pid_before="$(worker_pid)"
 kill -TERM "$pid_before"
