@@ -322,6 +322,9 @@ fn stage_dataset(
                 }
             }
             drop(fetched);
+            // SPI keeps every fetched batch until disconnect unless it is freed: without this
+            // the backend would hold the whole range in memory
+            unsafe { pg_sys::SPI_freetuptable(table as *const pg_sys::SPITupleTable as *mut _) };
             check_for_interrupts!();
         }
         if let Some(done) = current.take() {
