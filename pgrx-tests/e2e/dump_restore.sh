@@ -8,7 +8,8 @@ source "$(dirname "$0")/lib.sh"
 dir="$KT_ROOT/build/e2e_dump"; port=55433
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
 cluster_create "$dir" "$port" "timezone = 'UTC'"
-trap 'cluster_destroy "$dir"' EXIT
+trap 'cluster_destroy "$dir"; rm -rf /tmp/kt_e2e_dump_export' EXIT
+rm -rf /tmp/kt_e2e_dump_export; mkdir -p /tmp/kt_e2e_dump_export; chown postgres /tmp/kt_e2e_dump_export
 
 kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE src"
 kt_psql "$dir" "$port" -d src <<'SQL'
@@ -23,6 +24,9 @@ SELECT * FROM kt_refresh_metrics();
 SELECT kt_add_legal_hold(team_id => 'legal', reason => 'dump test');
 SELECT * FROM kt_apply_retention(24 * 365 * 10);
 SELECT * FROM kt_run_job('maintenance');
+-- export schedules and their runs are configuration and history: dumped with the data
+SELECT kt_add_export_schedule('dumped', 'file:///tmp/kt_e2e_dump_export', every => '1 minute');
+CALL kt_run_export_schedules();
 -- rows that stay in the default partitions (junk dates)
 INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
 VALUES ('junk-1', '9999-01-01', 'allowed', 'm', 'p', 'g');
@@ -38,7 +42,9 @@ fingerprint() {
         (SELECT md5(string_agg(partition_name || ':' || coalesce(range_start::text, 'default'), ',' ORDER BY partition_name)) FROM kt_partitions) || ' ' ||
         (SELECT md5(string_agg(m::text, ',' ORDER BY m::text)) FROM governance_metrics_hourly m) || ' ' ||
         (SELECT count(*) FROM kt_legal_holds) || ' ' || (SELECT count(*) FROM kt_removal_log) || ' ' ||
-        (SELECT count(*) FROM kt_job_runs) || ' ' || kt_frozen_before()"
+        (SELECT count(*) FROM kt_job_runs) || ' ' || kt_frozen_before() || ' ' ||
+        (SELECT string_agg(schedule_name || '@' || watermark, ',') FROM kt_export_schedules) || ' ' ||
+        (SELECT count(*) || ':' || sum(events_exported) FROM kt_export_runs)"
 }
 before="$(fingerprint src)"
 max_id="$(q "$dir" "$port" src "SELECT max(id) FROM policy_evaluations")"
@@ -77,4 +83,16 @@ check "constraints equal the source's" "$(q "$dir" "$port" dst "$keydefs")" "$(q
 check "indexes equal the source's" "$(q "$dir" "$port" dst "$idxdefs")" "$(q "$dir" "$port" src "$idxdefs")"
 check "foreign key enforced after restore" \
     "$(kt_psql "$dir" "$port" -d dst -At -c "INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result) VALUES ('nope', now(), 'p', 'pass')" 2>&1 | grep -c 'violates foreign key')" 1
+
+# the worker serves the restored database: restart with the library preloaded, pointed at dst
+{ echo "shared_preload_libraries = 'kt_governance'"; echo "kt_governance.database = 'dst'"
+  echo "kt_governance.worker_naptime = 1"; echo "kt_governance.maintenance_interval = 1"; } >> "$dir/data/postgresql.conf"
+cluster_stop "$dir"; cluster_start "$dir"
+runs_before="$(q "$dir" "$port" dst "SELECT count(*) FROM kt_job_runs WHERE job_name = 'maintenance'")"
+for i in $(seq 40); do
+    [ "$(q "$dir" "$port" dst "SELECT count(*) FROM kt_job_runs WHERE job_name = 'maintenance'")" -gt "$runs_before" ] && break
+    sleep 1
+done
+check "the worker runs jobs in the restored database" \
+    "$(q "$dir" "$port" dst "SELECT count(*) > $runs_before FROM kt_job_runs WHERE job_name = 'maintenance' AND status = 'ok'")" t
 e2e_finish dump_restore

@@ -149,3 +149,37 @@ ORDER BY 1;
 DROP SCHEMA squat CASCADE;
 DROP TABLE public.squat_calls;
 DROP ROLE kt_squatter;
+
+-- What each role may do: reader < writer < admin (and superuser-only secrets and server files)
+CREATE TEMP TABLE role_cases (case_name text, stmt text);
+INSERT INTO role_cases VALUES
+ ('read a report', $$SELECT count(*) FROM kt_governance_summary()$$),
+ ('read the events', $$SELECT count(*) FROM ai_decision_events$$),
+ ('insert an event', $$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id) VALUES ('role-' || current_user, '2026-02-02', 'allowed', 'm', 'p', 'g')$$),
+ ('ingest JSON', $$SELECT kt_ingest('[]')$$),
+ ('delete an event directly', $$DELETE FROM ai_decision_events WHERE id = 'edge'$$),
+ ('create partitions', $$SELECT kt_create_partitions('2026-06-01', '2026-07-01')$$),
+ ('drop a partition directly', $$DROP TABLE events_2026_01$$),
+ ('apply retention', $$SELECT kt_apply_retention(24 * 365 * 20)$$),
+ ('add and release a hold', $$SELECT kt_release_legal_hold(kt_add_legal_hold(team_id => 'x', reason => 'role test'))$$),
+ ('erase a subject', $$SELECT kt_erase_subject('nobody')$$),
+ ('run a job', $$SELECT kt_run_job('refresh_metrics')$$),
+ ('export to S3', $$SELECT kt_export_events('s3://X/invalid-bucket-name', '2026-01-01', '2026-01-02')$$),
+ ('export to server files', $$SELECT kt_export_events('file:///tmp/kt_role_test', '2026-01-01', '2026-01-02')$$),
+ ('read an S3 secret', $$SELECT kt_setting('s3_secret_access_key')$$);
+CREATE FUNCTION pg_temp.as_role(r text, stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE outcome text;
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', r);
+    outcome := pg_temp.try(stmt);
+    RESET ROLE;
+    -- privilege errors show as "denied"; other errors mean the role got past the check
+    RETURN CASE WHEN outcome = 'ok' THEN 'ok' WHEN outcome LIKE '42501%' THEN 'denied' ELSE 'allowed (' || left(outcome, 5) || ')' END;
+END $$;
+BEGIN;
+SELECT case_name,
+       pg_temp.as_role('kt_governance_reader', stmt) AS reader,
+       pg_temp.as_role('kt_governance_writer', stmt) AS writer,
+       pg_temp.as_role('kt_governance_admin', stmt) AS admin
+FROM role_cases ORDER BY case_name;
+ROLLBACK;
