@@ -27,13 +27,14 @@ sql "CREATE TABLE soak_written (id text PRIMARY KEY, ts timestamptz NOT NULL, wr
 sql "SELECT kt_add_export_schedule('soak', 'file://$out', every => '1 minute')" >/dev/null
 
 end=$(( $(date +%s) + seconds ))
-# each writer stores events from the last 80 minutes, so retention (1 hour) keeps cutting into them
+# each writer stores events from the last 150 minutes, so retention (1 hour) keeps cutting into
+# them and whole hours before the cutoff get pruned
 writer_bulk() {
     local i=0
     while [ "$(date +%s)" -lt "$end" ]; do
         i=$((i + 1))
         sql "WITH e AS (INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id, team_id, cost_usd, latency_ms)
-                 SELECT 'bulk-$i-' || g, now() - (g % 80) * interval '1 minute', 'allowed', 'm' || g % 3, 'p', 'gw' || g % 2, 't' || g % 4, 0.001 * (g % 7), g % 500
+                 SELECT 'bulk-$i-' || g, now() - (g % 150) * interval '1 minute', 'allowed', 'm' || g % 3, 'p', 'gw' || g % 2, 't' || g % 4, 0.001 * (g % 7), g % 500
                  FROM generate_series(1, 200) g RETURNING id, \"timestamp\")
              INSERT INTO soak_written SELECT id, \"timestamp\", 'bulk' FROM e" >/dev/null
     done
@@ -43,7 +44,7 @@ writer_single() {
     while [ "$(date +%s)" -lt "$end" ]; do
         i=$((i + 1))
         sql "WITH e AS (INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id, latency_ms)
-                 VALUES ('one-$i', now() - ($i % 75) * interval '1 minute', CASE WHEN $i % 9 = 0 THEN 'blocked' ELSE 'allowed' END, 'm', 'p', 'gw0', $i % 300)
+                 VALUES ('one-$i', now() - ($i % 140) * interval '1 minute', CASE WHEN $i % 9 = 0 THEN 'blocked' ELSE 'allowed' END, 'm', 'p', 'gw0', $i % 300)
                  RETURNING id, \"timestamp\")
              INSERT INTO soak_written SELECT id, \"timestamp\", 'single' FROM e" >/dev/null
     done
@@ -52,7 +53,7 @@ writer_ingest() {
     local i=0
     while [ "$(date +%s)" -lt "$end" ]; do
         i=$((i + 1))
-        sql "WITH doc AS (SELECT jsonb_agg(jsonb_build_object('id', 'json-$i-' || g, 'timestamp', now() - (g % 70) * interval '1 minute',
+        sql "WITH doc AS (SELECT jsonb_agg(jsonb_build_object('id', 'json-$i-' || g, 'timestamp', now() - (g % 130) * interval '1 minute',
                      'decision', 'redacted', 'model', 'm', 'provider', 'p', 'gateway_id', 'gw1',
                      'policies_evaluated', jsonb_build_array(jsonb_build_object('name', 'pii', 'result', 'redact')))) AS d
                  FROM generate_series(1, 50) g),
@@ -91,7 +92,7 @@ check "rollups equal the raw computation for every hour after the cutoff" \
         (SELECT date_trunc('hour', \"timestamp\"), gateway_id, model, count(*), sum(cost_usd) FROM ai_decision_events
                 WHERE \"timestamp\" >= date_trunc('hour', '$cutoff'::timestamptz) + interval '1 hour' GROUP BY 1, 2, 3
          EXCEPT SELECT bucket, gateway_id, model, total_requests, total_cost FROM kt_rollup_metrics_hourly WHERE bucket >= date_trunc('hour', '$cutoff'::timestamptz) + interval '1 hour')) d")" 0
-check "rollups kept the hours retention pruned" \
+check "rollups kept the whole hours retention pruned" \
     "$(sql "SELECT count(*) > 0 FROM kt_rollup_metrics_hourly WHERE bucket < date_trunc('hour', '$cutoff'::timestamptz)")" t
 sql "UPDATE kt_export_schedules SET next_run_at = now()" >/dev/null
 kt_psql "$dir" "$port" -d kt -c "CALL kt_run_export_schedules()" >/dev/null
