@@ -40,16 +40,7 @@ crash_during() {
 }
 # rollup rows of hours retention pruned (before kt_frozen_before()) outlive their raw rows; the
 # hour straddling the cutoff keeps its pre-pruning totals until a change there is refreshed
-rollups_equal_raw="SELECT count(*) FROM (
-    (SELECT bucket, gateway_id, model, total_requests, total_cost FROM kt_rollup_metrics_hourly
-     WHERE bucket >= coalesce(kt_frozen_before() + interval '1 hour', '-infinity')
-     EXCEPT SELECT date_trunc('hour', \"timestamp\"), gateway_id, model, count(*), sum(cost_usd) FROM ai_decision_events
-            WHERE \"timestamp\" >= coalesce(kt_frozen_before() + interval '1 hour', '-infinity') GROUP BY 1, 2, 3)
-    UNION ALL
-    (SELECT date_trunc('hour', \"timestamp\"), gateway_id, model, count(*), sum(cost_usd) FROM ai_decision_events
-            WHERE \"timestamp\" >= coalesce(kt_frozen_before() + interval '1 hour', '-infinity') GROUP BY 1, 2, 3
-     EXCEPT SELECT bucket, gateway_id, model, total_requests, total_cost FROM kt_rollup_metrics_hourly
-            WHERE bucket >= coalesce(kt_frozen_before() + interval '1 hour', '-infinity'))) d"
+rollups_equal_raw="$(rollup_mismatch_sql "coalesce(kt_frozen_before() + interval '1 hour', '-infinity')")"
 
 echo "-- refresh"
 sql "SELECT count(*) FROM kt_create_partitions(now() - interval '20 days', now() + interval '1 day')" >/dev/null

@@ -84,14 +84,7 @@ check "no event the writers did not write" \
     "$(sql "SELECT count(*) FROM ai_decision_events e WHERE NOT EXISTS (SELECT FROM soak_written w WHERE w.id = e.id)")" 0
 sql "SELECT * FROM kt_refresh_metrics()" >/dev/null
 check "rollups equal the raw computation for every hour after the cutoff" \
-    "$(sql "SELECT count(*) FROM (
-        (SELECT bucket, gateway_id, model, total_requests, total_cost FROM kt_rollup_metrics_hourly WHERE bucket >= date_trunc('hour', '$cutoff'::timestamptz) + interval '1 hour'
-         EXCEPT SELECT date_trunc('hour', \"timestamp\"), gateway_id, model, count(*), sum(cost_usd) FROM ai_decision_events
-                WHERE \"timestamp\" >= date_trunc('hour', '$cutoff'::timestamptz) + interval '1 hour' GROUP BY 1, 2, 3)
-        UNION ALL
-        (SELECT date_trunc('hour', \"timestamp\"), gateway_id, model, count(*), sum(cost_usd) FROM ai_decision_events
-                WHERE \"timestamp\" >= date_trunc('hour', '$cutoff'::timestamptz) + interval '1 hour' GROUP BY 1, 2, 3
-         EXCEPT SELECT bucket, gateway_id, model, total_requests, total_cost FROM kt_rollup_metrics_hourly WHERE bucket >= date_trunc('hour', '$cutoff'::timestamptz) + interval '1 hour')) d")" 0
+    "$(sql "$(rollup_mismatch_sql "date_trunc('hour', '$cutoff'::timestamptz) + interval '1 hour'")")" 0
 check "rollups kept the whole hours retention pruned" \
     "$(sql "SELECT count(*) > 0 FROM kt_rollup_metrics_hourly WHERE bucket < date_trunc('hour', '$cutoff'::timestamptz)")" t
 sql "UPDATE kt_export_schedules SET next_run_at = now()" >/dev/null

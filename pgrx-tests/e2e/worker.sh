@@ -68,7 +68,7 @@ check "after concurrent writers: rollup totals == raw totals" \
     "$(sql "SELECT (SELECT sum(total_requests) FROM kt_rollup_metrics_hourly) || '/' || (SELECT sum(total_cost) FROM kt_rollup_metrics_hourly)")" \
     "$(sql "SELECT count(*) || '/' || sum(cost_usd) FROM ai_decision_events")"
 check "after concurrent writers: every bucket equals the raw computation" \
-    "$(sql "SELECT count(*) FROM ((SELECT bucket, gateway_id, model, total_requests, blocked, total_cost FROM kt_rollup_metrics_hourly EXCEPT SELECT date_trunc('hour', timestamp), gateway_id, model, count(*), count(*) FILTER (WHERE decision = 'blocked'), sum(cost_usd) FROM ai_decision_events GROUP BY 1, 2, 3) UNION ALL (SELECT date_trunc('hour', timestamp), gateway_id, model, count(*), count(*) FILTER (WHERE decision = 'blocked'), sum(cost_usd) FROM ai_decision_events GROUP BY 1, 2, 3 EXCEPT SELECT bucket, gateway_id, model, total_requests, blocked, total_cost FROM kt_rollup_metrics_hourly)) d")" 0
+    "$(sql "$(rollup_mismatch_sql)")" 0
 
 # kill -9 of a backend: the postmaster reinitializes, the worker comes back on its own
 pid_before="$(worker_pid)"
