@@ -16,7 +16,8 @@ py="$KT_ROOT/build/venv/bin/python"
 cluster_create "$dir" "$port" "timezone = 'UTC'" "shared_preload_libraries = 'kt_governance'" \
     "kt_governance.database = 'kt'" "kt_governance.worker_naptime = 1" "kt_governance.refresh_interval = 2" \
     "kt_governance.maintenance_interval = 5" "kt_governance.retention_interval = 3" \
-    "kt_governance.retention_hours = 1" "kt_governance.export_interval = 2" "log_lock_waits = on"
+    "kt_governance.retention_hours = 1" "kt_governance.export_interval = 2" "log_lock_waits = on" \
+    "kt_governance.drain_max_future_days = 3660"
 trap 'cluster_destroy "$dir"; rm -rf "$out"' EXIT
 rm -rf "$out"; mkdir -p "$out"; chown postgres "$out"
 kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE kt"
@@ -39,12 +40,15 @@ writer_bulk() {
              INSERT INTO soak_written SELECT id, \"timestamp\", 'bulk' FROM e" >/dev/null
     done
 }
+# every 10th single-row event is dated years ahead, past the premade partitions: it lands in the
+# default partition and the worker's maintenance job drains it into new partitions
 writer_single() {
     local i=0
     while [ "$(date +%s)" -lt "$end" ]; do
         i=$((i + 1))
         sql "WITH e AS (INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id, latency_ms)
-                 VALUES ('one-$i', now() - ($i % 140) * interval '1 minute', CASE WHEN $i % 9 = 0 THEN 'blocked' ELSE 'allowed' END, 'm', 'p', 'gw0', $i % 300)
+                 VALUES ('one-$i', CASE WHEN $i % 10 = 0 THEN timestamptz '2031-01-01' + $i * interval '1 minute'
+                                        ELSE now() - ($i % 140) * interval '1 minute' END, CASE WHEN $i % 9 = 0 THEN 'blocked' ELSE 'allowed' END, 'm', 'p', 'gw0', $i % 300)
                  RETURNING id, \"timestamp\")
              INSERT INTO soak_written SELECT id, \"timestamp\", 'single' FROM e" >/dev/null
     done
@@ -100,6 +104,8 @@ check "every event stored before the last export's horizon was exported" \
 check "no deadlock in the server log" "$(grep -c 'deadlock detected' "$dir/server.log" || true)" 0
 check "no unexpected ERROR in the server log" \
     "$(grep 'ERROR' "$dir/server.log" | grep -vc 'canceling statement due to user request' || true)" 0
+check "the worker drained future-dated events out of the default partition" \
+    "$(sql "SELECT sum(rows_touched) > 0 FROM kt_job_runs WHERE job_name = 'maintenance' AND status = 'ok'")" t
 check "no job failed" "$(sql "SELECT count(*) FROM kt_job_runs WHERE status = 'error'")" 0
 echo "soak: $(sql "SELECT count(*) FROM soak_written") events written, $(sql "SELECT count(*) FROM ai_decision_events") kept, $exported exported, $(sql "SELECT count(*) FROM kt_job_runs") job runs"
 e2e_finish soak
