@@ -94,14 +94,15 @@ check "no old events left" "$(sql "SELECT count(*) FROM ai_decision_events WHERE
 # ingest while retention runs: every new event survives, nothing old remains
 sql "SELECT count(*) FROM kt_create_partitions('2020-01-01', '2020-07-01')" >/dev/null
 sql "SELECT * FROM kt_generate_sample_events(3000, 170, 11, '2020-06-28')" >/dev/null
-before_new="$(sql "SELECT count(*) FROM ai_decision_events WHERE \"timestamp\" >= now() - interval '1 day'")"
+since="$(sql "SELECT now() - interval '1 day'")"   # one fixed instant for both counts
+before_new="$(sql "SELECT count(*) FROM ai_decision_events WHERE \"timestamp\" >= '$since'")"
 ( for b in $(seq 8); do
     kt_psql "$dir" "$port" -d kt -c "SELECT * FROM kt_generate_sample_events(400, 1, $((7000 + b)), now())" >/dev/null
   done ) &
 ( for _ in $(seq 6); do kt_psql "$dir" "$port" -d kt -c "SELECT * FROM kt_apply_retention(20000, max_partitions => 1)" >/dev/null; done ) &
 wait
 check "events written during retention all survive" \
-    "$(sql "SELECT count(*) FROM ai_decision_events WHERE \"timestamp\" >= now() - interval '1 day'")" "$((before_new + 3200))"
+    "$(sql "SELECT count(*) FROM ai_decision_events WHERE \"timestamp\" >= '$since'")" "$((before_new + 3200))"
 wait_for "retention finishes the old partitions afterwards" \
     "SELECT count(*) FROM ai_decision_events WHERE \"timestamp\" < '2020-07-01'" 0 60
 
