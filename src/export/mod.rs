@@ -75,8 +75,7 @@ impl Layout {
 }
 
 fn invalid(message: String, hint: &str) -> ! {
-    ereport!(PgLogLevel::ERROR, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, hint);
-    unreachable!("ereport(ERROR) does not return")
+    sink::fail(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, hint)
 }
 
 fn compression(raw: &str) -> Compression {
@@ -160,10 +159,7 @@ fn finite_micros(name: &str, ts: TimestampWithTimeZone) -> i64 {
 /// The cursor query for one dataset; $1..$2 is the range, $3..$5 the optional filters.
 fn dataset_query(schema: &str, ds: &Dataset, spec: &Spec) -> String {
     let schema = spi::quote_identifier(schema);
-    let range = match (spec.range_column, ds.name) {
-        ("created_at", _) => "t.created_at".to_string(),
-        (_, _) => format!("t.{}", ds.layout_column),
-    };
+    let range = if spec.range_column == "created_at" { "created_at" } else { ds.layout_column };
     let filter = "($3::text IS NULL OR e.decision = $3) AND ($4::text IS NULL OR e.gateway_id = $4) \
                   AND ($5::text IS NULL OR e.team_id = $5)";
     let filter_sql = if ds.name == EVENTS.name {
@@ -176,7 +172,7 @@ fn dataset_query(schema: &str, ds: &Dataset, spec: &Spec) -> String {
     };
     let filter_sql = if spec.filter.iter().all(Option::is_none) { "true".to_string() } else { filter_sql };
     format!(
-        "SELECT {cols} FROM {schema}.{table} t WHERE {range} >= $1 AND {range} < $2 AND {filter_sql} \
+        "SELECT {cols} FROM {schema}.{table} t WHERE t.{range} >= $1 AND t.{range} < $2 AND {filter_sql} \
          ORDER BY t.{layout}",
         cols = ds.select_list(),
         table = ds.table,

@@ -34,7 +34,7 @@ pub struct Published {
     pub sha256: String,
 }
 
-fn fail(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
+pub fn fail(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
     ereport!(PgLogLevel::ERROR, code, message, hint);
     unreachable!("ereport(ERROR) does not return")
 }
