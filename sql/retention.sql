@@ -278,8 +278,9 @@ BEGIN
     events_removed := 0; evaluations_removed := 0; events_archived := 0; events_held := 0;
     more_to_do := false;
 
-    -- rollups first: refresh what is dirty, then freeze the hours about to lose raw rows
-    PERFORM kt_refresh_metrics();
+    -- rollups first: refresh the dirty hours the cutoff reaches (later ones are not touched and
+    -- wait for the refresh job), then freeze the hours about to lose raw rows
+    PERFORM kt_refresh_metrics(up_to => cutoff);
     INSERT INTO kt_rollup_state (frozen_before) VALUES (date_trunc('hour', cutoff, 'UTC'))
     ON CONFLICT (singleton) DO UPDATE SET frozen_before = greatest(kt_rollup_state.frozen_before, excluded.frozen_before);
 
@@ -484,6 +485,12 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
         DELETE FROM kt_rollup_spend_hourly WHERE bucket < now() - make_interval(hours => rollup_hours);
         GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        -- days before the cutoff's day go; the cutoff's own day is summed again from the hours
+        -- it keeps, so a daily row is always the sum of its hourly rows
+        DELETE FROM kt_rollup_spend_daily
+        WHERE bucket < date_trunc('day', now() - make_interval(hours => rollup_hours), 'UTC');
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        PERFORM kt_rebuild_spend_days(ARRAY[now() - make_interval(hours => rollup_hours)]);
         message := message || format('; %s rollup rows older than %s hours removed', rollup_rows, rollup_hours);
     END IF;
 END

@@ -32,6 +32,7 @@ extension_sql_file!(
         rollup::kt_flush_dirty_hours,
         sketch::kt_sketch_merge,
         sketch::kt_latency_sketch,
+        sketch::kt_latency_summary,
         sketch::kt_sketch_quantile,
         sketch::kt_sketch_count,
         sketch::kt_sketch_bucket,

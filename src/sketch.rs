@@ -111,6 +111,35 @@ fn kt_latency_sketch(latencies: Vec<Option<f64>>) -> Vec<u8> {
     encode(&sketch)
 }
 
+/// PERCENTILE_CONT(q) of sorted values, computed the way PostgreSQL does (float8 lerp between
+/// the two neighbouring ranks), so the result is bit-for-bit the SQL aggregate's.
+fn percentile_cont(sorted: &[i32], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let position = q * last as f64;
+    let (lo, hi) = (position.floor(), position.ceil());
+    let (lo_value, hi_value) = (sorted[lo as usize] as f64, sorted[hi as usize] as f64);
+    Some(if lo == hi { lo_value } else { lo_value + (hi_value - lo_value) * (position - lo) })
+}
+
+/// Exact median and p99 plus the mergeable sketch of one group's latencies, in one pass. The
+/// refresh aggregates latencies with array_agg (which hash aggregation supports) and calls this
+/// per group, instead of sorting every row by group for PERCENTILE_CONT.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn kt_latency_summary(
+    latencies: Vec<Option<i32>>,
+) -> TableIterator<'static, (name!(p50, Option<f64>), name!(p99, Option<f64>), name!(sketch, Option<Vec<u8>>))> {
+    let mut values: Vec<i32> = latencies.into_iter().flatten().collect();
+    values.sort_unstable();
+    let sketch = (!values.is_empty()).then(|| {
+        let mut counts = Counts::new();
+        for value in &values {
+            *counts.entry(bucket_of(*value as f64)).or_insert(0) += 1;
+        }
+        encode(&counts)
+    });
+    TableIterator::once((percentile_cont(&values, 0.5), percentile_cont(&values, 0.99), sketch))
+}
+
 /// Adds two sketches (the transition function of kt_sketch_merge_agg).
 #[pg_extern(immutable, parallel_safe)]
 fn kt_sketch_merge(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Vec<u8>> {
@@ -179,6 +208,24 @@ mod tests {
             let got = kt_sketch_quantile(&sketch, q).unwrap();
             assert!((got - exact).abs() / exact <= 0.0101, "q{q}: {got} vs {exact}");
         }
+    }
+
+    #[pg_test]
+    fn latency_summary_equals_percentile_cont_and_the_sketch() {
+        let same = Spi::get_one::<bool>(
+            "WITH v AS (SELECT CASE WHEN i % 97 = 0 THEN NULL ELSE (exp(random() * 8))::int END AS l
+                        FROM generate_series(1, 5001) i),
+                  s AS (SELECT * FROM kt_latency_summary((SELECT array_agg(l) FROM v)))
+             SELECT s.p50 = percentile_cont(0.5) WITHIN GROUP (ORDER BY l)
+                AND s.p99 = percentile_cont(0.99) WITHIN GROUP (ORDER BY l)
+                AND s.sketch = kt_latency_sketch(array_agg(l::float8))
+             FROM v, s GROUP BY s.p50, s.p99, s.sketch",
+        );
+        assert_eq!(same, Ok(Some(true)));
+        let empty = Spi::get_one::<bool>(
+            "SELECT p50 IS NULL AND p99 IS NULL AND sketch IS NULL FROM kt_latency_summary(ARRAY[NULL]::int[])",
+        );
+        assert_eq!(empty, Ok(Some(true)));
     }
 
     #[pg_test]

@@ -51,6 +51,11 @@ SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(start_time => now() - 
 SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(tz => 'Asia/Kolkata')$$,
                     $$SELECT date_trunc('day', timestamp, 'Asia/Kolkata'), decision, count(*), sum(cost_usd), avg(latency_ms), sum(input_tokens + output_tokens) FROM ai_decision_events
                       WHERE timestamp >= now() - interval '30 days' GROUP BY 1, 2$$) AS half_hour_zone_differences;
+-- spend combines daily rows (whole clean UTC days), hourly rows (edge days) and raw edges
+SELECT pg_temp.diff($$SELECT * FROM kt_spend_by_team_model(start_time => now() - interval '6 days 37 minutes', end_time => now() - interval '1 day 13 minutes')$$,
+                    $$SELECT coalesce(team_id, 'unassigned'), model, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd) FROM ai_decision_events
+                      WHERE timestamp >= now() - interval '6 days 37 minutes' AND timestamp < now() - interval '1 day 13 minutes' AND decision = 'allowed'
+                      GROUP BY team_id, model$$) AS spend_range_differences;
 SELECT pg_temp.diff($$SELECT hour, series, total, blocked FROM kt_anomalies(lookback => '10 days', dimension => 'gateway_id')$$,
                     $$SELECT date_trunc('hour', timestamp), gateway_id, count(*), count(*) FILTER (WHERE decision = 'blocked') FROM ai_decision_events
                       WHERE timestamp >= now() - interval '10 days' GROUP BY 1, 2$$) AS anomalies_by_gateway_differences;
@@ -90,3 +95,36 @@ SELECT kt_due_jobs();
 SET kt_governance.job_history_successes = 2;
 SELECT count(*) FROM (SELECT kt_run_job('maintenance') FROM generate_series(1, 4)) runs;
 SELECT count(*) AS maintenance_successes_kept FROM kt_job_runs WHERE job_name = 'maintenance' AND status = 'ok';
+
+-- the daily spend rollup is the sum of the hourly one, day by day
+CREATE TEMP VIEW spend_days_from_hours AS
+SELECT date_trunc('day', bucket, 'UTC') AS bucket, team_id, model, decision, sum(request_count)::bigint AS request_count,
+       sum(total_input_tokens)::bigint AS total_input_tokens, sum(total_output_tokens)::bigint AS total_output_tokens,
+       sum(total_cost) AS total_cost
+FROM kt_rollup_spend_hourly GROUP BY 1, 2, 3, 4;
+SELECT pg_temp.diff('SELECT * FROM kt_rollup_spend_daily', 'SELECT * FROM spend_days_from_hours') AS daily_spend_differences;
+SELECT count(*) > 0 AS daily_rows_exist FROM kt_rollup_spend_daily;
+
+-- rollup retention (raw retention off): hourly rows before the cutoff go, whole days before the
+-- cutoff's day go, and the cutoff's day is summed again from the hours it keeps
+SET kt_governance.retention_hours = 0;
+SET kt_governance.rollup_retention_hours = 100;
+SELECT status FROM kt_run_job('retention');
+SELECT count(*) AS hourly_rows_before_cutoff FROM kt_rollup_spend_hourly WHERE bucket < now() - interval '100 hours';
+SELECT count(*) AS metric_rows_before_cutoff FROM kt_rollup_metrics_hourly WHERE bucket < now() - interval '100 hours';
+SELECT count(*) > 0 AS later_hourly_rows_kept FROM kt_rollup_spend_hourly WHERE bucket >= now() - interval '100 hours';
+SELECT count(*) AS daily_rows_before_cutoff_day FROM kt_rollup_spend_daily
+WHERE bucket < date_trunc('day', now() - interval '100 hours', 'UTC');
+SELECT pg_temp.diff('SELECT * FROM kt_rollup_spend_daily', 'SELECT * FROM spend_days_from_hours') AS daily_spend_differences_after_rollup_retention;
+RESET kt_governance.rollup_retention_hours;
+RESET kt_governance.retention_hours;
+
+-- refresh up_to: only hours starting before it (retention refreshes up to its cutoff)
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+VALUES ('up-to-1', date_trunc('hour', now()) - interval '30 hours', 'allowed', 'm', 'p', 'g'),
+       ('up-to-2', date_trunc('hour', now()) - interval '2 hours', 'allowed', 'm', 'p', 'g');
+SELECT hours_refreshed, oldest_hour = date_trunc('hour', now()) - interval '30 hours' AS only_the_older_hour
+FROM kt_refresh_metrics(up_to => date_trunc('hour', now()) - interval '3 hours');
+SELECT count(*) AS still_dirty FROM kt_dirty_hours;
+SELECT pg_temp.try($$SELECT * FROM kt_refresh_metrics(up_to => NULL)$$);
+SELECT hours_refreshed FROM kt_refresh_metrics();
