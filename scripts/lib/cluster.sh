@@ -2,7 +2,9 @@
 # Clusters run as the postgres OS user (PostgreSQL refuses root), listen only on a unix socket
 # inside their own directory, and are removed by cluster_destroy.
 
-PG_BIN=/usr/lib/postgresql/15/bin
+# KT_PG_BIN points at another PostgreSQL 15 bin directory (e.g. a private copy, so a long
+# benchmark and the test suite do not share one extension directory)
+PG_BIN="${KT_PG_BIN:-/usr/lib/postgresql/15/bin}"
 KT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 as_postgres() {
