@@ -326,7 +326,10 @@ BEGIN
         UNION ALL
         SELECT r.team_id, r.model, r.request_count, r.total_input_tokens, r.total_output_tokens, r.total_cost
         FROM kt_live_ranges(whole.first_hour, whole.end_hour, true, 'day') hourly
-        JOIN kt_rollup_spend_hourly r ON r.bucket >= hourly.range_start AND r.bucket < hourly.range_end
+        -- LATERAL: an index range scan per range (a plain join let the planner scan the whole
+        -- hourly rollup, 190 ms at 10M events)
+        CROSS JOIN LATERAL (SELECT * FROM kt_rollup_spend_hourly x
+                            WHERE x.bucket >= hourly.range_start AND x.bucket < hourly.range_end) r
         WHERE r.decision = ANY (decisions)
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
                           AND d.bucket >= frozen)
