@@ -326,10 +326,12 @@ BEGIN
         UNION ALL
         SELECT r.team_id, r.model, r.request_count, r.total_input_tokens, r.total_output_tokens, r.total_cost
         FROM kt_live_ranges(whole.first_hour, whole.end_hour, true, 'day') hourly
-        -- LATERAL: an index range scan per range (a plain join let the planner scan the whole
-        -- hourly rollup, 190 ms at 10M events)
+        -- an index range scan per range: OFFSET 0 keeps the subquery from being flattened
+        -- into a join, for which the planner scanned and materialized the whole hourly rollup
+        -- (190 ms of a 200 ms report at 10M events)
         CROSS JOIN LATERAL (SELECT * FROM kt_rollup_spend_hourly x
-                            WHERE x.bucket >= hourly.range_start AND x.bucket < hourly.range_end) r
+                            WHERE x.bucket >= hourly.range_start AND x.bucket < hourly.range_end
+                            OFFSET 0) r
         WHERE r.decision = ANY (decisions)
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
                           AND d.bucket >= frozen)
