@@ -447,6 +447,7 @@ AS $fn$
 DECLARE
     raw_hours integer := kt_setting('retention_hours')::int;
     rollup_hours integer := kt_setting('rollup_retention_hours')::int;
+    rollup_cutoff timestamptz := now() - make_interval(hours => rollup_hours);
     r record;
     rollup_rows bigint := 0;
     n bigint;
@@ -464,18 +465,17 @@ BEGIN
                           CASE WHEN again THEN ', more to do' ELSE '' END);
     END IF;
     IF rollup_hours > 0 THEN
-        DELETE FROM kt_rollup_metrics_hourly WHERE bucket < now() - make_interval(hours => rollup_hours);
+        DELETE FROM kt_rollup_metrics_hourly WHERE bucket < rollup_cutoff;
         GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
-        DELETE FROM kt_rollup_decisions_hourly WHERE bucket < now() - make_interval(hours => rollup_hours);
+        DELETE FROM kt_rollup_decisions_hourly WHERE bucket < rollup_cutoff;
         GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
-        DELETE FROM kt_rollup_spend_hourly WHERE bucket < now() - make_interval(hours => rollup_hours);
+        DELETE FROM kt_rollup_spend_hourly WHERE bucket < rollup_cutoff;
         GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
         -- days before the cutoff's day go; the cutoff's own day is summed again from the hours
         -- it keeps, so a daily row is always the sum of its hourly rows
-        DELETE FROM kt_rollup_spend_daily
-        WHERE bucket < date_trunc('day', now() - make_interval(hours => rollup_hours), 'UTC');
+        DELETE FROM kt_rollup_spend_daily WHERE bucket < date_trunc('day', rollup_cutoff, 'UTC');
         GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
-        PERFORM kt_rebuild_spend_days(ARRAY[now() - make_interval(hours => rollup_hours)]);
+        PERFORM kt_rebuild_spend_days(ARRAY[rollup_cutoff]);
         message := message || format('; %s rollup rows older than %s hours removed', rollup_rows, rollup_hours);
     END IF;
 END

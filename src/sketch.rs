@@ -101,14 +101,19 @@ fn kt_sketch_build(buckets: Vec<Option<i32>>, counts: Vec<Option<i64>>) -> Vec<u
     encode(&sketch)
 }
 
-/// Sketch of a set of latencies.
-#[pg_extern(immutable, parallel_safe, strict)]
-fn kt_latency_sketch(latencies: Vec<Option<f64>>) -> Vec<u8> {
+/// Encoded sketch of some latencies: one count per logarithmic bucket.
+fn sketch_of(values: impl IntoIterator<Item = f64>) -> Vec<u8> {
     let mut sketch = Counts::new();
-    for value in latencies.into_iter().flatten() {
+    for value in values {
         *sketch.entry(bucket_of(value)).or_insert(0) += 1;
     }
     encode(&sketch)
+}
+
+/// Sketch of a set of latencies.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn kt_latency_sketch(latencies: Vec<Option<f64>>) -> Vec<u8> {
+    sketch_of(latencies.into_iter().flatten())
 }
 
 /// PERCENTILE_CONT(q) of sorted values, computed the way PostgreSQL does (float8 lerp between
@@ -130,13 +135,7 @@ fn kt_latency_summary(
 ) -> TableIterator<'static, (name!(p50, Option<f64>), name!(p99, Option<f64>), name!(sketch, Option<Vec<u8>>))> {
     let mut values: Vec<i32> = latencies.into_iter().flatten().collect();
     values.sort_unstable();
-    let sketch = (!values.is_empty()).then(|| {
-        let mut counts = Counts::new();
-        for value in &values {
-            *counts.entry(bucket_of(*value as f64)).or_insert(0) += 1;
-        }
-        encode(&counts)
-    });
+    let sketch = (!values.is_empty()).then(|| sketch_of(values.iter().map(|v| *v as f64)));
     TableIterator::once((percentile_cont(&values, 0.5), percentile_cont(&values, 0.99), sketch))
 }
 
