@@ -29,7 +29,7 @@ COMMENT ON COLUMN kt_jobs.consecutive_failures IS 'Failures since the last succe
 
 INSERT INTO kt_jobs (job_name, description, interval_setting) VALUES
     ('refresh_metrics', 'kt_refresh_metrics(): recompute dirty rollup hours', 'refresh_interval'),
-    ('maintenance', 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE', 'maintenance_interval');
+    ('maintenance', 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE; then fold kt_row_counts', 'maintenance_interval');
 
 CREATE TABLE kt_job_runs (
     run_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -80,8 +80,8 @@ BEGIN
     WHEN 'maintenance' THEN
         SELECT * INTO r FROM kt_run_maintenance();
         rows_touched := r.rows_moved;
-        message := format('%s partitions created, %s rows moved, %s rows left in default',
-                          r.partitions_created, r.rows_moved, r.rows_left_in_default);
+        message := format('%s partitions created, %s rows moved, %s rows left in default, %s row-count rows folded',
+                          r.partitions_created, r.rows_moved, r.rows_left_in_default, kt_compact_row_counts());
     END CASE;
 END
 $fn$;

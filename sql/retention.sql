@@ -237,6 +237,50 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_remove_doomed(boolean) IS 'Internal: deletes the events listed in the session''s kt_doomed stash and their evaluations, archiving them first when asked.';
 
+-- Events and evaluations in a partition pair about to be dropped (the caller holds its locks):
+-- from kt_row_counts, without reading the partitions. Changes that bypass row triggers (a
+-- TRUNCATE of one partition, disabled triggers) would leave the counts wrong, so they are
+-- checked against the partitions' sizes and the planner's statistics, and counted when those
+-- disagree.
+CREATE FUNCTION kt_partition_pair_rows(events_partition text, evaluations_partition text,
+                                       range_start timestamptz, range_end timestamptz,
+                                       OUT events bigint, OUT evaluations bigint, OUT recounted boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    ev regclass := format('%I.%I', '@extschema@', events_partition)::regclass;
+    pe regclass := format('%I.%I', '@extschema@', evaluations_partition)::regclass;
+BEGIN
+    SELECT c.events, c.evaluations INTO events, evaluations FROM kt_counted_rows(range_start, range_end) c;
+    recounted := NOT (kt_count_is_plausible(ev, events) AND kt_count_is_plausible(pe, evaluations));
+    IF recounted THEN
+        RAISE NOTICE 'kt_governance retention: row counts of % (% events, % evaluations) disagree with its size or statistics; counting its rows',
+            events_partition, events, evaluations
+            USING HINT = 'Something changed rows without row triggers; SELECT * FROM kt_verify_row_counts() shows where, kt_rebuild_row_counts() repairs it.';
+        EXECUTE format('SELECT count(*) FROM %s', ev) INTO events;
+        EXECUTE format('SELECT count(*) FROM %s', pe) INTO evaluations;
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kt_partition_pair_rows(text, text, timestamptz, timestamptz) IS 'Internal: events and evaluations of a partition pair from kt_row_counts, counted from the partitions instead when the counts disagree with their sizes or statistics (recounted = true).';
+
+-- Whether n rows fit a table's size and statistics: an empty file holds no row, a non-empty one
+-- some; once ANALYZE or VACUUM has run, n is within 10% (or 1000 rows) of the planner's estimate.
+CREATE FUNCTION kt_count_is_plausible(rel regclass, n bigint)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+    SELECT (n > 0) = (s.pages > 0)
+           AND (c.relpages <= 0 OR c.reltuples < 0
+                OR abs(n - c.reltuples / c.relpages * s.pages) <= greatest(1000, 0.1 * c.reltuples / c.relpages * s.pages))
+    FROM pg_class c,
+         LATERAL (SELECT pg_relation_size(c.oid) / current_setting('block_size')::bigint AS pages) s
+    WHERE c.oid = rel
+$fn$;
+COMMENT ON FUNCTION kt_count_is_plausible(regclass, bigint) IS 'Internal: whether a row count fits a table''s size and planner statistics (used to cross-check kt_row_counts before trusting it).';
+
 CREATE FUNCTION kt_apply_retention(hours integer, archive boolean DEFAULT NULL, max_partitions integer DEFAULT NULL)
 RETURNS TABLE (cutoff timestamptz, partitions_removed text[], events_removed bigint,
                evaluations_removed bigint, events_archived bigint, events_held bigint, more_to_do boolean)
@@ -310,9 +354,14 @@ BEGIN
             more_to_do := true;  -- the caller commits and calls again
             EXIT;
         END IF;
-        EXECUTE format('SELECT count(*), min("timestamp"), max("timestamp") FROM %I.%I', '@extschema@', part.events_part)
-            INTO n_events, oldest, newest;
-        EXECUTE format('SELECT count(*) FROM %I.%I', '@extschema@', part.evals_part) INTO n_evals;
+        -- locked before their rows are counted: no row comes or goes until they are dropped
+        EXECUTE format('LOCK TABLE %I.%I, %I.%I IN ACCESS EXCLUSIVE MODE',
+                       '@extschema@', part.evals_part, '@extschema@', part.events_part);
+        SELECT p.events, p.evaluations INTO n_events, n_evals
+        FROM kt_partition_pair_rows(part.events_part, part.evals_part, part.range_start, part.range_end) p;
+        -- two index probes, not a scan
+        EXECUTE format('SELECT min("timestamp"), max("timestamp") FROM %I.%I', '@extschema@', part.events_part)
+            INTO oldest, newest;
         IF do_archive THEN
             EXECUTE format('INSERT INTO ai_decision_events_archive SELECT * FROM %I.%I', '@extschema@', part.events_part);
             EXECUTE format('INSERT INTO policy_evaluations_archive SELECT * FROM %I.%I', '@extschema@', part.evals_part);
@@ -325,6 +374,7 @@ BEGIN
         END IF;
         EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.evals_part);
         EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.events_part);
+        DELETE FROM kt_row_counts c WHERE c.hour >= part.range_start AND c.hour < part.range_end;
         partitions_removed := partitions_removed || part.events_part;
         events_removed := events_removed + n_events;
         evaluations_removed := evaluations_removed + n_evals;
@@ -443,7 +493,8 @@ REVOKE ALL ON PROCEDURE kt_apply_retention_by_partition(integer, boolean) FROM P
 GRANT EXECUTE ON PROCEDURE kt_apply_retention_by_partition(integer, boolean) TO kt_governance_admin;
 REVOKE ALL ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
                        kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean, integer),
-                       kt_erase_subject(text), kt_remove_doomed(boolean) FROM PUBLIC;
+                       kt_erase_subject(text), kt_remove_doomed(boolean),
+                       kt_partition_pair_rows(text, text, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
                           kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean, integer),
                           kt_erase_subject(text) TO kt_governance_admin;

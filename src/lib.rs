@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 mod export;
 mod ingest;
 mod rollup;
+mod rowcount;
 mod sample;
 mod settings;
 mod sketch;
@@ -39,7 +40,12 @@ extension_sql_file!(
         sketch::kt_sketch_build
     ]
 );
-extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["rollups"]);
+extension_sql_file!(
+    "../sql/rowcounts.sql",
+    name = "rowcounts",
+    requires = ["rollups", rowcount::kt_count_evaluations]
+);
+extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["rowcounts"]);
 extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["reports"]);
 extension_sql_file!("../sql/ingest.sql", name = "ingest", requires = ["jobs", ingest::ingest]);
 extension_sql_file!("../sql/export.sql", name = "export", requires = ["ingest", export::kt_export_range]);

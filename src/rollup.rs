@@ -17,6 +17,8 @@ use pgrx::{register_xact_callback, PgXactCallbackEvent};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
+use crate::rowcount::{count_row, trigger_tuple_sign, Counted};
+
 const USEC_PER_HOUR: i64 = 3_600_000_000;
 
 #[derive(Default)]
@@ -38,7 +40,7 @@ thread_local! {
     static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
 }
 
-fn hour_of(ts: TimestampWithTimeZone) -> i64 {
+pub(crate) fn hour_of(ts: TimestampWithTimeZone) -> i64 {
     let us = ts.into_inner();
     us.div_euclid(USEC_PER_HOUR) * USEC_PER_HOUR
 }
@@ -102,14 +104,19 @@ fn forget_pending_hours() {
     PENDING.with(|p| *p.borrow_mut() = Pending::default());
 }
 
-/// The "timestamp" column of a row of an events partition. Its attribute number is looked up
-/// per row (it is the second column, so the lookup is two name comparisons) because partitions
-/// attached from elsewhere may order their columns differently.
+/// A timestamptz column of a row in a trigger ("timestamp" of an event, event_timestamp of an
+/// evaluation). Its attribute number is looked up per row (it is the second or third column,
+/// so the lookup is a few name comparisons) because partitions attached from elsewhere may
+/// order their columns differently.
 ///
 /// Safety: `tuple` and `relation` come from the trigger data of a row trigger on that relation.
-unsafe fn timestamp_of(tuple: pg_sys::HeapTuple, relation: pg_sys::Relation) -> Option<TimestampWithTimeZone> {
+pub(crate) unsafe fn timestamp_of(
+    tuple: pg_sys::HeapTuple,
+    relation: pg_sys::Relation,
+    column: &std::ffi::CStr,
+) -> Option<TimestampWithTimeZone> {
     let desc = (*relation).rd_att;
-    let attno = pg_sys::SPI_fnumber(desc, c"timestamp".as_ptr());
+    let attno = pg_sys::SPI_fnumber(desc, column.as_ptr());
     if attno <= 0 {
         return None;
     }
@@ -123,15 +130,19 @@ fn kt_mark_dirty_hours<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
     // retention and erasure switch tracking off for their own deletes: rollups keep history
-    if !crate::settings::TRACK_CHANGES.get() {
-        return Ok(None);
-    }
+    // (row counts follow every change, theirs included)
+    let track = crate::settings::TRACK_CHANGES.get();
     // Read "timestamp" straight from the trigger's tuples: this runs for every row of every
     // COPY, and looking the column up by name through PgHeapTuple cost ~10% of a COPY.
     let data = trigger.trigger_data();
-    for tuple in [data.tg_trigtuple, data.tg_newtuple] {
+    let old_sign = trigger_tuple_sign(data);
+    for (tuple, sign) in [(data.tg_trigtuple, old_sign), (data.tg_newtuple, 1)] {
         if !tuple.is_null() {
-            note_hour(trigger, unsafe { timestamp_of(tuple, data.tg_relation) })?;
+            let ts = unsafe { timestamp_of(tuple, data.tg_relation, c"timestamp") };
+            count_row(trigger, Counted::Events, ts, sign)?;
+            if track {
+                note_hour(trigger, ts)?;
+            }
         }
     }
     // AFTER trigger: the return value is ignored

@@ -1,0 +1,137 @@
+-- Exact row counts per UTC hour (src/rowcount.rs explains why and how).
+--
+-- kt_row_counts is append-only: each writing transaction adds one row per hour it changed, with
+-- signed counts, so concurrent writers never wait on each other. The sum over an hour's rows is
+-- the number of rows of that hour. kt_run_maintenance() folds each hour's rows into one.
+-- The table is not dumped: restoring a dump loads the rows through the same triggers, which
+-- count them again.
+
+CREATE TABLE kt_row_counts (
+    hour        timestamptz NOT NULL,
+    events      bigint      NOT NULL DEFAULT 0,
+    evaluations bigint      NOT NULL DEFAULT 0
+);
+CREATE INDEX kt_row_counts_hour_idx ON kt_row_counts (hour);
+COMMENT ON TABLE kt_row_counts IS 'Signed row counts per UTC hour of ai_decision_events ("timestamp") and policy_evaluations (event_timestamp), appended by every writing transaction at commit; sum them per hour. Lets retention log how many rows a dropped partition held without reading it.';
+COMMENT ON COLUMN kt_row_counts.hour IS 'Start of the UTC hour.';
+COMMENT ON COLUMN kt_row_counts.events IS 'Events added (negative: removed) in the hour.';
+COMMENT ON COLUMN kt_row_counts.evaluations IS 'Evaluations added (negative: removed) in the hour.';
+
+CREATE TRIGGER kt_count_evaluations
+    AFTER INSERT OR UPDATE OR DELETE ON policy_evaluations
+    FOR EACH ROW EXECUTE FUNCTION kt_count_evaluations('@extschema@');
+COMMENT ON FUNCTION kt_count_evaluations() IS 'Row trigger: counts inserted and deleted evaluations per hour in backend memory and appends the counts to kt_row_counts just before commit (events are counted by kt_mark_dirty_hours).';
+
+-- TRUNCATE of a parent fires no row trigger: its counts go with it. (TRUNCATE of one partition
+-- is not seen; kt_verify_row_counts() reports it and kt_rebuild_row_counts() repairs it.)
+CREATE FUNCTION kt_forget_row_counts()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+BEGIN
+    IF TG_TABLE_NAME = 'ai_decision_events' THEN
+        -- the foreign keys make the evaluations go in the same TRUNCATE
+        DELETE FROM kt_row_counts;
+    ELSE
+        UPDATE kt_row_counts SET evaluations = 0 WHERE evaluations <> 0;
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+COMMENT ON FUNCTION kt_forget_row_counts() IS 'Statement trigger: TRUNCATE of ai_decision_events or policy_evaluations resets its row counts.';
+CREATE TRIGGER kt_forget_row_counts AFTER TRUNCATE ON ai_decision_events
+    FOR EACH STATEMENT EXECUTE FUNCTION kt_forget_row_counts();
+CREATE TRIGGER kt_forget_row_counts AFTER TRUNCATE ON policy_evaluations
+    FOR EACH STATEMENT EXECUTE FUNCTION kt_forget_row_counts();
+
+-- Rows of both tables in [range_start, range_end), from the counts.
+CREATE FUNCTION kt_counted_rows(range_start timestamptz, range_end timestamptz,
+                                OUT events bigint, OUT evaluations bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+    SELECT coalesce(sum(c.events), 0)::bigint, coalesce(sum(c.evaluations), 0)::bigint
+    FROM kt_row_counts c
+    WHERE c.hour >= range_start AND c.hour < range_end
+$fn$;
+COMMENT ON FUNCTION kt_counted_rows(timestamptz, timestamptz) IS 'Events and evaluations whose (event) time falls in [range_start, range_end), from kt_row_counts (exact for whole UTC hours, read without touching the tables).';
+
+-- Folds each hour's rows into one. Rows appended by transactions that commit meanwhile are
+-- not visible to the DELETE and stay as they are.
+CREATE FUNCTION kt_compact_row_counts()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    folded bigint;
+BEGIN
+    WITH gone AS (
+        DELETE FROM kt_row_counts c
+        WHERE c.hour IN (SELECT hour FROM kt_row_counts GROUP BY hour HAVING count(*) > 1)
+        RETURNING c.hour, c.events, c.evaluations
+    ), summed AS (
+        INSERT INTO kt_row_counts (hour, events, evaluations)
+        SELECT g.hour, sum(g.events), sum(g.evaluations) FROM gone g GROUP BY g.hour
+        HAVING sum(g.events) <> 0 OR sum(g.evaluations) <> 0
+    )
+    SELECT count(*) INTO folded FROM gone;
+    RETURN folded;
+END
+$fn$;
+COMMENT ON FUNCTION kt_compact_row_counts() IS 'Internal: folds the kt_row_counts rows of each hour into one (run by kt_run_maintenance); returns the rows folded.';
+
+CREATE FUNCTION kt_verify_row_counts()
+RETURNS TABLE (hour timestamptz, counted_events bigint, actual_events bigint,
+               counted_evaluations bigint, actual_evaluations bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+    WITH counted AS (
+        SELECT c.hour, sum(c.events) AS events, sum(c.evaluations) AS evaluations
+        FROM kt_row_counts c GROUP BY c.hour
+    ), ev AS (
+        SELECT date_trunc('hour', e."timestamp", 'UTC') AS hour, count(*) AS n FROM ai_decision_events e GROUP BY 1
+    ), pe AS (
+        SELECT date_trunc('hour', p.event_timestamp, 'UTC') AS hour, count(*) AS n FROM policy_evaluations p GROUP BY 1
+    )
+    SELECT h.hour, coalesce(c.events, 0)::bigint, coalesce(ev.n, 0), coalesce(c.evaluations, 0)::bigint, coalesce(pe.n, 0)
+    FROM (SELECT counted.hour FROM counted UNION SELECT ev.hour FROM ev UNION SELECT pe.hour FROM pe) h
+    LEFT JOIN counted c ON c.hour = h.hour
+    LEFT JOIN ev ON ev.hour = h.hour
+    LEFT JOIN pe ON pe.hour = h.hour
+    WHERE coalesce(c.events, 0) <> coalesce(ev.n, 0) OR coalesce(c.evaluations, 0) <> coalesce(pe.n, 0)
+    ORDER BY 1
+$fn$;
+COMMENT ON FUNCTION kt_verify_row_counts() IS 'Hours whose kt_row_counts disagree with the rows in the tables (reads every row; no rows means the counts are exact). Drift comes only from changes that bypass row triggers: TRUNCATE of a single partition, disabled triggers, session_replication_role = replica.';
+
+CREATE FUNCTION kt_rebuild_row_counts()
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    written bigint;
+BEGIN
+    -- writers wait until the new counts commit; their own counts then add to them
+    LOCK TABLE ai_decision_events, policy_evaluations IN SHARE MODE;
+    DELETE FROM kt_row_counts;
+    INSERT INTO kt_row_counts (hour, events, evaluations)
+    SELECT coalesce(ev.hour, pe.hour), coalesce(ev.n, 0), coalesce(pe.n, 0)
+    FROM (SELECT date_trunc('hour', e."timestamp", 'UTC') AS hour, count(*) AS n FROM ai_decision_events e GROUP BY 1) ev
+    FULL JOIN (SELECT date_trunc('hour', p.event_timestamp, 'UTC') AS hour, count(*) AS n FROM policy_evaluations p GROUP BY 1) pe
+        ON pe.hour = ev.hour;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$fn$;
+COMMENT ON FUNCTION kt_rebuild_row_counts() IS 'Recounts kt_row_counts from the tables (reads every row, blocks writers meanwhile); returns the hours written. For repairing drift reported by kt_verify_row_counts().';
+
+REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_rebuild_row_counts() TO kt_governance_admin;
+GRANT SELECT ON kt_row_counts TO kt_governance_reader;
+-- writers' transactions append their counts at commit
+GRANT INSERT ON kt_row_counts TO kt_governance_writer;
