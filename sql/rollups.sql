@@ -172,7 +172,7 @@ COMMENT ON FUNCTION kt_sketch_bucket(double precision) IS 'Logarithmic bucket in
 COMMENT ON FUNCTION kt_sketch_build(integer[], bigint[]) IS 'Sketch from bucket indexes and their counts.';
 COMMENT ON FUNCTION kt_latency_summary(integer[]) IS 'Exact PERCENTILE_CONT 0.5 and 0.99 (same float8 results as the SQL aggregates) and the latency sketch of an array of latencies (NULLs ignored; all NULL for no latency); the refresh calls it once per (hour, gateway, model).';
 COMMENT ON FUNCTION kt_latency_sketch(double precision[]) IS 'Sketch of an array of latencies (NULLs ignored), e.g. kt_latency_sketch(array_agg(latency_ms::float8)).';
-COMMENT ON FUNCTION kt_mark_dirty_hours() IS 'Row trigger: notes the UTC hour of every inserted, updated or deleted event in backend memory (written by kt_flush_dirty_hours at statement end, or just before commit).';
+COMMENT ON FUNCTION kt_mark_dirty_hours() IS 'Row trigger: notes the UTC hour of every inserted, updated or deleted event in backend memory (written by kt_flush_dirty_hours at statement end, or just before commit), and counts the event in kt_row_counts.';
 COMMENT ON FUNCTION kt_flush_dirty_hours() IS 'Statement trigger: writes the hours noted by kt_mark_dirty_hours during the statement to kt_dirty_hours.';
 
 -- The whole grains (UTC hours, or UTC days) inside a window. Defined before kt_live_ranges,

@@ -134,15 +134,28 @@ fn flush_counts_at_commit() {
             evaluations.push(pe);
         }
     }
+    let table = format!("{}.kt_row_counts", spi::quote_identifier(&schema));
+    // The library is replaced before ALTER EXTENSION ... UPDATE creates the table; until then
+    // nothing is recorded (the update counts every row once it has created the table).
     let sql = format!(
-        "INSERT INTO {}.kt_row_counts (hour, events, evaluations) \
-         SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::bigint[])",
-        spi::quote_identifier(&schema)
+        "INSERT INTO {table} (hour, events, evaluations) \
+         SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::bigint[])"
     );
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-    Spi::run_with_args(&sql, &[hours.into(), events.into(), evaluations.into()])
-        .expect("could not record row counts");
+    let recorded = if table_exists(&table) {
+        Spi::run_with_args(&sql, &[hours.into(), events.into(), evaluations.into()])
+    } else {
+        Ok(())
+    };
     unsafe { pg_sys::PopActiveSnapshot() };
+    recorded.expect("could not record row counts");
+}
+
+fn table_exists(name: &str) -> bool {
+    Spi::get_one_with_args::<bool>("SELECT to_regclass($1) IS NOT NULL", &[name.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 fn forget_counts() {
