@@ -71,6 +71,7 @@ upgrade_from() {
         "$(old "SELECT count(*) FROM (SELECT date_trunc('day', bucket, 'UTC'), team_id, model, decision, sum(request_count)::bigint,
                 sum(total_input_tokens)::bigint, sum(total_output_tokens)::bigint, sum(total_cost) FROM kt_rollup_spend_hourly GROUP BY 1, 2, 3, 4
                 EXCEPT SELECT * FROM kt_rollup_spend_daily) d")|$(old "SELECT count(*) > 0 FROM kt_rollup_spend_daily")" "0|t"
+    check "$from: row counts of the stored rows exact after the update" "$(old "SELECT count(*) FROM kt_verify_row_counts()")" 0
     check "$from: objects of later versions work in the upgraded database" \
         "$(old "SELECT count(*) FROM kt_export_schedules")|$(old "SELECT status FROM kt_run_job('export')")|$(old "SELECT hours_refreshed >= 0 FROM kt_refresh_metrics()")" "0|ok|t"
 }
