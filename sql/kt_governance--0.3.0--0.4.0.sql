@@ -1,5 +1,6 @@
 -- kt_governance 0.3.0 -> 0.4.0: exact row counts per hour (kt_row_counts), kept by the row
--- triggers, so retention logs a dropped partition's rows without reading it.
+-- triggers, so retention logs a dropped partition's rows without reading it; a guard against
+-- DROP EXTENSION while events are stored.
 -- Frozen once released: later changes go into a new upgrade script.
 \echo Use "ALTER EXTENSION kt_governance UPDATE TO '0.4.0'" to load this file. \quit
 
@@ -378,3 +379,21 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_apply_retention(integer, boolean, integer) IS 'Removes every event and evaluation older than now() - hours and nothing newer: whole partitions are dropped, the partition straddling the cutoff (and any holding legally held rows) is trimmed. Refreshes rollups first and freezes the pruned hours, so reports keep the history. archive (default kt_governance.retention_archive) copies the rows to ai_decision_events_archive / policy_evaluations_archive in the same transaction; with kt_governance.retention_archive_destination set, every dropped partition and the trimmed range are first exported as Parquet there (manifests retention_<partition>.json / retention_trim_<cutoff>.json), and an export error aborts the removal. Held rows stay. Logged in kt_removal_log. hours <= 0 or NULL is an error. A concurrent run is skipped with a NOTICE. max_partitions: drop at most that many partition pairs and return more_to_do = true, leaving the rest (and the trim) to the next call, so a caller can commit in between (see kt_apply_retention_by_partition).';
 REVOKE ALL ON FUNCTION kt_partition_pair_rows(text, text, timestamptz, timestamptz) FROM PUBLIC;
+
+-- sql/guard.sql of 0.4.0
+-- DROP EXTENSION kt_governance would drop every stored event and evaluation, legally held ones
+-- included (the dated partitions depend on the extension's tables automatically, so no CASCADE
+-- is needed). This event trigger refuses it while events are stored, unless the dropping
+-- session sets kt_governance.allow_drop_with_data (src/guard.rs).
+
+CREATE FUNCTION kt_guard_drop()
+RETURNS event_trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'kt_guard_drop';
+COMMENT ON FUNCTION kt_guard_drop() IS 'Event trigger: refuses DROP EXTENSION kt_governance, and DROP SCHEMA ... CASCADE of its schema, while ai_decision_events holds rows (SQLSTATE 2BP01), unless kt_governance.allow_drop_with_data is on.';
+REVOKE ALL ON FUNCTION kt_guard_drop() FROM PUBLIC;
+
+CREATE EVENT TRIGGER kt_guard_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION kt_guard_drop();
+COMMENT ON EVENT TRIGGER kt_guard_drop IS 'Refuses dropping kt_governance while it stores events; see kt_governance.allow_drop_with_data.';

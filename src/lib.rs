@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 mod export;
+mod guard;
 mod ingest;
 mod rollup;
 mod rowcount;
@@ -50,6 +51,7 @@ extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["reports"]);
 extension_sql_file!("../sql/ingest.sql", name = "ingest", requires = ["jobs", ingest::ingest]);
 extension_sql_file!("../sql/export.sql", name = "export", requires = ["ingest", export::kt_export_range]);
 extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["export"]);
+extension_sql_file!("../sql/guard.sql", name = "guard", requires = ["retention"]);
 
 /// The schema kt_governance is installed in, in the current database (None while it is not).
 /// Rust code that runs SQL qualifies names with it instead of trusting the caller's search_path.

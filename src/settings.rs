@@ -30,6 +30,7 @@ pub static WORKER_NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(10);
 pub static JOB_HISTORY_SUCCESSES: GucSetting<i32> = GucSetting::<i32>::new(500);
 pub static JOB_HISTORY_ERRORS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static TRACK_CHANGES: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static ALLOW_DROP_WITH_DATA: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static RETENTION_HOURS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static RETENTION_ARCHIVE: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static RETENTION_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
@@ -239,6 +240,16 @@ pub fn define_retention_settings() {
         &ROLLUP_RETENTION_HOURS,
         0,
         i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"kt_governance.allow_drop_with_data",
+        c"Whether DROP EXTENSION kt_governance (or DROP SCHEMA ... CASCADE of its schema) may drop stored events.",
+        c"Off by default: the drop is refused while ai_decision_events holds rows, because it would \
+          drop every event and evaluation, held ones included. Dump or export first, then set it \
+          for the dropping session.",
+        &ALLOW_DROP_WITH_DATA,
         GucContext::Suset,
         GucFlags::default(),
     );

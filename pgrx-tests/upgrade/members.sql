@@ -68,5 +68,10 @@ SELECT fact FROM (
     WHERE e.extname = 'kt_governance'
     UNION ALL
     SELECT 'job ' || job_name || ' ' || interval_setting || ' ' || description FROM kt_jobs
+    UNION ALL
+    SELECT 'event trigger ' || t.evtname || ' ' || t.evtevent || ' ' || t.evtenabled::text || ' '
+           || array_to_string(t.evttags, ',') || ' ' || t.evtfoid::regprocedure || ' '
+           || coalesce(obj_description(t.oid, 'pg_event_trigger'), '')
+    FROM members m JOIN pg_event_trigger t ON t.oid = m.objid WHERE m.classid = 'pg_event_trigger'::regclass
 ) facts
 ORDER BY fact;

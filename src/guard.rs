@@ -1,0 +1,82 @@
+//! Refuses DROP EXTENSION kt_governance while events are stored (the SQL side is the event
+//! trigger in sql/guard.sql).
+//!
+//! Why: the events and evaluations tables belong to the extension, and their dated partitions
+//! depend on them automatically, so a plain DROP EXTENSION (no CASCADE needed) drops every event,
+//! legally held ones included. An event trigger on ddl_command_start sees the statement before
+//! anything is dropped; written in Rust, it reads the parse tree and so knows exactly which
+//! extension or schema is being dropped, instead of guessing from the query text.
+
+use pgrx::prelude::*;
+use std::ffi::CStr;
+
+/// Whether a DROP statement names the extension (DROP EXTENSION) or its schema (DROP SCHEMA).
+unsafe fn drops_us(stmt: *mut pg_sys::DropStmt, schema: &str) -> bool {
+    let wanted = match (*stmt).removeType {
+        pg_sys::ObjectType::OBJECT_EXTENSION => "kt_governance",
+        pg_sys::ObjectType::OBJECT_SCHEMA if (*stmt).behavior == pg_sys::DropBehavior::DROP_CASCADE => schema,
+        _ => return false,
+    };
+    let objects = pgrx::PgList::<pg_sys::Node>::from_pg((*stmt).objects);
+    let named = objects.iter_ptr().any(|node| {
+        !node.is_null()
+            && (*node).type_ == pg_sys::NodeTag::T_String
+            && CStr::from_ptr((*(node as *mut pg_sys::String)).sval).to_bytes() == wanted.as_bytes()
+    });
+    named
+}
+
+fn refuse_if_data_stored(schema: &str) {
+    if crate::settings::ALLOW_DROP_WITH_DATA.get() {
+        return;
+    }
+    let q = spi::quote_identifier(schema);
+    let stored = Spi::get_two::<i64, i64>(&format!(
+        "SELECT (SELECT count(*) FROM (SELECT FROM {q}.ai_decision_events LIMIT 1000000) e), \
+                (SELECT count(*) FROM {q}.kt_legal_holds WHERE released_at IS NULL)"
+    ));
+    let Ok((Some(events), Some(holds))) = stored else { return };
+    if events == 0 {
+        return;
+    }
+    let many = if events >= 1_000_000 { "at least " } else { "" };
+    ereport!(
+        PgLogLevel::ERROR,
+        PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+        format!(
+            "cannot drop extension kt_governance: it holds {many}{events} events ({holds} active legal holds), which the drop would delete"
+        ),
+        "Dump the database or export the events first (kt_export_events), then SET kt_governance.allow_drop_with_data = on in the dropping session."
+    );
+}
+
+/// Event trigger function (ddl_command_start, DROP EXTENSION and DROP SCHEMA). A V1 C function
+/// by hand: pgrx's #[pg_extern] has no event_trigger return type.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kt_guard_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let context = (*fcinfo).context;
+    if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED,
+            "kt_guard_drop() must be called as an event trigger"
+        );
+    }
+    let data = context as *mut pg_sys::EventTriggerData;
+    let tree = (*data).parsetree;
+    if !tree.is_null() && (*tree).type_ == pg_sys::NodeTag::T_DropStmt {
+        if let Some(schema) = crate::extension_schema() {
+            if drops_us(tree as *mut pg_sys::DropStmt, &schema) {
+                refuse_if_data_stored(&schema);
+            }
+        }
+    }
+    pg_sys::Datum::from(0)
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_kt_guard_drop() -> &'static pg_sys::Pg_finfo_record {
+    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1_API
+}
