@@ -73,6 +73,30 @@ AS $fn$
 $fn$;
 COMMENT ON FUNCTION kt_counted_rows(timestamptz, timestamptz) IS 'Events and evaluations whose (event) time falls in [range_start, range_end), from kt_row_counts (exact for whole UTC hours, read without touching the tables).';
 
+-- Called when a partition pair is dropped: the counts of its hours go. An hour it shares with a
+-- neighbour (bounds inside an hour, only for partitions attached by hand) is counted again from
+-- the rows that stay; one statement, so a writer committing meanwhile is in exactly one of the
+-- deleted counts and the recount.
+CREATE FUNCTION kt_forget_counted_range(range_start timestamptz, range_end timestamptz)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+    WITH gone AS (
+        DELETE FROM kt_row_counts c
+        WHERE c.hour >= date_trunc('hour', range_start, 'UTC') AND c.hour < range_end
+    ), shared AS (
+        SELECT DISTINCT h FROM unnest(ARRAY[date_trunc('hour', range_start, 'UTC'), date_trunc('hour', range_end, 'UTC')]) h
+        WHERE h NOT IN (range_start, range_end)
+    )
+    INSERT INTO kt_row_counts (hour, events, evaluations)
+    SELECT s.h,
+           (SELECT count(*) FROM ai_decision_events e WHERE e."timestamp" >= s.h AND e."timestamp" < s.h + interval '1 hour'),
+           (SELECT count(*) FROM policy_evaluations p WHERE p.event_timestamp >= s.h AND p.event_timestamp < s.h + interval '1 hour')
+    FROM shared s
+$fn$;
+COMMENT ON FUNCTION kt_forget_counted_range(timestamptz, timestamptz) IS 'Internal: removes the row counts of a dropped partition''s range; hours it shared with a neighbour are counted again from the rows that stay.';
+
 -- Folds each hour's rows into one. Rows appended by transactions that commit meanwhile are
 -- not visible to the DELETE and stay as they are.
 CREATE FUNCTION kt_compact_row_counts()
@@ -145,7 +169,7 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_rebuild_row_counts() IS 'Recounts kt_row_counts from the tables (reads every row, blocks writers meanwhile); returns the hours written. For repairing drift reported by kt_verify_row_counts().';
 
-REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts(), kt_forget_counted_range(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_rebuild_row_counts() TO kt_governance_admin;
 GRANT SELECT ON kt_row_counts TO kt_governance_reader;
 -- writers' transactions append their counts at commit
@@ -208,9 +232,12 @@ DECLARE
     pe regclass := format('%I.%I', '@extschema@', evaluations_partition)::regclass;
 BEGIN
     SELECT c.events, c.evaluations INTO events, evaluations FROM kt_counted_rows(range_start, range_end) c;
-    recounted := NOT (kt_count_is_plausible(ev, events) AND kt_count_is_plausible(pe, evaluations));
+    -- counts are per whole UTC hour: bounds inside an hour (a partition attached by hand) are counted
+    recounted := date_trunc('hour', range_start, 'UTC') <> range_start
+                 OR date_trunc('hour', range_end, 'UTC') <> range_end
+                 OR NOT (kt_count_is_plausible(ev, events) AND kt_count_is_plausible(pe, evaluations));
     IF recounted THEN
-        RAISE NOTICE 'kt_governance retention: row counts of % (% events, % evaluations) disagree with its size or statistics; counting its rows',
+        RAISE NOTICE 'kt_governance retention: row counts of % (% events, % evaluations) not usable (bounds inside an hour, or counts that disagree with its size or statistics); counting its rows',
             events_partition, events, evaluations
             USING HINT = 'Something changed rows without row triggers; SELECT * FROM kt_verify_row_counts() shows where, kt_rebuild_row_counts() repairs it.';
         EXECUTE format('SELECT count(*) FROM %s', ev) INTO events;
@@ -329,7 +356,7 @@ BEGIN
         END IF;
         EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.evals_part);
         EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.events_part);
-        DELETE FROM kt_row_counts c WHERE c.hour >= part.range_start AND c.hour < part.range_end;
+        PERFORM kt_forget_counted_range(part.range_start, part.range_end);
         partitions_removed := partitions_removed || part.events_part;
         events_removed := events_removed + n_events;
         evaluations_removed := evaluations_removed + n_evals;

@@ -253,9 +253,12 @@ DECLARE
     pe regclass := format('%I.%I', '@extschema@', evaluations_partition)::regclass;
 BEGIN
     SELECT c.events, c.evaluations INTO events, evaluations FROM kt_counted_rows(range_start, range_end) c;
-    recounted := NOT (kt_count_is_plausible(ev, events) AND kt_count_is_plausible(pe, evaluations));
+    -- counts are per whole UTC hour: bounds inside an hour (a partition attached by hand) are counted
+    recounted := date_trunc('hour', range_start, 'UTC') <> range_start
+                 OR date_trunc('hour', range_end, 'UTC') <> range_end
+                 OR NOT (kt_count_is_plausible(ev, events) AND kt_count_is_plausible(pe, evaluations));
     IF recounted THEN
-        RAISE NOTICE 'kt_governance retention: row counts of % (% events, % evaluations) disagree with its size or statistics; counting its rows',
+        RAISE NOTICE 'kt_governance retention: row counts of % (% events, % evaluations) not usable (bounds inside an hour, or counts that disagree with its size or statistics); counting its rows',
             events_partition, events, evaluations
             USING HINT = 'Something changed rows without row triggers; SELECT * FROM kt_verify_row_counts() shows where, kt_rebuild_row_counts() repairs it.';
         EXECUTE format('SELECT count(*) FROM %s', ev) INTO events;
@@ -374,7 +377,7 @@ BEGIN
         END IF;
         EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.evals_part);
         EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.events_part);
-        DELETE FROM kt_row_counts c WHERE c.hour >= part.range_start AND c.hour < part.range_end;
+        PERFORM kt_forget_counted_range(part.range_start, part.range_end);
         partitions_removed := partitions_removed || part.events_part;
         events_removed := events_removed + n_events;
         evaluations_removed := evaluations_removed + n_evals;

@@ -58,6 +58,30 @@ AS $fn$
 $fn$;
 COMMENT ON FUNCTION kt_counted_rows(timestamptz, timestamptz) IS 'Events and evaluations whose (event) time falls in [range_start, range_end), from kt_row_counts (exact for whole UTC hours, read without touching the tables).';
 
+-- Called when a partition pair is dropped: the counts of its hours go. An hour it shares with a
+-- neighbour (bounds inside an hour, only for partitions attached by hand) is counted again from
+-- the rows that stay; one statement, so a writer committing meanwhile is in exactly one of the
+-- deleted counts and the recount.
+CREATE FUNCTION kt_forget_counted_range(range_start timestamptz, range_end timestamptz)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+    WITH gone AS (
+        DELETE FROM kt_row_counts c
+        WHERE c.hour >= date_trunc('hour', range_start, 'UTC') AND c.hour < range_end
+    ), shared AS (
+        SELECT DISTINCT h FROM unnest(ARRAY[date_trunc('hour', range_start, 'UTC'), date_trunc('hour', range_end, 'UTC')]) h
+        WHERE h NOT IN (range_start, range_end)
+    )
+    INSERT INTO kt_row_counts (hour, events, evaluations)
+    SELECT s.h,
+           (SELECT count(*) FROM ai_decision_events e WHERE e."timestamp" >= s.h AND e."timestamp" < s.h + interval '1 hour'),
+           (SELECT count(*) FROM policy_evaluations p WHERE p.event_timestamp >= s.h AND p.event_timestamp < s.h + interval '1 hour')
+    FROM shared s
+$fn$;
+COMMENT ON FUNCTION kt_forget_counted_range(timestamptz, timestamptz) IS 'Internal: removes the row counts of a dropped partition''s range; hours it shared with a neighbour are counted again from the rows that stay.';
+
 -- Folds each hour's rows into one. Rows appended by transactions that commit meanwhile are
 -- not visible to the DELETE and stay as they are.
 CREATE FUNCTION kt_compact_row_counts()
@@ -130,7 +154,7 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_rebuild_row_counts() IS 'Recounts kt_row_counts from the tables (reads every row, blocks writers meanwhile); returns the hours written. For repairing drift reported by kt_verify_row_counts().';
 
-REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts(), kt_forget_counted_range(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_rebuild_row_counts() TO kt_governance_admin;
 GRANT SELECT ON kt_row_counts TO kt_governance_reader;
 -- writers' transactions append their counts at commit
