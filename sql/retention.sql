@@ -244,13 +244,14 @@ COMMENT ON FUNCTION kt_remove_doomed(boolean) IS 'Internal: deletes the events l
 -- disagree.
 CREATE FUNCTION kt_partition_pair_rows(events_partition text, evaluations_partition text,
                                        range_start timestamptz, range_end timestamptz,
-                                       OUT events bigint, OUT evaluations bigint, OUT recounted boolean)
+                                       OUT events bigint, OUT evaluations bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 DECLARE
     ev regclass := format('%I.%I', '@extschema@', events_partition)::regclass;
     pe regclass := format('%I.%I', '@extschema@', evaluations_partition)::regclass;
+    recounted boolean;
 BEGIN
     SELECT c.events, c.evaluations INTO events, evaluations FROM kt_counted_rows(range_start, range_end) c;
     -- counts are per whole UTC hour: bounds inside an hour (a partition attached by hand) are counted
@@ -266,7 +267,7 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kt_partition_pair_rows(text, text, timestamptz, timestamptz) IS 'Internal: events and evaluations of a partition pair from kt_row_counts, counted from the partitions instead when the counts disagree with their sizes or statistics (recounted = true).';
+COMMENT ON FUNCTION kt_partition_pair_rows(text, text, timestamptz, timestamptz) IS 'Internal: events and evaluations of a partition pair from kt_row_counts, counted from the partitions instead when the counts cannot be used (bounds inside an hour) or disagree with their sizes or statistics (with a NOTICE).';
 
 -- Whether n rows fit a table's size and statistics: an empty file holds no row, a non-empty one
 -- some; once ANALYZE or VACUUM has run, n is within 10% (or 1000 rows) of the planner's estimate.

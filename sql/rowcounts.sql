@@ -107,6 +107,19 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_compact_row_counts() IS 'Internal: folds the kt_row_counts rows of each hour into one (run by kt_run_maintenance); returns the rows folded.';
 
+-- What kt_row_counts should hold, counted from the tables (reads every row).
+CREATE FUNCTION kt_rows_per_hour(OUT hour timestamptz, OUT events bigint, OUT evaluations bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+    SELECT coalesce(ev.hour, pe.hour), coalesce(ev.n, 0), coalesce(pe.n, 0)
+    FROM (SELECT date_trunc('hour', e."timestamp", 'UTC') AS hour, count(*) AS n FROM ai_decision_events e GROUP BY 1) ev
+    FULL JOIN (SELECT date_trunc('hour', p.event_timestamp, 'UTC') AS hour, count(*) AS n FROM policy_evaluations p GROUP BY 1) pe
+        ON pe.hour = ev.hour
+$fn$;
+COMMENT ON FUNCTION kt_rows_per_hour() IS 'Internal: events and evaluations per UTC hour counted from the tables (reads every row); what kt_row_counts sums to when exact.';
+
 CREATE FUNCTION kt_verify_row_counts()
 RETURNS TABLE (hour timestamptz, counted_events bigint, actual_events bigint,
                counted_evaluations bigint, actual_evaluations bigint)
@@ -114,19 +127,14 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
     WITH counted AS (
-        SELECT c.hour, sum(c.events) AS events, sum(c.evaluations) AS evaluations
+        SELECT c.hour, sum(c.events)::bigint AS events, sum(c.evaluations)::bigint AS evaluations
         FROM kt_row_counts c GROUP BY c.hour
-    ), ev AS (
-        SELECT date_trunc('hour', e."timestamp", 'UTC') AS hour, count(*) AS n FROM ai_decision_events e GROUP BY 1
-    ), pe AS (
-        SELECT date_trunc('hour', p.event_timestamp, 'UTC') AS hour, count(*) AS n FROM policy_evaluations p GROUP BY 1
     )
-    SELECT h.hour, coalesce(c.events, 0)::bigint, coalesce(ev.n, 0), coalesce(c.evaluations, 0)::bigint, coalesce(pe.n, 0)
-    FROM (SELECT counted.hour FROM counted UNION SELECT ev.hour FROM ev UNION SELECT pe.hour FROM pe) h
-    LEFT JOIN counted c ON c.hour = h.hour
-    LEFT JOIN ev ON ev.hour = h.hour
-    LEFT JOIN pe ON pe.hour = h.hour
-    WHERE coalesce(c.events, 0) <> coalesce(ev.n, 0) OR coalesce(c.evaluations, 0) <> coalesce(pe.n, 0)
+    SELECT coalesce(c.hour, a.hour), coalesce(c.events, 0), coalesce(a.events, 0),
+           coalesce(c.evaluations, 0), coalesce(a.evaluations, 0)
+    FROM counted c
+    FULL JOIN kt_rows_per_hour() a ON a.hour = c.hour
+    WHERE coalesce(c.events, 0) <> coalesce(a.events, 0) OR coalesce(c.evaluations, 0) <> coalesce(a.evaluations, 0)
     ORDER BY 1
 $fn$;
 COMMENT ON FUNCTION kt_verify_row_counts() IS 'Hours whose kt_row_counts disagree with the rows in the tables (reads every row; no rows means the counts are exact). Drift comes only from changes that bypass row triggers: TRUNCATE of a single partition, disabled triggers, session_replication_role = replica.';
@@ -143,18 +151,14 @@ BEGIN
     -- writers wait until the new counts commit; their own counts then add to them
     LOCK TABLE ai_decision_events, policy_evaluations IN SHARE MODE;
     DELETE FROM kt_row_counts;
-    INSERT INTO kt_row_counts (hour, events, evaluations)
-    SELECT coalesce(ev.hour, pe.hour), coalesce(ev.n, 0), coalesce(pe.n, 0)
-    FROM (SELECT date_trunc('hour', e."timestamp", 'UTC') AS hour, count(*) AS n FROM ai_decision_events e GROUP BY 1) ev
-    FULL JOIN (SELECT date_trunc('hour', p.event_timestamp, 'UTC') AS hour, count(*) AS n FROM policy_evaluations p GROUP BY 1) pe
-        ON pe.hour = ev.hour;
+    INSERT INTO kt_row_counts (hour, events, evaluations) SELECT * FROM kt_rows_per_hour();
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
 END
 $fn$;
 COMMENT ON FUNCTION kt_rebuild_row_counts() IS 'Recounts kt_row_counts from the tables (reads every row, blocks writers meanwhile); returns the hours written. For repairing drift reported by kt_verify_row_counts().';
 
-REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts(), kt_forget_counted_range(timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts(), kt_rows_per_hour(), kt_forget_counted_range(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_rebuild_row_counts() TO kt_governance_admin;
 GRANT SELECT ON kt_row_counts TO kt_governance_reader;
 -- writers' transactions append their counts at commit

@@ -17,7 +17,7 @@ use pgrx::{register_xact_callback, PgXactCallbackEvent};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use crate::rowcount::{count_row, trigger_tuple_sign, Counted};
+use crate::rowcount::{count_row, Counted};
 
 const USEC_PER_HOUR: i64 = 3_600_000_000;
 
@@ -110,7 +110,7 @@ fn forget_pending_hours() {
 /// order their columns differently.
 ///
 /// Safety: `tuple` and `relation` come from the trigger data of a row trigger on that relation.
-pub(crate) unsafe fn timestamp_of(
+unsafe fn timestamp_of(
     tuple: pg_sys::HeapTuple,
     relation: pg_sys::Relation,
     column: &std::ffi::CStr,
@@ -125,6 +125,22 @@ pub(crate) unsafe fn timestamp_of(
     TimestampWithTimeZone::from_datum(datum, is_null)
 }
 
+/// The rows a row trigger fired for, as (time of the row in `column`, sign): an inserted row
+/// counts +1; for DELETE and UPDATE the trigger tuple is the old row (-1) and the new tuple of an
+/// UPDATE counts +1. Tuples that are absent (no new tuple outside UPDATE) are left out.
+pub(crate) fn changed_rows(
+    data: &pg_sys::TriggerData,
+    column: &'static std::ffi::CStr,
+) -> impl Iterator<Item = (Option<TimestampWithTimeZone>, i64)> {
+    let old_sign = if data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_INSERT { 1 } else { -1 };
+    let relation = data.tg_relation;
+    [(data.tg_trigtuple, old_sign), (data.tg_newtuple, 1)]
+        .into_iter()
+        .filter(|(tuple, _)| !tuple.is_null())
+        // Safety: the tuples and relation come from this row trigger's data
+        .map(move |(tuple, sign)| (unsafe { timestamp_of(tuple, relation, column) }, sign))
+}
+
 #[pg_trigger]
 fn kt_mark_dirty_hours<'a>(
     trigger: &'a PgTrigger<'a>,
@@ -134,15 +150,10 @@ fn kt_mark_dirty_hours<'a>(
     let track = crate::settings::TRACK_CHANGES.get();
     // Read "timestamp" straight from the trigger's tuples: this runs for every row of every
     // COPY, and looking the column up by name through PgHeapTuple cost ~10% of a COPY.
-    let data = trigger.trigger_data();
-    let old_sign = trigger_tuple_sign(data);
-    for (tuple, sign) in [(data.tg_trigtuple, old_sign), (data.tg_newtuple, 1)] {
-        if !tuple.is_null() {
-            let ts = unsafe { timestamp_of(tuple, data.tg_relation, c"timestamp") };
-            count_row(trigger, Counted::Events, ts, sign)?;
-            if track {
-                note_hour(trigger, ts)?;
-            }
+    for (ts, sign) in changed_rows(trigger.trigger_data(), c"timestamp") {
+        count_row(trigger, Counted::Events, ts, sign)?;
+        if track {
+            note_hour(trigger, ts)?;
         }
     }
     // AFTER trigger: the return value is ignored

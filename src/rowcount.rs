@@ -21,7 +21,7 @@ use pgrx::{register_subxact_callback, register_xact_callback, PgSubXactCallbackE
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use crate::rollup::{hour_of, timestamp_of};
+use crate::rollup::{changed_rows, hour_of};
 
 /// Which table a count belongs to (index into the per-hour pair).
 #[derive(Clone, Copy)]
@@ -42,16 +42,6 @@ struct Counts {
 
 thread_local! {
     static COUNTS: RefCell<Counts> = RefCell::new(Counts::default());
-}
-
-/// The signs of a row trigger's tuples: an inserted row counts +1; for DELETE and UPDATE the
-/// trigger tuple is the old row (-1) and the new tuple of an UPDATE counts +1.
-pub(crate) fn trigger_tuple_sign(data: &pg_sys::TriggerData) -> i64 {
-    if data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_INSERT {
-        1
-    } else {
-        -1
-    }
 }
 
 /// Adds `sign` rows of `table` to the hour of `ts`. Runs for every row of every COPY, so the
@@ -169,13 +159,8 @@ fn forget_counts() {
 fn kt_count_evaluations<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
-    let data = trigger.trigger_data();
-    let old_sign = trigger_tuple_sign(data);
-    for (tuple, sign) in [(data.tg_trigtuple, old_sign), (data.tg_newtuple, 1)] {
-        if !tuple.is_null() {
-            let ts = unsafe { timestamp_of(tuple, data.tg_relation, c"event_timestamp") };
-            count_row(trigger, Counted::Evaluations, ts, sign)?;
-        }
+    for (ts, sign) in changed_rows(trigger.trigger_data(), c"event_timestamp") {
+        count_row(trigger, Counted::Evaluations, ts, sign)?;
     }
     // AFTER trigger: the return value is ignored
     Ok(None)
