@@ -80,8 +80,9 @@ BEGIN
     WHEN 'maintenance' THEN
         SELECT * INTO r FROM kt_run_maintenance();
         rows_touched := r.rows_moved;
-        message := format('%s partitions created, %s rows moved, %s rows left in default, %s row-count rows folded',
-                          r.partitions_created, r.rows_moved, r.rows_left_in_default, kt_compact_row_counts());
+        message := format('%s partitions created, %s rows moved, %s rows left in default, %s row-count rows folded, %s removed partitions reclaimed',
+                          r.partitions_created, r.rows_moved, r.rows_left_in_default, kt_compact_row_counts(),
+                          (SELECT tables_dropped FROM kt_reclaim_space()));
     END CASE;
 END
 $fn$;
@@ -169,7 +170,9 @@ SELECT p.default_rows, p.default_oldest, p.default_newest, p.partitions_cover_un
        (SELECT count(DISTINCT bucket) FROM kt_dirty_hours) AS dirty_hours,
        (SELECT min(bucket) FROM kt_dirty_hours)       AS oldest_dirty_hour,
        (SELECT min(marked_at) FROM kt_dirty_hours)    AS dirty_since,
-       j.job_name, j.enabled, j.last_success, j.last_error, j.last_error_message, j.consecutive_failures
+       j.job_name, j.enabled, j.last_success, j.last_error, j.last_error_message, j.consecutive_failures,
+       (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+        WHERE c.relnamespace = to_regnamespace('kt_governance_reclaim') AND c.relkind = 'r') AS bytes_awaiting_reclaim
 FROM kt_partition_health p CROSS JOIN kt_jobs j;
 COMMENT ON VIEW kt_health IS 'One row per job with the store''s health: rows waiting in the default partition, partition horizon, dirty rollup hours (oldest and how long stale) and the job''s last success and error.';
 COMMENT ON COLUMN kt_health.default_rows IS 'Events in events_default.';
@@ -186,6 +189,7 @@ COMMENT ON COLUMN kt_health.last_success IS 'Last successful run.';
 COMMENT ON COLUMN kt_health.last_error IS 'Last failed run.';
 COMMENT ON COLUMN kt_health.last_error_message IS 'Its error.';
 COMMENT ON COLUMN kt_health.consecutive_failures IS 'Failures since the last success.';
+COMMENT ON COLUMN kt_health.bytes_awaiting_reclaim IS 'Disk space of partitions removed by retention whose files are not deleted yet (normally 0: a worker deletes them right after each removal commits; the maintenance job catches up).';
 
 REVOKE ALL ON FUNCTION kt_run_job(text), kt_execute_job(text), kt_prune_job_runs(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_run_job(text) TO kt_governance_admin;

@@ -1,8 +1,8 @@
 -- Retention, archive, legal holds and erasure.
 --
 -- kt_apply_retention(hours) removes every event (and evaluation) older than now() - hours and
--- nothing newer: whole partitions are dropped (a pair: evaluations then events, no DETACH
--- needed since each pair has its own foreign key), the partition straddling the cutoff and
+-- nothing newer: whole partitions are removed (a pair, detached and dropped right after the
+-- commit, see sql/reclaim.sql; each pair has its own foreign key), the partition straddling the cutoff and
 -- any partition with held rows are trimmed. Rollups keep the history: dirty hours are
 -- refreshed first, the removal itself marks nothing dirty (kt_governance.track_changes is
 -- off inside these functions), and hours before the cutoff are frozen so no later refresh
@@ -97,7 +97,8 @@ CREATE TABLE kt_removal_log (
     archived_to         text,
     oldest_removed      timestamptz,
     newest_removed      timestamptz,
-    run_by              text NOT NULL DEFAULT session_user
+    run_by              text NOT NULL DEFAULT session_user,
+    space_returned_at   timestamptz
 );
 COMMENT ON TABLE kt_removal_log IS 'Audit record of every removal made by kt_apply_retention() and kt_erase_subject(): when, why, cutoff or subject, partitions dropped, rows removed, archived and held.';
 COMMENT ON COLUMN kt_removal_log.removal_id IS 'Row id.';
@@ -114,12 +115,14 @@ COMMENT ON COLUMN kt_removal_log.archived_to IS 'Where the archive went (table n
 COMMENT ON COLUMN kt_removal_log.oldest_removed IS 'Oldest removed event.';
 COMMENT ON COLUMN kt_removal_log.newest_removed IS 'Newest removed event.';
 COMMENT ON COLUMN kt_removal_log.run_by IS 'Session user (the worker runs as the bootstrap superuser).';
+COMMENT ON COLUMN kt_removal_log.space_returned_at IS 'When the dropped partitions'' files were deleted (by kt_reclaim_space(), right after the removal committed); NULL while they wait in kt_governance_reclaim, or when no partition was dropped.';
 SELECT pg_catalog.pg_extension_config_dump('kt_removal_log', '');
 
 CREATE VIEW kt_removals AS
 SELECT removal_id, removed_at, why, coalesce(cutoff::text, 'user ' || subject) AS scope,
        cardinality(partitions_dropped) AS partitions, events_removed, evaluations_removed,
-       events_archived, events_held, archived_to, oldest_removed, newest_removed, run_by
+       events_archived, events_held, archived_to, oldest_removed, newest_removed, run_by,
+       space_returned_at
 FROM kt_removal_log;
 COMMENT ON VIEW kt_removals IS 'The removal log, one line per removal, newest last.';
 COMMENT ON COLUMN kt_removals.removal_id IS 'Row id.';
@@ -135,6 +138,7 @@ COMMENT ON COLUMN kt_removals.archived_to IS 'Archive destination.';
 COMMENT ON COLUMN kt_removals.oldest_removed IS 'Oldest removed event.';
 COMMENT ON COLUMN kt_removals.newest_removed IS 'Newest removed event.';
 COMMENT ON COLUMN kt_removals.run_by IS 'Who ran it.';
+COMMENT ON COLUMN kt_removals.space_returned_at IS 'When the dropped partitions'' disk space was returned (NULL: not yet, or nothing dropped).';
 
 -- Whether an active legal hold covers an event with these attributes.
 -- Called per row by retention and erasure (PostgreSQL does not inline a scalar SQL function
@@ -376,13 +380,13 @@ BEGIN
             PERFORM kt_export_range(parquet_dest, part.range_start, part.range_end,
                                     manifest_name => format('retention_%s', part.events_part));
         END IF;
-        EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.evals_part);
-        EXECUTE format('DROP TABLE %I.%I', '@extschema@', part.events_part);
+        -- out of the tables at commit; the files are deleted right after it (sql/reclaim.sql)
+        PERFORM kt_detach_for_reclaim(part.events_part, part.evals_part);
         PERFORM kt_forget_counted_range(part.range_start, part.range_end);
         partitions_removed := partitions_removed || part.events_part;
         events_removed := events_removed + n_events;
         evaluations_removed := evaluations_removed + n_evals;
-        RAISE NOTICE 'kt_governance retention: dropped % (% events, % evaluations)', part.events_part, n_events, n_evals;
+        RAISE NOTICE 'kt_governance retention: removed % (% events, % evaluations)', part.events_part, n_events, n_evals;
     END LOOP;
 
     IF more_to_do THEN
@@ -426,7 +430,7 @@ BEGIN
     RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION kt_apply_retention(integer, boolean, integer) IS 'Removes every event and evaluation older than now() - hours and nothing newer: whole partitions are dropped, the partition straddling the cutoff (and any holding legally held rows) is trimmed. Refreshes rollups first and freezes the pruned hours, so reports keep the history. archive (default kt_governance.retention_archive) copies the rows to ai_decision_events_archive / policy_evaluations_archive in the same transaction; with kt_governance.retention_archive_destination set, every dropped partition and the trimmed range are first exported as Parquet there (manifests retention_<partition>.json / retention_trim_<cutoff>.json), and an export error aborts the removal. Held rows stay. Logged in kt_removal_log. hours <= 0 or NULL is an error. A concurrent run is skipped with a NOTICE. max_partitions: drop at most that many partition pairs and return more_to_do = true, leaving the rest (and the trim) to the next call, so a caller can commit in between (see kt_apply_retention_by_partition).';
+COMMENT ON FUNCTION kt_apply_retention(integer, boolean, integer) IS 'Removes every event and evaluation older than now() - hours and nothing newer: whole partitions are detached (their files are deleted by a background worker right after the commit, see kt_reclaim_space()), the partition straddling the cutoff (and any holding legally held rows) is trimmed. Refreshes rollups first and freezes the pruned hours, so reports keep the history. archive (default kt_governance.retention_archive) copies the rows to ai_decision_events_archive / policy_evaluations_archive in the same transaction; with kt_governance.retention_archive_destination set, every dropped partition and the trimmed range are first exported as Parquet there (manifests retention_<partition>.json / retention_trim_<cutoff>.json), and an export error aborts the removal. Held rows stay. Logged in kt_removal_log. hours <= 0 or NULL is an error. A concurrent run is skipped with a NOTICE. max_partitions: drop at most that many partition pairs and return more_to_do = true, leaving the rest (and the trim) to the next call, so a caller can commit in between (see kt_apply_retention_by_partition).';
 
 -- For DBAs who want what the worker does: one transaction per dropped partition pair, so locks
 -- are short and a failure keeps what was already done. CALL it outside a transaction block.

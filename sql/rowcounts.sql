@@ -52,11 +52,12 @@ CREATE FUNCTION kt_counted_rows(range_start timestamptz, range_end timestamptz,
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
-    SELECT coalesce(sum(c.events), 0)::bigint, coalesce(sum(c.evaluations), 0)::bigint
-    FROM kt_row_counts c
-    WHERE c.hour >= range_start AND c.hour < range_end
+    SELECT coalesce(sum(c.events), 0)::bigint + p.events, coalesce(sum(c.evaluations), 0)::bigint + p.evaluations
+    FROM kt_pending_counts(range_start, range_end) p
+    LEFT JOIN kt_row_counts c ON c.hour >= range_start AND c.hour < range_end
+    GROUP BY p.events, p.evaluations
 $fn$;
-COMMENT ON FUNCTION kt_counted_rows(timestamptz, timestamptz) IS 'Events and evaluations whose (event) time falls in [range_start, range_end), from kt_row_counts (exact for whole UTC hours, read without touching the tables).';
+COMMENT ON FUNCTION kt_counted_rows(timestamptz, timestamptz) IS 'Events and evaluations whose (event) time falls in [range_start, range_end), from kt_row_counts plus the current transaction''s counts not appended yet (exact for whole UTC hours, read without touching the tables).';
 
 -- Called when a partition pair is dropped: the counts of its hours go. An hour it shares with a
 -- neighbour (bounds inside an hour, only for partitions attached by hand) is counted again from
@@ -67,6 +68,8 @@ RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
+    -- counts of this transaction's own rows there, not yet appended, go too
+    SELECT kt_forget_pending_counts(range_start, range_end);
     WITH gone AS (
         DELETE FROM kt_row_counts c
         WHERE c.hour >= date_trunc('hour', range_start, 'UTC') AND c.hour < range_end
@@ -80,6 +83,8 @@ AS $fn$
            (SELECT count(*) FROM policy_evaluations p WHERE p.event_timestamp >= s.h AND p.event_timestamp < s.h + interval '1 hour')
     FROM shared s
 $fn$;
+COMMENT ON FUNCTION kt_pending_counts(timestamptz, timestamptz) IS 'Internal: events and evaluations in [range_start, range_end) that the current transaction changed and has not appended to kt_row_counts yet (it does so at commit).';
+COMMENT ON FUNCTION kt_forget_pending_counts(timestamptz, timestamptz) IS 'Internal: cancels the counts this transaction has not appended yet for rows in [range_start, range_end) (a partition retention dropped in the same transaction).';
 COMMENT ON FUNCTION kt_forget_counted_range(timestamptz, timestamptz) IS 'Internal: removes the row counts of a dropped partition''s range; hours it shared with a neighbour are counted again from the rows that stay.';
 
 -- Folds each hour's rows into one. Rows appended by transactions that commit meanwhile are
@@ -158,7 +163,8 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_rebuild_row_counts() IS 'Recounts kt_row_counts from the tables (reads every row, blocks writers meanwhile); returns the hours written. For repairing drift reported by kt_verify_row_counts().';
 
-REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts(), kt_rows_per_hour(), kt_forget_counted_range(timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts(), kt_rows_per_hour(), kt_forget_counted_range(timestamptz, timestamptz),
+                       kt_forget_pending_counts(timestamptz, timestamptz), kt_pending_counts(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_rebuild_row_counts() TO kt_governance_admin;
 GRANT SELECT ON kt_row_counts TO kt_governance_reader;
 -- writers' transactions append their counts at commit

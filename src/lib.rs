@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 mod export;
 mod guard;
 mod ingest;
+mod reclaim;
 mod rollup;
 mod rowcount;
 mod sample;
@@ -44,13 +45,14 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/rowcounts.sql",
     name = "rowcounts",
-    requires = ["rollups", rowcount::kt_count_evaluations]
+    requires = ["rollups", rowcount::kt_count_evaluations, rowcount::kt_forget_pending_counts, rowcount::kt_pending_counts]
 );
 extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["rowcounts"]);
 extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["reports"]);
 extension_sql_file!("../sql/ingest.sql", name = "ingest", requires = ["jobs", ingest::ingest]);
 extension_sql_file!("../sql/export.sql", name = "export", requires = ["ingest", export::kt_export_range]);
-extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["export"]);
+extension_sql_file!("../sql/reclaim.sql", name = "reclaim", requires = ["export", reclaim::kt_reclaim_after_commit]);
+extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["reclaim"]);
 extension_sql_file!("../sql/guard.sql", name = "guard", requires = ["retention"]);
 
 /// The schema kt_governance is installed in, in the current database (None while it is not).

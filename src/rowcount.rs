@@ -89,6 +89,48 @@ fn move_to_parent(sub: pg_sys::SubTransactionId, parent: pg_sys::SubTransactionI
     });
 }
 
+/// Events and evaluations in [range_start, range_end) this transaction has counted but not
+/// appended yet: kt_counted_rows adds them, so a retention run sees its own transaction's rows.
+#[pg_extern(stable, parallel_unsafe)]
+fn kt_pending_counts(
+    range_start: TimestampWithTimeZone,
+    range_end: TimestampWithTimeZone,
+) -> TableIterator<'static, (name!(events, i64), name!(evaluations, i64))> {
+    // the hours kt_counted_rows sums: those starting in the range
+    let (from, to) = (range_start.into_inner(), range_end.into_inner());
+    let [events, evaluations] = COUNTS.with(|c| {
+        c.borrow().deltas.iter().filter(|((_, h), _)| *h >= from && *h < to).fold([0, 0], |sum, (_, d)| {
+            [sum[0] + d[0], sum[1] + d[1]]
+        })
+    });
+    TableIterator::once((events, evaluations))
+}
+
+/// Retention dropped [range_start, range_end) in this transaction, counts included
+/// (kt_forget_counted_range): rows this transaction inserted or deleted there are gone with the
+/// partition, so their pending counts must not be appended at commit. They are cancelled under
+/// the current subtransaction rather than deleted, so a rolled-back savepoint brings the counts
+/// back with the partition.
+#[pg_extern(volatile, parallel_unsafe)]
+fn kt_forget_pending_counts(range_start: TimestampWithTimeZone, range_end: TimestampWithTimeZone) {
+    let (from, to) = (hour_of(range_start), range_end.into_inner());
+    let current = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    COUNTS.with(|c| {
+        let mut c = c.borrow_mut();
+        let mut pending: BTreeMap<i64, [i64; 2]> = BTreeMap::new();
+        for ((_, hour), d) in c.deltas.iter().filter(|((_, h), _)| *h >= from && *h < to) {
+            let sum = pending.entry(*hour).or_default();
+            sum[0] += d[0];
+            sum[1] += d[1];
+        }
+        for (hour, [ev, pe]) in pending {
+            let cancel = c.deltas.entry((current, hour)).or_default();
+            cancel[0] -= ev;
+            cancel[1] -= pe;
+        }
+    });
+}
+
 /// Sums the counts per hour (over subtransactions) and drops hours whose rows cancel out.
 fn counts_per_hour(deltas: BTreeMap<(pg_sys::SubTransactionId, i64), [i64; 2]>) -> BTreeMap<i64, [i64; 2]> {
     let mut per_hour: BTreeMap<i64, [i64; 2]> = BTreeMap::new();

@@ -25,7 +25,7 @@ pub fn register() {
 }
 
 /// Runs `body` in a transaction; on error logs it, aborts the transaction and returns None.
-fn guarded_transaction<R, F>(what: &str, body: F) -> Option<R>
+pub(crate) fn guarded_transaction<R, F>(what: &str, body: F) -> Option<R>
 where
     F: FnOnce() -> R + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
 {

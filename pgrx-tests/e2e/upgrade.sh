@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Upgrades to the current version from every released one (0.1.0, 0.2.0 and 0.3.0, whose generated SQL
+# Upgrades to the current version from every released one (0.1.0 to 0.4.0, whose generated SQL
 # is kept in pgrx-tests/upgrade/): a database created with the old SQL, holding data, keeps
 # working on the current library before the update, then ALTER EXTENSION kt_governance UPDATE
 # makes its extension objects equal a fresh install's, compared from the catalogs
@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 dir="$KT_ROOT/build/e2e_upgrade"; port=55437
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
 current="$(sed -n 's/^version = "\(.*\)"/\1/p' "$KT_ROOT/Cargo.toml" | head -1)"
-released=(0.1.0 0.2.0 0.3.0)
+released=(0.1.0 0.2.0 0.3.0 0.4.0)
 sharedir="$("$PG_BIN/pg_config" --sharedir)/extension"
 for v in "${released[@]}"; do cp "$KT_ROOT/pgrx-tests/upgrade/kt_governance--$v.sql" "$sharedir/"; done
 cluster_create "$dir" "$port" "timezone = 'UTC'"

@@ -118,3 +118,55 @@ SELECT count(*) AS old_pairs_left_after_procedure FROM kt_partitions WHERE range
 SELECT count(*) AS old_events_left FROM ai_decision_events WHERE "timestamp" < '2020-04-01';
 SELECT pg_temp.try($$SELECT * FROM kt_apply_retention(1000, max_partitions => 0)$$);
 SELECT status, run_again FROM kt_run_job('retention');
+
+-- the disk space: removed pairs leave the tables at commit and wait in kt_governance_reclaim
+-- until a background worker, started by that commit, drops them
+CREATE FUNCTION pg_temp.wait_for(condition text, seconds int DEFAULT 60) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE done boolean;
+BEGIN
+    FOR i IN 1..seconds * 20 LOOP
+        EXECUTE 'SELECT ' || condition INTO done;
+        IF done THEN RETURN true; END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RETURN false;
+END $$;
+CREATE FUNCTION pg_temp.parked() RETURNS bigint LANGUAGE sql AS $$
+    SELECT count(*) FROM pg_class WHERE relnamespace = 'kt_governance_reclaim'::regnamespace AND relkind = 'r' $$;
+SELECT pg_temp.wait_for('pg_temp.parked() = 0') AS worker_reclaimed_earlier_removals;
+SELECT count(*) FILTER (WHERE space_returned_at IS NULL) AS removals_waiting_for_space,
+       count(*) FILTER (WHERE space_returned_at >= removed_at) AS removals_with_space_returned
+FROM kt_removal_log WHERE why = 'retention' AND cardinality(partitions_dropped) > 0;
+SELECT count(*) AS old_partitions_made FROM kt_create_partitions('2019-01-01', '2019-03-01');
+SELECT events FROM kt_generate_sample_events(400, 50, 11, '2019-02-25');
+-- rolled back: nothing detached, nothing parked, no worker has anything to drop
+BEGIN;
+SELECT cardinality(partitions_removed) AS removed FROM kt_apply_retention(40000);
+SELECT pg_temp.parked() AS parked_in_transaction, count(*) AS old_rows_visible_in_transaction
+FROM ai_decision_events WHERE "timestamp" < '2019-03-01';
+ROLLBACK;
+SELECT pg_temp.parked() AS parked_after_rollback, count(*) AS old_rows_after_rollback,
+       (SELECT count(*) FROM kt_partitions WHERE range_end <= '2019-03-01') AS old_partitions_after_rollback
+FROM ai_decision_events WHERE "timestamp" < '2019-03-01';
+-- the same month removed twice before its first pair is reclaimed (late rows re-created it):
+-- the second pair's names are taken, so it is dropped at once; kt_reclaim_space() by hand
+BEGIN;
+SELECT cardinality(partitions_removed) AS removed FROM kt_apply_retention(40000);
+SELECT count(*) AS recreated FROM kt_create_partitions('2019-02-01', '2019-03-01');
+SELECT events FROM kt_generate_sample_events(50, 5, 12, '2019-02-20');
+SELECT events, evaluations > 0 AS evaluations_counted FROM kt_counted_rows('2019-02-01', '2019-03-01');
+SELECT cardinality(partitions_removed) AS removed_again, events_removed FROM kt_apply_retention(40000);
+SELECT pg_temp.parked() AS parked_pairs_tables, (SELECT count(*) FROM ai_decision_events WHERE "timestamp" < '2019-03-01') AS old_rows_left;
+SELECT tables_dropped, bytes_returned > 0 AS returned FROM kt_reclaim_space();
+SELECT pg_temp.parked() AS parked_after_manual_reclaim;
+COMMIT;
+-- committed: the worker drops the pair, stamps the log, and the health view shows nothing waiting
+SELECT count(*) AS old_partitions_made FROM kt_create_partitions('2019-01-01', '2019-03-01');
+SELECT events FROM kt_generate_sample_events(40, 50, 14, '2019-02-25');
+SELECT cardinality(partitions_removed) AS removed, events_removed FROM kt_apply_retention(40000);
+SELECT pg_temp.wait_for('pg_temp.parked() = 0') AS worker_reclaimed;
+SELECT pg_temp.wait_for('(SELECT space_returned_at IS NOT NULL FROM kt_removal_log ORDER BY removal_id DESC LIMIT 1)') AS space_returned_logged;
+SELECT DISTINCT bytes_awaiting_reclaim FROM kt_health;
+SELECT count(*) AS old_rows_left FROM ai_decision_events WHERE "timestamp" < '2019-03-01';
+SELECT count(*) AS hours_with_count_drift FROM kt_verify_row_counts();
+SELECT status, message LIKE '%, 0 removed partitions reclaimed' AS reclaim_reported FROM kt_run_job('maintenance');
