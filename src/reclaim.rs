@@ -23,7 +23,7 @@ use pgrx::{register_xact_callback, PgXactCallbackEvent};
 use std::cell::Cell;
 
 use crate::extension_schema;
-use crate::worker::guarded_transaction;
+use crate::worker::{guarded_transaction, stop_on_sigterm};
 
 thread_local! {
     /// whether this transaction already arranged for a reclaim worker
@@ -67,7 +67,7 @@ fn launch_reclaim_worker() {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn kt_governance_reclaim_main(arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
+    stop_on_sigterm();
     let database = BackgroundWorker::get_extra().parse::<u32>().unwrap_or(0);
     let xid = pg_sys::TransactionId::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);

@@ -2,8 +2,9 @@
 //! jobs are due (kt_due_jobs) and runs each through kt_run_job() in its own transaction.
 //!
 //! pgrx defaults overridden here: the worker is restarted by the postmaster after a crash
-//! (set_restart_time), starts only after recovery, and every transaction is guarded so an error
-//! is logged and the transaction aborted instead of killing the worker. kt_run_job() itself
+//! (set_restart_time), starts only after recovery, every transaction is guarded so an error
+//! is logged and the transaction aborted instead of killing the worker, and SIGTERM cancels a
+//! running job (stop_on_sigterm). kt_run_job() itself
 //! also catches job errors and records them, so a failing job never stops the others.
 
 use pgrx::bgworkers::*;
@@ -22,6 +23,23 @@ pub fn register() {
         .set_start_time(BgWorkerStartTime::RecoveryFinished)
         .set_restart_time(Some(Duration::from_secs(10)))
         .load();
+}
+
+/// SIGTERM (shutdown, pg_terminate_backend) is handled by PostgreSQL's own die(): a job's running
+/// statement is cancelled at its next interrupt check and the worker exits at once, its
+/// transaction rolled back. pgrx's handler would only set a flag, checked between jobs, so a long
+/// job would hold up a fast shutdown.
+pub(crate) fn stop_on_sigterm() {
+    unsafe { pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(die_on_sigterm)) };
+}
+
+/// What PostgreSQL's die() does for a process not reading a client command.
+unsafe extern "C-unwind" fn die_on_sigterm(_signal: std::ffi::c_int) {
+    unsafe {
+        (&raw mut pg_sys::InterruptPending).write_volatile(1);
+        (&raw mut pg_sys::ProcDiePending).write_volatile(1);
+        pg_sys::SetLatch(pg_sys::MyLatch);
+    }
 }
 
 /// Runs `body` in a transaction; on error logs it, aborts the transaction and returns None.
@@ -69,7 +87,8 @@ fn run_job(job: &str) -> bool {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn kt_governance_worker_main(_arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
+    stop_on_sigterm();
     let database = settings::DATABASE
         .get()
         .and_then(|d| d.into_string().ok())
@@ -80,21 +99,14 @@ pub extern "C-unwind" fn kt_governance_worker_main(_arg: pg_sys::Datum) {
     loop {
         let naptime = Duration::from_secs(settings::WORKER_NAPTIME_S.get().max(1) as u64);
         if !BackgroundWorker::wait_latch(Some(naptime)) {
-            break; // SIGTERM or postmaster death
+            break; // postmaster death (SIGTERM exits through die())
         }
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         let jobs = guarded_transaction("looking for due jobs", due_jobs).unwrap_or_default();
         for job in jobs {
-            if BackgroundWorker::sigterm_received() {
-                break;
-            }
-            while guarded_transaction("running a job", || run_job(&job)).unwrap_or(false) {
-                if BackgroundWorker::sigterm_received() {
-                    break;
-                }
-            }
+            while guarded_transaction("running a job", || run_job(&job)).unwrap_or(false) {}
         }
     }
     log!("kt_governance worker stopping");

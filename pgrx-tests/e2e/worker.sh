@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The background worker in a cluster started with shared_preload_libraries: waits for its
 # database and the extension, runs the jobs on its own, records them, survives a failing job,
-# reloads on SIGHUP, comes back after a backend is killed with -9, stops promptly on SIGTERM.
+# reloads on SIGHUP, comes back after a backend is killed with -9, stops promptly on SIGTERM
+# (cancelling a job's running statement).
 # Also: concurrent writers while refreshes run leave rollups exactly equal to raw rows.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib/cluster.sh"
@@ -117,6 +118,25 @@ check "its run exported every event stored before the run's horizon" \
 check "claim and export ran as separate job runs" \
     "$(sql "SELECT count(*) >= 2 FROM kt_job_runs WHERE job_name = 'export' AND status = 'ok'")" t
 rm -rf /tmp/kt_e2e_worker_export
+
+# SIGTERM while a job is stuck in a statement (the refresh waits for a lock a session holds): the
+# statement is cancelled and the worker exits at once; the postmaster starts it again
+sql "INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id) VALUES ('stuck', now(), 'allowed', 'm', 'p', 'g')" >/dev/null
+kt_psql "$dir" "$port" -d kt -c "BEGIN; LOCK TABLE kt_rollup_metrics_hourly IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
+locker=$!
+wait_for "a job waits for the lock" "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'kt_governance' AND wait_event_type = 'Lock'" t 30
+pid_before="$(worker_pid)"
+kill -TERM "$pid_before"
+stopped=no
+for _ in $(seq 10); do
+    sleep 0.5
+    [ "$(worker_pid)" != "$pid_before" ] && { stopped=yes; break; }
+done
+check "SIGTERM cancels a waiting job's statement: worker gone within 5 s" "$stopped" yes
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$locker" 2>/dev/null || true
+wait_for "worker started again after it" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kt_governance'" 1 30
+wait_for "and refreshes the hour the stuck job left dirty" "SELECT count(*) FROM kt_dirty_hours" 0 30
 
 # SIGTERM: the worker stops promptly
 pid_before="$(worker_pid)"
