@@ -41,11 +41,17 @@ COMMENT ON FUNCTION kt_counted_rows(timestamptz, timestamptz) IS 'Events and eva
 
 CREATE OR REPLACE FUNCTION kt_forget_counted_range(range_start timestamptz, range_end timestamptz)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
+BEGIN
     -- counts of this transaction's own rows there, not yet appended, go too
-    SELECT kt_forget_pending_counts(range_start, range_end);
+    PERFORM kt_forget_pending_counts(range_start, range_end);
+    IF date_trunc('hour', range_start, 'UTC') = range_start AND date_trunc('hour', range_end, 'UTC') = range_end THEN
+        -- the extension's partitions: whole hours, nothing shared (and no plan over every partition)
+        DELETE FROM kt_row_counts c WHERE c.hour >= range_start AND c.hour < range_end;
+        RETURN;
+    END IF;
     WITH gone AS (
         DELETE FROM kt_row_counts c
         WHERE c.hour >= date_trunc('hour', range_start, 'UTC') AND c.hour < range_end
@@ -57,7 +63,8 @@ AS $fn$
     SELECT s.h,
            (SELECT count(*) FROM ai_decision_events e WHERE e."timestamp" >= s.h AND e."timestamp" < s.h + interval '1 hour'),
            (SELECT count(*) FROM policy_evaluations p WHERE p.event_timestamp >= s.h AND p.event_timestamp < s.h + interval '1 hour')
-    FROM shared s
+    FROM shared s;
+END
 $fn$;
 COMMENT ON FUNCTION kt_pending_counts(timestamptz, timestamptz) IS 'Internal: events and evaluations in [range_start, range_end) that the current transaction changed and has not appended to kt_row_counts yet (it does so at commit).';
 COMMENT ON FUNCTION kt_forget_pending_counts(timestamptz, timestamptz) IS 'Internal: cancels the counts this transaction has not appended yet for rows in [range_start, range_end) (a partition retention dropped in the same transaction).';
