@@ -99,9 +99,7 @@ fn kt_pending_counts(
     // the hours kt_counted_rows sums: those starting in the range
     let (from, to) = (range_start.into_inner(), range_end.into_inner());
     let [events, evaluations] = COUNTS.with(|c| {
-        c.borrow().deltas.iter().filter(|((_, h), _)| *h >= from && *h < to).fold([0, 0], |sum, (_, d)| {
-            [sum[0] + d[0], sum[1] + d[1]]
-        })
+        counts_per_hour(&c.borrow().deltas, from..to).into_values().fold([0, 0], |sum, d| [sum[0] + d[0], sum[1] + d[1]])
     });
     TableIterator::once((events, evaluations))
 }
@@ -117,13 +115,7 @@ fn kt_forget_pending_counts(range_start: TimestampWithTimeZone, range_end: Times
     let current = unsafe { pg_sys::GetCurrentSubTransactionId() };
     COUNTS.with(|c| {
         let mut c = c.borrow_mut();
-        let mut pending: BTreeMap<i64, [i64; 2]> = BTreeMap::new();
-        for ((_, hour), d) in c.deltas.iter().filter(|((_, h), _)| *h >= from && *h < to) {
-            let sum = pending.entry(*hour).or_default();
-            sum[0] += d[0];
-            sum[1] += d[1];
-        }
-        for (hour, [ev, pe]) in pending {
+        for (hour, [ev, pe]) in counts_per_hour(&c.deltas, from..to) {
             let cancel = c.deltas.entry((current, hour)).or_default();
             cancel[0] -= ev;
             cancel[1] -= pe;
@@ -131,11 +123,15 @@ fn kt_forget_pending_counts(range_start: TimestampWithTimeZone, range_end: Times
     });
 }
 
-/// Sums the counts per hour (over subtransactions) and drops hours whose rows cancel out.
-fn counts_per_hour(deltas: BTreeMap<(pg_sys::SubTransactionId, i64), [i64; 2]>) -> BTreeMap<i64, [i64; 2]> {
+/// Sums the counts of the hours in `hours` (over subtransactions) and drops hours whose rows
+/// cancel out.
+fn counts_per_hour(
+    deltas: &BTreeMap<(pg_sys::SubTransactionId, i64), [i64; 2]>,
+    hours: std::ops::Range<i64>,
+) -> BTreeMap<i64, [i64; 2]> {
     let mut per_hour: BTreeMap<i64, [i64; 2]> = BTreeMap::new();
-    for ((_, hour), d) in deltas {
-        let sum = per_hour.entry(hour).or_default();
+    for ((_, hour), d) in deltas.iter().filter(|((_, h), _)| hours.contains(h)) {
+        let sum = per_hour.entry(*hour).or_default();
         sum[0] += d[0];
         sum[1] += d[1];
     }
@@ -152,7 +148,7 @@ fn flush_counts_at_commit() {
         (std::mem::take(&mut c.deltas), std::mem::take(&mut c.schema))
     });
     forget_counts();
-    let per_hour = counts_per_hour(deltas);
+    let per_hour = counts_per_hour(&deltas, i64::MIN..i64::MAX);
     if per_hour.is_empty() {
         return;
     }
