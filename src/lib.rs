@@ -5,6 +5,7 @@
 
 use pgrx::prelude::*;
 
+mod deltas;
 mod export;
 mod guard;
 mod ingest;
@@ -33,6 +34,11 @@ extension_sql_file!(
         "sample",
         rollup::kt_mark_dirty_hours,
         rollup::kt_flush_dirty_hours,
+        deltas::kt_settle_pending_deltas,
+        sketch::kt_latency_rollup,
+        sketch::kt_histogram_rollup,
+        sketch::kt_histogram_merge,
+        sketch::kt_histogram_quantile,
         sketch::kt_sketch_merge,
         sketch::kt_latency_sketch,
         sketch::kt_latency_summary,

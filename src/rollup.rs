@@ -15,7 +15,7 @@
 use pgrx::prelude::*;
 use pgrx::{register_xact_callback, PgXactCallbackEvent};
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use crate::rowcount::{count_row, Counted};
 
@@ -26,10 +26,12 @@ struct Pending {
     /// UTC hours (microseconds since 2000-01-01) changed and not yet written. Hours are not
     /// remembered once written: a rolled-back subtransaction takes its marks with it, so a
     /// later statement must be able to mark the same hour again.
-    hours: BTreeSet<i64>,
-    /// the hour noted last: time-ordered COPY notes the same hour for row after row, and
-    /// comparing with it is cheaper than a set insert
-    last_hour: Option<i64>,
+    /// The flag says whether the hour must be recomputed from raw rows (an UPDATE or DELETE,
+    /// or an insert whose delta was not captured) rather than merged from kt_rollup_deltas.
+    hours: BTreeMap<i64, bool>,
+    /// the (hour, flag) noted last: time-ordered COPY notes the same hour for row after row,
+    /// and comparing with it is cheaper than a map insert
+    last_hour: Option<(i64, bool)>,
     /// schema of kt_dirty_hours, from the trigger's argument
     schema: String,
     /// whether this transaction's pre-commit and abort callbacks are registered
@@ -47,14 +49,12 @@ pub(crate) fn hour_of(ts: TimestampWithTimeZone) -> i64 {
 
 /// Notes the hour of one changed row. The schema (trigger argument) is read only for the first
 /// row of a transaction: this runs once per row of every COPY, so it stays allocation-free.
-fn note_hour(trigger: &PgTrigger<'_>, ts: Option<TimestampWithTimeZone>) -> Result<(), PgTriggerError> {
-    let Some(ts) = ts.filter(|t| t.is_finite()) else { return Ok(()) };
-    let hour = hour_of(ts);
+fn note_hour(trigger: &PgTrigger<'_>, hour: i64, recompute: bool) -> Result<(), PgTriggerError> {
     let first_in_transaction = PENDING.with(|p| {
         let mut p = p.borrow_mut();
-        if p.last_hour != Some(hour) {
-            p.hours.insert(hour);
-            p.last_hour = Some(hour);
+        if p.last_hour != Some((hour, recompute)) {
+            *p.hours.entry(hour).or_insert(recompute) |= recompute;
+            p.last_hour = Some((hour, recompute));
         }
         !std::mem::replace(&mut p.registered, true)
     });
@@ -78,15 +78,16 @@ fn flush_pending_hours() {
     if hours.is_empty() {
         return;
     }
-    let stamps: Vec<TimestampWithTimeZone> = hours
+    let merged_allowed = crate::deltas::keep_sums_for(&hours);
+    let (stamps, recompute): (Vec<TimestampWithTimeZone>, Vec<bool>) = hours
         .into_iter()
-        .filter_map(|us| TimestampWithTimeZone::try_from(us).ok())
-        .collect();
+        .filter_map(|(us, r)| TimestampWithTimeZone::try_from(us).ok().map(|t| (t, r || !merged_allowed)))
+        .unzip();
     let sql = format!(
-        "INSERT INTO {}.kt_dirty_hours (bucket) SELECT unnest($1::timestamptz[])",
+        "INSERT INTO {}.kt_dirty_hours (bucket, recompute) SELECT unnest($1::timestamptz[]), unnest($2::bool[])",
         spi::quote_identifier(&schema)
     );
-    Spi::run_with_args(&sql, &[stamps.into()]).expect("could not record dirty rollup hours");
+    Spi::run_with_args(&sql, &[stamps.into(), recompute.into()]).expect("could not record dirty rollup hours");
 }
 
 /// Pre-commit: outside any statement, so SPI needs a snapshot of its own.
@@ -150,10 +151,16 @@ fn kt_mark_dirty_hours<'a>(
     let track = crate::settings::TRACK_CHANGES.get();
     // Read "timestamp" straight from the trigger's tuples: this runs for every row of every
     // COPY, and looking the column up by name through PgHeapTuple cost ~10% of a COPY.
-    for (ts, sign) in changed_rows(trigger.trigger_data(), c"timestamp") {
+    let data = trigger.trigger_data();
+    let inserted = data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_INSERT;
+    for (ts, sign) in changed_rows(data, c"timestamp") {
         count_row(trigger, Counted::Events, ts, sign)?;
+        let Some(hour) = ts.filter(|t| t.is_finite()).map(hour_of) else { continue };
         if track {
-            note_hour(trigger, ts)?;
+            // an inserted row is added to the transaction's deltas; whatever is not (updates,
+            // deletes, deltas given up) makes its hour a recompute from raw rows
+            let merged = inserted && crate::deltas::capture_insert(trigger, data, hour)?;
+            note_hour(trigger, hour, !merged)?;
         }
     }
     // AFTER trigger: the return value is ignored

@@ -39,8 +39,14 @@ fn bucket_value(index: i32) -> f64 {
 type Counts = BTreeMap<i32, i64>;
 
 fn encode(counts: &Counts) -> Vec<u8> {
+    encode_pairs(counts, FORMAT_VERSION)
+}
+
+/// Version byte, then (key i32, count i64) pairs in increasing key order; zero counts left out.
+/// Sketches (key = log bucket) and exact histograms (key = latency) share the layout.
+fn encode_pairs(counts: &Counts, version: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + counts.len() * PAIR_BYTES);
-    out.push(FORMAT_VERSION);
+    out.push(version);
     for (index, count) in counts.iter().filter(|(_, c)| **c > 0) {
         out.extend_from_slice(&index.to_le_bytes());
         out.extend_from_slice(&count.to_le_bytes());
@@ -49,11 +55,15 @@ fn encode(counts: &Counts) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8]) -> Counts {
-    if bytes.first() != Some(&FORMAT_VERSION) || (bytes.len() - 1) % PAIR_BYTES != 0 {
+    decode_pairs(bytes, FORMAT_VERSION, "latency sketch")
+}
+
+fn decode_pairs(bytes: &[u8], version: u8, what: &str) -> Counts {
+    if bytes.first() != Some(&version) || (bytes.len() - 1) % PAIR_BYTES != 0 {
         ereport!(
             PgLogLevel::ERROR,
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-            "not a kt_governance latency sketch (wrong version or length)"
+            format!("not a kt_governance {what} (wrong version or length)")
         );
     }
     bytes[1..]
@@ -119,10 +129,15 @@ fn kt_latency_sketch(latencies: Vec<Option<f64>>) -> Vec<u8> {
 /// PERCENTILE_CONT(q) of sorted values, computed the way PostgreSQL does (float8 lerp between
 /// the two neighbouring ranks), so the result is bit-for-bit the SQL aggregate's.
 fn percentile_cont(sorted: &[i32], q: f64) -> Option<f64> {
-    let last = sorted.len().checked_sub(1)?;
+    percentile_cont_of_ranks(sorted.len() as i64, |rank| sorted[rank as usize], q)
+}
+
+/// PERCENTILE_CONT(q) of `count` values given the value at each rank (0-based, ascending).
+fn percentile_cont_of_ranks(count: i64, value_at: impl Fn(i64) -> i32, q: f64) -> Option<f64> {
+    let last = count.checked_sub(1).filter(|l| *l >= 0)?;
     let position = q * last as f64;
     let (lo, hi) = (position.floor(), position.ceil());
-    let (lo_value, hi_value) = (sorted[lo as usize] as f64, sorted[hi as usize] as f64);
+    let (lo_value, hi_value) = (value_at(lo as i64) as f64, value_at(hi as i64) as f64);
     Some(if lo == hi { lo_value } else { lo_value + (hi_value - lo_value) * (position - lo) })
 }
 
@@ -174,6 +189,127 @@ fn kt_sketch_count(sketch: &[u8]) -> i64 {
     decode(sketch).values().sum()
 }
 
+// ---------------------------------------------------------------------------------------------
+// Exact latency histograms: the count of every distinct latency (milliseconds are integers, and
+// an hour of one gateway and model holds a few hundred distinct values). Unlike the sketch, two
+// histograms add up to the histogram of the union exactly, so the refresh can merge a batch's
+// histogram into an hour's and still report the exact PERCENTILE_CONT p50/p99.
+
+const HISTOGRAM_VERSION: u8 = 2;
+
+pub(crate) type Histogram = BTreeMap<i32, i64>;
+
+pub(crate) fn encode_histogram(histogram: &Histogram) -> Vec<u8> {
+    encode_pairs(histogram, HISTOGRAM_VERSION)
+}
+
+fn decode_histogram(bytes: &[u8]) -> Histogram {
+    decode_pairs(bytes, HISTOGRAM_VERSION, "latency histogram")
+}
+
+/// PERCENTILE_CONT(q) of the values a histogram counts, bit-for-bit the SQL aggregate's.
+fn histogram_percentile(histogram: &Histogram, q: f64) -> Option<f64> {
+    let total: i64 = histogram.values().sum();
+    let value_at = |rank: i64| {
+        let mut seen = 0;
+        for (value, count) in histogram {
+            seen += count;
+            if seen > rank {
+                return *value;
+            }
+        }
+        *histogram.keys().next_back().unwrap_or(&0)
+    };
+    percentile_cont_of_ranks(total, value_at, q)
+}
+
+/// What a rollup row stores about an hour's latencies, from its exact histogram.
+fn histogram_rollup(
+    histogram: &Histogram,
+) -> (Option<f64>, Option<f64>, Option<Vec<u8>>, Option<Vec<u8>>) {
+    if histogram.values().sum::<i64>() == 0 {
+        return (None, None, None, None);
+    }
+    let mut sketch = Counts::new();
+    for (value, count) in histogram {
+        *sketch.entry(bucket_of(*value as f64)).or_insert(0) += count;
+    }
+    (
+        histogram_percentile(histogram, 0.5),
+        histogram_percentile(histogram, 0.99),
+        Some(encode(&sketch)),
+        Some(encode_histogram(histogram)),
+    )
+}
+
+
+/// Exact p50 and p99, the sketch and the exact histogram of one group's latencies: what the
+/// refresh stores for an (hour, gateway, model) it recomputes from raw rows.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn kt_latency_rollup(latencies: Vec<Option<i32>>) -> TableIterator<
+    'static,
+    (
+        name!(p50, Option<f64>),
+        name!(p99, Option<f64>),
+        name!(sketch, Option<Vec<u8>>),
+        name!(histogram, Option<Vec<u8>>),
+    ),
+> {
+    let mut histogram = Histogram::new();
+    for value in latencies.into_iter().flatten() {
+        *histogram.entry(value).or_insert(0) += 1;
+    }
+    TableIterator::once(histogram_rollup(&histogram))
+}
+
+/// The same from two histograms added together (either may be NULL): what the refresh stores
+/// when it merges a batch's latencies into an hour's.
+#[pg_extern(immutable, parallel_safe)]
+fn kt_histogram_rollup(a: Option<&[u8]>, b: Option<&[u8]>) -> TableIterator<
+    'static,
+    (
+        name!(p50, Option<f64>),
+        name!(p99, Option<f64>),
+        name!(sketch, Option<Vec<u8>>),
+        name!(histogram, Option<Vec<u8>>),
+    ),
+> {
+    let mut histogram = a.map(decode_histogram).unwrap_or_default();
+    for (value, count) in b.map(decode_histogram).unwrap_or_default() {
+        *histogram.entry(value).or_insert(0) += count;
+    }
+    TableIterator::once(histogram_rollup(&histogram))
+}
+
+/// Adds two exact histograms (the transition function of kt_histogram_merge_agg).
+#[pg_extern(immutable, parallel_safe)]
+fn kt_histogram_merge(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Vec<u8>> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(decode_histogram(x)).map(|h| encode_histogram(&h)),
+        (Some(x), Some(y)) => {
+            let mut merged = decode_histogram(x);
+            for (value, count) in decode_histogram(y) {
+                *merged.entry(value).or_insert(0) += count;
+            }
+            Some(encode_histogram(&merged))
+        }
+    }
+}
+
+/// Exact PERCENTILE_CONT(q) of the latencies a histogram counts (e.g. merged over a day).
+#[pg_extern(immutable, parallel_safe, strict)]
+fn kt_histogram_quantile(histogram: &[u8], q: f64) -> Option<f64> {
+    if !(0.0..=1.0).contains(&q) {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("quantile must be between 0 and 1, got {q}")
+        );
+    }
+    histogram_percentile(&decode_histogram(histogram), q)
+}
+
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {
@@ -223,6 +359,28 @@ mod tests {
         assert_eq!(same, Ok(Some(true)));
         let empty = Spi::get_one::<bool>(
             "SELECT p50 IS NULL AND p99 IS NULL AND sketch IS NULL FROM kt_latency_summary(ARRAY[NULL]::int[])",
+        );
+        assert_eq!(empty, Ok(Some(true)));
+    }
+
+    #[pg_test]
+    fn merged_histograms_give_percentile_cont_of_all_rows() {
+        let same = Spi::get_one::<bool>(
+            "WITH v AS (SELECT i, CASE WHEN i % 97 = 0 THEN NULL ELSE (exp(random() * 8))::int END AS l
+                        FROM generate_series(1, 5001) i),
+                  a AS (SELECT * FROM kt_latency_rollup((SELECT array_agg(l) FROM v WHERE i % 3 = 0))),
+                  b AS (SELECT * FROM kt_latency_rollup((SELECT array_agg(l) FROM v WHERE i % 3 <> 0))),
+                  m AS (SELECT s.* FROM a, b, kt_histogram_rollup(a.histogram, b.histogram) s)
+             SELECT m.p50 = percentile_cont(0.5) WITHIN GROUP (ORDER BY l)
+                AND m.p99 = percentile_cont(0.99) WITHIN GROUP (ORDER BY l)
+                AND kt_histogram_quantile(m.histogram, 0.9) = percentile_cont(0.9) WITHIN GROUP (ORDER BY l)
+                AND m.sketch = kt_latency_sketch(array_agg(l::float8))
+                AND m.histogram = kt_histogram_merge((SELECT histogram FROM a), (SELECT histogram FROM b))
+             FROM v, m GROUP BY m.p50, m.p99, m.sketch, m.histogram",
+        );
+        assert_eq!(same, Ok(Some(true)));
+        let empty = Spi::get_one::<bool>(
+            "SELECT p50 IS NULL AND histogram IS NULL FROM kt_histogram_rollup(NULL, NULL)",
         );
         assert_eq!(empty, Ok(Some(true)));
     }

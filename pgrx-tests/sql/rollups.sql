@@ -61,6 +61,76 @@ SELECT pg_temp.diff($$SELECT hour, series, total, blocked FROM kt_anomalies(look
                       WHERE timestamp >= now() - interval '10 days' GROUP BY 1, 2$$) AS anomalies_by_gateway_differences;
 COMMIT;
 
+-- batched inserts are summed by the row trigger (kt_rollup_deltas): the refresh merges them into
+-- the rollups without reading the hours' rows, and every report, p50/p99 included, stays exact
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, user_id, team_id,
+                                input_tokens, output_tokens, cost_usd, latency_ms, request_source, batch_id)
+SELECT id || '-batch', date_trunc('hour', now()) - interval '2 days' - (date_trunc('hour', now()) - interval '2 days' - "timestamp") / 8,
+       decision, model, provider, gateway_id, user_id, team_id, input_tokens, output_tokens, cost_usd, latency_ms,
+       request_source, batch_id
+FROM kt_sample_events(6000, 1, 77, date_trunc('hour', now()) - interval '2 days');
+SELECT count(DISTINCT bucket) AS batch_hours_dirty, bool_or(recompute) AS any_recompute
+FROM kt_dirty_hours;
+SELECT sum(event_count) AS events_in_deltas, (SELECT count(*) > 0 FROM kt_latency_deltas) AS histograms_kept
+FROM kt_rollup_deltas;
+BEGIN;
+SELECT report, differences FROM pg_temp.compare_all();
+COMMIT;
+SELECT hours_refreshed AS merged_hours FROM kt_refresh_metrics();
+SELECT (SELECT count(*) FROM kt_rollup_deltas) + (SELECT count(*) FROM kt_latency_deltas) AS deltas_left;
+BEGIN;
+SELECT report, differences FROM pg_temp.compare_all();
+SELECT pg_temp.diff('SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly',
+                    'SELECT * FROM pg_temp.doc_metrics') AS metrics_view_differences_after_merge;
+-- the merged exact histograms give the exact percentile of a whole day
+SELECT kt_histogram_quantile(kt_histogram_merge_agg(r.latency_histogram), 0.99)
+       = (SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) FROM ai_decision_events
+          WHERE "timestamp" >= date_trunc('day', now() - interval '50 hours', 'UTC')
+            AND "timestamp" < date_trunc('day', now() - interval '50 hours', 'UTC') + interval '1 day') AS day_p99_exact
+FROM kt_rollup_metrics_hourly r
+WHERE r.bucket >= date_trunc('day', now() - interval '50 hours', 'UTC')
+  AND r.bucket < date_trunc('day', now() - interval '50 hours', 'UTC') + interval '1 day';
+COMMIT;
+-- one event per transaction does not aggregate: a recompute mark and no delta rows
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
+VALUES ('single-1', now() - interval '3 days', 'allowed', 'gpt-4o', 'openai', 'gw-us-east', 10);
+SELECT count(*) AS marks, bool_and(recompute) AS recompute, (SELECT count(*) FROM kt_rollup_deltas) AS delta_rows
+FROM kt_dirty_hours;
+-- a rolled-back savepoint gives the transaction's sums up: its hours are recomputed
+BEGIN;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
+SELECT 'kept-' || g, date_trunc('hour', now()) - interval '4 days' + g * interval '1 second', 'allowed', 'gpt-4o', 'openai', 'gw-us-east', g
+FROM generate_series(1, 50) g;
+SAVEPOINT s;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
+SELECT 'undone-' || g, date_trunc('hour', now()) - interval '4 days' + g * interval '1 second', 'blocked', 'gpt-4o', 'openai', 'gw-us-east', 1000 + g
+FROM generate_series(1, 50) g;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT bool_or(recompute) FILTER (WHERE bucket = date_trunc('hour', now()) - interval '4 days') AS savepoint_hour_recomputed,
+       (SELECT count(*) FROM kt_rollup_deltas) AS delta_rows
+FROM kt_dirty_hours;
+-- a refresh inside the inserting transaction (whose sums are still in memory) recomputes
+BEGIN;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
+SELECT 'same-xact-' || g, date_trunc('hour', now()) - interval '5 days' + g * interval '1 second', 'escalated', 'gpt-4o', 'openai', 'gw-us-east', g
+FROM generate_series(1, 50) g;
+SELECT hours_refreshed FROM kt_refresh_metrics();
+SELECT report, differences FROM pg_temp.compare_all();
+COMMIT;
+SELECT count(*) AS deltas_after_same_transaction_refresh FROM kt_rollup_deltas;
+SELECT hours_refreshed FROM kt_refresh_metrics();
+-- rollup rows written from outside the refresh (a restore, a manual fix) make their hour a
+-- recompute, so deltas are never added on top of rows that already hold them
+INSERT INTO kt_rollup_decisions_hourly VALUES (date_trunc('hour', now()) - interval '20 days', 'allowed', 1000000, 0, 0, 0, 0);
+SELECT count(*) AS outside_writes_marked FROM kt_dirty_hours WHERE recompute;
+SELECT hours_refreshed FROM kt_refresh_metrics();
+BEGIN;
+SELECT report, differences FROM pg_temp.compare_all();
+SELECT pg_temp.diff('SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly',
+                    'SELECT * FROM pg_temp.doc_metrics') AS metrics_view_differences_after_all;
+COMMIT;
+
 -- mergeable sketch: p50/p99 of a whole day from merged hourly sketches within 1% of the exact
 -- value. PERCENTILE_CONT interpolates between the two ranks around q * (n - 1); a sketch answers
 -- with (an estimate of) one of them, so with ~2000 values a day the check is: within 1% of
@@ -131,6 +201,6 @@ VALUES ('up-to-1', date_trunc('hour', now()) - interval '30 hours', 'allowed', '
        ('up-to-2', date_trunc('hour', now()) - interval '2 hours', 'allowed', 'm', 'p', 'g');
 SELECT hours_refreshed, oldest_hour = date_trunc('hour', now()) - interval '30 hours' AS only_the_older_hour
 FROM kt_refresh_metrics(up_to => date_trunc('hour', now()) - interval '3 hours');
-SELECT count(*) AS still_dirty FROM kt_dirty_hours;
+SELECT count(DISTINCT bucket) AS still_dirty FROM kt_dirty_hours;
 SELECT pg_temp.try($$SELECT * FROM kt_refresh_metrics(up_to => NULL)$$);
 SELECT hours_refreshed FROM kt_refresh_metrics();
