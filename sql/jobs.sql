@@ -28,7 +28,7 @@ COMMENT ON COLUMN kt_jobs.last_error_message IS 'SQLSTATE and message of the las
 COMMENT ON COLUMN kt_jobs.consecutive_failures IS 'Failures since the last success.';
 
 INSERT INTO kt_jobs (job_name, description, interval_setting) VALUES
-    ('refresh_metrics', 'kt_refresh_metrics(): recompute dirty rollup hours', 'refresh_interval'),
+    ('refresh_metrics', 'kt_refresh_metrics(): bring dirty rollup hours up to date', 'refresh_interval'),
     ('maintenance', 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE; then fold kt_row_counts', 'maintenance_interval');
 
 CREATE TABLE kt_job_runs (
@@ -71,7 +71,7 @@ BEGIN
     WHEN 'refresh_metrics' THEN
         SELECT * INTO r FROM kt_refresh_metrics();
         rows_touched := r.hours_refreshed;
-        message := format('%s hours refreshed', r.hours_refreshed);
+        message := format('%s hours refreshed, %s of them merged from deltas', r.hours_refreshed, r.hours_merged);
     WHEN 'retention' THEN
         SELECT * INTO r FROM kt_retention_job();
         rows_touched := r.events_removed;

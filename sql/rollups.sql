@@ -2,9 +2,11 @@
 --
 -- Flow: every row change in ai_decision_events marks its UTC hour dirty (kt_mark_dirty_hours,
 -- a Rust AFTER ROW trigger that gathers hours in memory and writes them once per transaction,
--- so multi-row COPY stays multi-row); kt_refresh_metrics() recomputes exactly the dirty hours
--- from raw rows; readers combine refreshed hours from the rollups with the dirty hours and the
--- partial edge hours computed live (kt_live_ranges), so answers are exact without waiting.
+-- so multi-row COPY stays multi-row). The same trigger sums inserted events per transaction
+-- into kt_rollup_deltas (src/deltas.rs). kt_refresh_metrics() merges the deltas of hours that
+-- only had inserts and recomputes the other dirty hours from raw rows; readers combine
+-- refreshed hours from the rollups with the dirty hours and the partial edge hours computed
+-- live (kt_live_ranges), so answers are exact without waiting.
 --
 -- Three narrow rollups rather than one keyed by every dimension (which would be nearly as
 -- large as the raw data):
@@ -255,7 +257,7 @@ COMMENT ON FUNCTION kt_sketch_bucket(double precision) IS 'Logarithmic bucket in
 COMMENT ON FUNCTION kt_sketch_build(integer[], bigint[]) IS 'Sketch from bucket indexes and their counts.';
 COMMENT ON FUNCTION kt_latency_summary(integer[]) IS 'Exact PERCENTILE_CONT 0.5 and 0.99 (same float8 results as the SQL aggregates) and the latency sketch of an array of latencies (NULLs ignored; all NULL for no latency); the refresh calls it once per (hour, gateway, model).';
 COMMENT ON FUNCTION kt_latency_sketch(double precision[]) IS 'Sketch of an array of latencies (NULLs ignored), e.g. kt_latency_sketch(array_agg(latency_ms::float8)).';
-COMMENT ON FUNCTION kt_mark_dirty_hours() IS 'Row trigger: notes the UTC hour of every inserted, updated or deleted event in backend memory (written by kt_flush_dirty_hours at statement end, or just before commit), and counts the event in kt_row_counts.';
+COMMENT ON FUNCTION kt_mark_dirty_hours() IS 'Row trigger: notes the UTC hour of every inserted, updated or deleted event in backend memory (written by kt_flush_dirty_hours at statement end, or just before commit), sums inserted events into the transaction''s rollup deltas (appended to kt_rollup_deltas just before commit), and counts the event in kt_row_counts.';
 COMMENT ON FUNCTION kt_flush_dirty_hours() IS 'Statement trigger: writes the hours noted by kt_mark_dirty_hours during the statement to kt_dirty_hours.';
 
 -- The whole grains (UTC hours, or UTC days) inside a window. Defined before kt_live_ranges,
@@ -525,7 +527,8 @@ COMMENT ON FUNCTION kt_merge_deltas(timestamptz[]) IS 'Internal (kt_refresh_metr
 REVOKE ALL ON FUNCTION kt_merge_deltas(timestamptz[]) FROM PUBLIC;
 
 CREATE FUNCTION kt_refresh_metrics(up_to timestamptz DEFAULT 'infinity')
-RETURNS TABLE (hours_refreshed bigint, metric_rows bigint, oldest_hour timestamptz, newest_hour timestamptz)
+RETURNS TABLE (hours_refreshed bigint, metric_rows bigint, oldest_hour timestamptz, newest_hour timestamptz,
+              hours_merged bigint)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, @extschema@, pg_temp
@@ -573,6 +576,7 @@ BEGIN
     DELETE FROM kt_rollup_deltas WHERE bucket < kt_frozen_before();
     DELETE FROM kt_latency_deltas WHERE bucket < kt_frozen_before();
     hours_refreshed := coalesce(cardinality(hours), 0);
+    hours_merged := cardinality(merge_hours);
     oldest_hour := hours[1];
     newest_hour := hours[hours_refreshed];
     IF cardinality(raw_hours) > 0 THEN
@@ -585,7 +589,7 @@ BEGIN
     RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION kt_refresh_metrics(timestamptz) IS 'Recomputes exactly the dirty hours (kt_dirty_hours) of every rollup from raw rows, in the caller''s transaction; a concurrent refresh waits for it. up_to: only hours starting before it (retention refreshes up to its cutoff). Returns how many hours were refreshed and their span. The worker runs it every kt_governance.refresh_interval.';
+COMMENT ON FUNCTION kt_refresh_metrics(timestamptz) IS 'Brings every dirty hour (kt_dirty_hours) of every rollup up to date, exactly, in the caller''s transaction: hours changed only by summed inserts get their kt_rollup_deltas merged in; the others are recomputed from raw rows. A concurrent refresh waits for it. up_to: only hours starting before it (retention refreshes up to its cutoff). Returns how many hours were refreshed (hours_merged of them from deltas), the rollup rows written and the hours'' span. The worker runs it every kt_governance.refresh_interval.';
 
 CREATE VIEW governance_metrics_hourly AS
 SELECT r.bucket AS hour, r.gateway_id, r.model, r.total_requests, r.allowed, r.blocked, r.escalated,

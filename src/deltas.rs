@@ -330,9 +330,26 @@ fn stamp(hour: i64) -> TimestampWithTimeZone {
     TimestampWithTimeZone::try_from(hour).expect("hour within the timestamptz range")
 }
 
+/// Whether the extension's SQL in `schema` has the deltas (0.6.0 on). The library is replaced
+/// before ALTER EXTENSION ... UPDATE runs; until then marks are written the old way and no
+/// deltas at all (the old refresh recomputes every dirty hour). Two catalog-cache lookups, no
+/// query: this runs at every statement's flush.
+pub(crate) fn schema_has_deltas(schema: &str) -> bool {
+    let Ok(schema) = std::ffi::CString::new(schema) else { return false };
+    // Safety: plain catalog-cache lookups by name, missing_ok
+    unsafe {
+        let namespace = pg_sys::get_namespace_oid(schema.as_ptr(), true);
+        namespace != pg_sys::InvalidOid
+            && pg_sys::get_relname_relid(c"kt_rollup_deltas".as_ptr(), namespace) != pg_sys::InvalidOid
+    }
+}
+
 /// Appends the recompute marks, then the sums and histograms; an error aborts the transaction,
 /// so rows never commit without them.
 fn write(d: &mut Deltas) {
+    if !schema_has_deltas(&d.schema) {
+        return;
+    }
     // rows that barely aggregate: a delta row per event costs more than recomputing the hour
     if !d.given_up && (d.fine.len() as i64) * 2 > d.rows {
         d.give_up();

@@ -78,15 +78,21 @@ fn flush_pending_hours() {
     if hours.is_empty() {
         return;
     }
+    let table = format!("{}.kt_dirty_hours", spi::quote_identifier(&schema));
+    if !crate::deltas::schema_has_deltas(&schema) {
+        // SQL older than the library (before ALTER EXTENSION ... UPDATE): marks have no flag
+        let stamps: Vec<TimestampWithTimeZone> =
+            hours.into_keys().filter_map(|us| TimestampWithTimeZone::try_from(us).ok()).collect();
+        Spi::run_with_args(&format!("INSERT INTO {table} (bucket) SELECT unnest($1::timestamptz[])"), &[stamps.into()])
+            .expect("could not record dirty rollup hours");
+        return;
+    }
     let merged_allowed = crate::deltas::keep_sums_for(&hours);
     let (stamps, recompute): (Vec<TimestampWithTimeZone>, Vec<bool>) = hours
         .into_iter()
         .filter_map(|(us, r)| TimestampWithTimeZone::try_from(us).ok().map(|t| (t, r || !merged_allowed)))
         .unzip();
-    let sql = format!(
-        "INSERT INTO {}.kt_dirty_hours (bucket, recompute) SELECT unnest($1::timestamptz[]), unnest($2::bool[])",
-        spi::quote_identifier(&schema)
-    );
+    let sql = format!("INSERT INTO {table} (bucket, recompute) SELECT unnest($1::timestamptz[]), unnest($2::bool[])");
     Spi::run_with_args(&sql, &[stamps.into(), recompute.into()]).expect("could not record dirty rollup hours");
 }
 

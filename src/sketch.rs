@@ -39,14 +39,8 @@ fn bucket_value(index: i32) -> f64 {
 type Counts = BTreeMap<i32, i64>;
 
 fn encode(counts: &Counts) -> Vec<u8> {
-    encode_pairs(counts, FORMAT_VERSION)
-}
-
-/// Version byte, then (key i32, count i64) pairs in increasing key order; zero counts left out.
-/// Sketches (key = log bucket) and exact histograms (key = latency) share the layout.
-fn encode_pairs(counts: &Counts, version: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + counts.len() * PAIR_BYTES);
-    out.push(version);
+    out.push(FORMAT_VERSION);
     for (index, count) in counts.iter().filter(|(_, c)| **c > 0) {
         out.extend_from_slice(&index.to_le_bytes());
         out.extend_from_slice(&count.to_le_bytes());
@@ -55,15 +49,11 @@ fn encode_pairs(counts: &Counts, version: u8) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8]) -> Counts {
-    decode_pairs(bytes, FORMAT_VERSION, "latency sketch")
-}
-
-fn decode_pairs(bytes: &[u8], version: u8, what: &str) -> Counts {
-    if bytes.first() != Some(&version) || (bytes.len() - 1) % PAIR_BYTES != 0 {
+    if bytes.first() != Some(&FORMAT_VERSION) || (bytes.len() - 1) % PAIR_BYTES != 0 {
         ereport!(
             PgLogLevel::ERROR,
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-            format!("not a kt_governance {what} (wrong version or length)")
+            "not a kt_governance latency sketch (wrong version or length)"
         );
     }
     bytes[1..]
@@ -191,62 +181,152 @@ fn kt_sketch_count(sketch: &[u8]) -> i64 {
 
 // ---------------------------------------------------------------------------------------------
 // Exact latency histograms: the count of every distinct latency (milliseconds are integers, and
-// an hour of one gateway and model holds a few hundred distinct values). Unlike the sketch, two
-// histograms add up to the histogram of the union exactly, so the refresh can merge a batch's
-// histogram into an hour's and still report the exact PERCENTILE_CONT p50/p99.
+// an hour of one gateway and model holds a few hundred to a few thousand distinct values).
+// Unlike the sketch, two histograms add up to the histogram of the union exactly, so the refresh
+// can merge a batch's histogram into an hour's and still report the exact PERCENTILE_CONT
+// p50/p99. Serialized compactly, because the refresh rewrites an hour's histogram at every merge:
+// a version byte, then per distinct value (ascending) the gap to the previous value and the
+// count, both as zigzag varints; mostly one byte each.
 
 const HISTOGRAM_VERSION: u8 = 2;
 
 pub(crate) type Histogram = BTreeMap<i32, i64>;
 
-pub(crate) fn encode_histogram(histogram: &Histogram) -> Vec<u8> {
-    encode_pairs(histogram, HISTOGRAM_VERSION)
+/// (value, count) pairs in increasing value order, counts > 0.
+type Pairs = Vec<(i32, i64)>;
+
+fn push_varint(out: &mut Vec<u8>, value: i64) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64; // zigzag
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
-fn decode_histogram(bytes: &[u8]) -> Histogram {
-    decode_pairs(bytes, HISTOGRAM_VERSION, "latency histogram")
+fn read_varint(bytes: &[u8], at: &mut usize) -> Option<i64> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        v |= ((byte & 0x7F) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
+        }
+    }
+    None
+}
+
+fn encode_pairs_compact(pairs: impl Iterator<Item = (i32, i64)>) -> Vec<u8> {
+    let mut out = vec![HISTOGRAM_VERSION];
+    let mut previous = 0i64;
+    for (value, count) in pairs.filter(|(_, c)| *c != 0) {
+        push_varint(&mut out, value as i64 - previous);
+        push_varint(&mut out, count);
+        previous = value as i64;
+    }
+    out
+}
+
+pub(crate) fn encode_histogram(histogram: &Histogram) -> Vec<u8> {
+    encode_pairs_compact(histogram.iter().map(|(v, c)| (*v, *c)))
+}
+
+fn decode_histogram(bytes: &[u8]) -> Pairs {
+    let refuse = || -> ! {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            "not a kt_governance latency histogram (wrong version or truncated)"
+        );
+        unreachable!()
+    };
+    if bytes.first() != Some(&HISTOGRAM_VERSION) {
+        refuse();
+    }
+    let (mut pairs, mut at, mut previous) = (Pairs::new(), 1, 0i64);
+    while at < bytes.len() {
+        let (Some(gap), Some(count)) = (read_varint(bytes, &mut at), read_varint(bytes, &mut at)) else { refuse() };
+        let value = previous + gap;
+        let Ok(v) = i32::try_from(value) else { refuse() };
+        if (!pairs.is_empty() && gap <= 0) || count <= 0 {
+            refuse();
+        }
+        pairs.push((v, count));
+        previous = value;
+    }
+    pairs
+}
+
+/// The histogram of the union: a linear merge of two sorted pair lists.
+fn merge_pairs(a: &[(i32, i64)], b: &[(i32, i64)]) -> Pairs {
+    let mut merged = Pairs::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                i += 1;
+                j += 1;
+                (x.0, x.1 + y.1)
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => {
+                i += 1;
+                *x
+            }
+            (Some(_), Some(y)) | (None, Some(y)) => {
+                j += 1;
+                *y
+            }
+            (Some(x), None) => {
+                i += 1;
+                *x
+            }
+            (None, None) => unreachable!(),
+        };
+        merged.push(next);
+    }
+    merged
 }
 
 /// PERCENTILE_CONT(q) of the values a histogram counts, bit-for-bit the SQL aggregate's.
-fn histogram_percentile(histogram: &Histogram, q: f64) -> Option<f64> {
-    let total: i64 = histogram.values().sum();
+fn histogram_percentile(pairs: &[(i32, i64)], q: f64) -> Option<f64> {
+    let total: i64 = pairs.iter().map(|(_, c)| c).sum();
     let value_at = |rank: i64| {
         let mut seen = 0;
-        for (value, count) in histogram {
+        for (value, count) in pairs {
             seen += count;
             if seen > rank {
                 return *value;
             }
         }
-        *histogram.keys().next_back().unwrap_or(&0)
+        pairs.last().map(|(v, _)| *v).unwrap_or(0)
     };
     percentile_cont_of_ranks(total, value_at, q)
 }
 
 /// What a rollup row stores about an hour's latencies, from its exact histogram.
-fn histogram_rollup(
-    histogram: &Histogram,
-) -> (Option<f64>, Option<f64>, Option<Vec<u8>>, Option<Vec<u8>>) {
-    if histogram.values().sum::<i64>() == 0 {
+fn histogram_rollup(pairs: &[(i32, i64)]) -> (Option<f64>, Option<f64>, Option<Vec<u8>>, Option<Vec<u8>>) {
+    if pairs.is_empty() {
         return (None, None, None, None);
     }
     let mut sketch = Counts::new();
-    for (value, count) in histogram {
+    for (value, count) in pairs {
         *sketch.entry(bucket_of(*value as f64)).or_insert(0) += count;
     }
     (
-        histogram_percentile(histogram, 0.5),
-        histogram_percentile(histogram, 0.99),
+        histogram_percentile(pairs, 0.5),
+        histogram_percentile(pairs, 0.99),
         Some(encode(&sketch)),
-        Some(encode_histogram(histogram)),
+        Some(encode_pairs_compact(pairs.iter().copied())),
     )
 }
-
 
 /// Exact p50 and p99, the sketch and the exact histogram of one group's latencies: what the
 /// refresh stores for an (hour, gateway, model) it recomputes from raw rows.
 #[pg_extern(immutable, parallel_safe, strict)]
-fn kt_latency_rollup(latencies: Vec<Option<i32>>) -> TableIterator<
+fn kt_latency_rollup(
+    latencies: Vec<Option<i32>>,
+) -> TableIterator<
     'static,
     (
         name!(p50, Option<f64>),
@@ -255,17 +335,25 @@ fn kt_latency_rollup(latencies: Vec<Option<i32>>) -> TableIterator<
         name!(histogram, Option<Vec<u8>>),
     ),
 > {
-    let mut histogram = Histogram::new();
-    for value in latencies.into_iter().flatten() {
-        *histogram.entry(value).or_insert(0) += 1;
+    let mut values: Vec<i32> = latencies.into_iter().flatten().collect();
+    values.sort_unstable();
+    let mut pairs = Pairs::new();
+    for value in values {
+        match pairs.last_mut() {
+            Some((v, c)) if *v == value => *c += 1,
+            _ => pairs.push((value, 1)),
+        }
     }
-    TableIterator::once(histogram_rollup(&histogram))
+    TableIterator::once(histogram_rollup(&pairs))
 }
 
 /// The same from two histograms added together (either may be NULL): what the refresh stores
 /// when it merges a batch's latencies into an hour's.
 #[pg_extern(immutable, parallel_safe)]
-fn kt_histogram_rollup(a: Option<&[u8]>, b: Option<&[u8]>) -> TableIterator<
+fn kt_histogram_rollup(
+    a: Option<&[u8]>,
+    b: Option<&[u8]>,
+) -> TableIterator<
     'static,
     (
         name!(p50, Option<f64>),
@@ -274,27 +362,18 @@ fn kt_histogram_rollup(a: Option<&[u8]>, b: Option<&[u8]>) -> TableIterator<
         name!(histogram, Option<Vec<u8>>),
     ),
 > {
-    let mut histogram = a.map(decode_histogram).unwrap_or_default();
-    for (value, count) in b.map(decode_histogram).unwrap_or_default() {
-        *histogram.entry(value).or_insert(0) += count;
-    }
-    TableIterator::once(histogram_rollup(&histogram))
+    let (a, b) = (a.map(decode_histogram).unwrap_or_default(), b.map(decode_histogram).unwrap_or_default());
+    TableIterator::once(histogram_rollup(&merge_pairs(&a, &b)))
 }
 
 /// Adds two exact histograms (the transition function of kt_histogram_merge_agg).
 #[pg_extern(immutable, parallel_safe)]
 fn kt_histogram_merge(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Vec<u8>> {
-    match (a, b) {
-        (None, None) => None,
-        (Some(x), None) | (None, Some(x)) => Some(decode_histogram(x)).map(|h| encode_histogram(&h)),
-        (Some(x), Some(y)) => {
-            let mut merged = decode_histogram(x);
-            for (value, count) in decode_histogram(y) {
-                *merged.entry(value).or_insert(0) += count;
-            }
-            Some(encode_histogram(&merged))
-        }
+    if a.is_none() && b.is_none() {
+        return None;
     }
+    let (a, b) = (a.map(decode_histogram).unwrap_or_default(), b.map(decode_histogram).unwrap_or_default());
+    Some(encode_pairs_compact(merge_pairs(&a, &b).into_iter()))
 }
 
 /// Exact PERCENTILE_CONT(q) of the latencies a histogram counts (e.g. merged over a day).
@@ -383,6 +462,21 @@ mod tests {
             "SELECT p50 IS NULL AND histogram IS NULL FROM kt_histogram_rollup(NULL, NULL)",
         );
         assert_eq!(empty, Ok(Some(true)));
+    }
+
+    #[pg_test]
+    #[should_panic(expected = "not a kt_governance latency histogram")]
+    fn garbage_histograms_are_refused() {
+        kt_histogram_quantile(&[2, 0x80], 0.5);
+    }
+
+    #[pg_test]
+    fn histogram_encoding_round_trips_and_is_compact() {
+        let pairs = vec![(0, 3), (1, 1), (7, 200), (450, 1), (3_600_000, 2)];
+        let bytes = encode_pairs_compact(pairs.iter().copied());
+        assert_eq!(decode_histogram(&bytes), pairs);
+        assert!(bytes.len() <= 1 + 2 + 2 + 3 + 3 + 5, "{} bytes", bytes.len());
+        assert_eq!(merge_pairs(&pairs, &[(1, 1), (2, 5)]), vec![(0, 3), (1, 2), (2, 5), (7, 200), (450, 1), (3_600_000, 2)]);
     }
 
     #[pg_test]

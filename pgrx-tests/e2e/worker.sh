@@ -71,6 +71,32 @@ check "after concurrent writers: rollup totals == raw totals" \
 check "after concurrent writers: every bucket equals the raw computation" \
     "$(sql "$(rollup_mismatch_sql)")" 0
 
+# the same with batches that aggregate (their hours are merged from kt_rollup_deltas) and a
+# single-row writer mixing recompute marks into one of their hours
+sql "SELECT * FROM kt_refresh_metrics()" >/dev/null
+for w in 1 2 3 4; do
+    ( for b in $(seq 8); do
+        kt_psql "$dir" "$port" -d kt -c "INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id, team_id, cost_usd, latency_ms)
+            SELECT id || '-m$w-$b', date_trunc('hour', now()) - interval '3 hours' + (now() - \"timestamp\") / 12, decision, model,
+                   provider, gateway_id, team_id, cost_usd, latency_ms
+            FROM kt_sample_events(2000, 1, $((w * 1000 + b)), now())" >/dev/null
+      done ) &
+done
+( for i in $(seq 40); do
+    kt_psql "$dir" "$port" -d kt -c "INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id, latency_ms)
+        VALUES ('m-single-$i', date_trunc('hour', now()) - interval '3 hours' + $i * interval '1 minute', 'blocked', 'gpt-4o', 'openai', 'gw-us-east', $i)" >/dev/null
+  done ) &
+( for _ in $(seq 30); do sql "SELECT hours_merged FROM kt_refresh_metrics()" >> "$dir/merged.txt"; done ) &
+wait
+sql "SELECT * FROM kt_refresh_metrics()" >/dev/null
+check "batches were merged from deltas during the run" "$(awk '$1 > 0 {n++} END {print (n > 0)}' "$dir/merged.txt")" 1
+check "after concurrent merges: no delta left" "$(sql "SELECT (SELECT count(*) FROM kt_rollup_deltas) + (SELECT count(*) FROM kt_latency_deltas)")" 0
+check "after concurrent merges: rollup totals == raw totals" \
+    "$(sql "SELECT (SELECT sum(total_requests) FROM kt_rollup_metrics_hourly) || '/' || (SELECT sum(total_cost) FROM kt_rollup_metrics_hourly)")" \
+    "$(sql "SELECT count(*) || '/' || sum(cost_usd) FROM ai_decision_events")"
+check "after concurrent merges: every bucket equals the raw computation" \
+    "$(sql "$(rollup_mismatch_sql)")" 0
+
 # kill -9 of a backend: the postmaster reinitializes, the worker comes back on its own
 pid_before="$(worker_pid)"
 ( kt_psql "$dir" "$port" -d kt -c "SELECT pg_sleep(30)" >/dev/null 2>&1 & )
