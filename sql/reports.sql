@@ -212,6 +212,17 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_policy_effectiveness_by_result(interval, timestamptz, timestamptz) IS 'The document''s policy effectiveness rows exactly: per policy and result, with its block rate (always 0 or 100 because result is grouped). Prefer kt_policy_effectiveness().';
 
+-- True when an hour's rollup rows equal its raw rows: no dirty mark, and not before
+-- frozen_before (where raw rows may be gone).
+CREATE FUNCTION kt_hour_is_clean(hour timestamptz, frozen timestamptz DEFAULT kt_frozen_before())
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+    SELECT hour >= frozen AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = hour)
+$fn$;
+COMMENT ON FUNCTION kt_hour_is_clean(timestamptz, timestamptz) IS 'Internal: whether the rollups of a UTC hour equal its raw rows (no dirty mark, and at or after frozen, which defaults to kt_frozen_before()).';
+
 CREATE FUNCTION kt_anomalies(
     lookback interval DEFAULT '48 hours',
     sigma double precision DEFAULT 2,
@@ -237,6 +248,15 @@ DECLARE
     -- the metrics rollup has gateway and model but not team; hours must be whole in this zone
     use_rollups boolean := coalesce(dimension, '') <> 'team_id'
         AND kt_zone_has_whole_hours(current_setting('TimeZone'), w.window_start, w.window_end);
+    -- A partial edge hour is read either as its rows inside the window, or as the hour's rollup
+    -- rows minus its rows outside the window, whichever reads fewer rows. For the usual window
+    -- ending now, the last hour's rows outside it are in the future: none to read.
+    head_flip boolean := use_rollups AND whole.first_hour < whole.end_hour AND w.window_start < whole.first_hour
+        AND whole.first_hour - w.window_start > w.window_start - (whole.first_hour - interval '1 hour')
+        AND kt_hour_is_clean(whole.first_hour - interval '1 hour', frozen);
+    tail_flip boolean := use_rollups AND whole.first_hour < whole.end_hour AND whole.end_hour < w.window_end
+        AND (w.window_end - whole.end_hour > whole.end_hour + interval '1 hour' - w.window_end OR w.window_end >= now())
+        AND kt_hour_is_clean(whole.end_hour, frozen);
 BEGIN
     IF dimension IS NOT NULL AND dimension NOT IN ('gateway_id', 'model', 'team_id') THEN
         RAISE EXCEPTION 'unknown dimension "%"', dimension
@@ -248,14 +268,21 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN QUERY
-    WITH parts AS (
+    WITH flipped AS (
+        -- (edge hour, the part of it outside the window)
+        SELECT f.hour, f.out_start, f.out_end
+        FROM (VALUES (head_flip, whole.first_hour - interval '1 hour', whole.first_hour - interval '1 hour', w.window_start),
+                     (tail_flip, whole.end_hour, w.window_end, whole.end_hour + interval '1 hour')) f(used, hour, out_start, out_end)
+        WHERE f.used
+    ), parts AS (
         SELECT r.bucket AS ts,
                CASE dimension WHEN 'gateway_id' THEN r.gateway_id WHEN 'model' THEN r.model END AS series,
                r.total_requests AS n, r.blocked AS b
         FROM kt_rollup_metrics_hourly r
-        WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
-          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
-                          AND d.bucket >= frozen)
+        WHERE use_rollups AND ((r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+                                AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
+                                                AND d.bucket >= frozen))
+                               OR r.bucket IN (SELECT f.hour FROM flipped f))
         UNION ALL
         SELECT e."timestamp",
                CASE dimension WHEN 'gateway_id' THEN e.gateway_id
@@ -265,10 +292,22 @@ BEGIN
         FROM kt_live_ranges(w.window_start, w.window_end, use_rollups) live
         CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
                             WHERE x."timestamp" >= live.range_start AND x."timestamp" < live.range_end) e
+        -- the edge ranges of flipped hours are read the other way round below
+        WHERE NOT (head_flip AND live.range_start = w.window_start)
+          AND NOT (tail_flip AND live.range_end = w.window_end)
+        UNION ALL
+        SELECT e."timestamp",
+               CASE dimension WHEN 'gateway_id' THEN e.gateway_id WHEN 'model' THEN e.model END,
+               -1::bigint, -(e.decision = 'blocked')::int::bigint
+        FROM flipped f
+        CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
+                            WHERE x."timestamp" >= f.out_start AND x."timestamp" < f.out_end) e
     ), hourly AS (
         SELECT date_trunc('hour', p.ts) AS hour, p.series, sum(p.n)::bigint AS total, sum(p.b)::bigint AS blocked
         FROM parts p
         GROUP BY 1, 2
+        -- a series whose rows in a flipped hour all lie outside the window nets to nothing
+        HAVING sum(p.n) > 0
     ), rated AS (
         SELECT h.*, h.blocked::float8 / nullif(h.total, 0) AS rate,
                h.total >= min_requests AS counted
@@ -282,7 +321,8 @@ BEGIN
                sum(r.rate) FILTER (WHERE r.counted) OVER s AS s1,
                sum(r.rate * r.rate) FILTER (WHERE r.counted) OVER s AS s2
         FROM rated r
-        WINDOW s AS (PARTITION BY r.series)
+        -- summed in hour order: float sums depend on their order, and the plan's order varies
+        WINDOW s AS (PARTITION BY r.series ORDER BY r.hour ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
     ), baselined AS (
         SELECT j.*,
                CASE WHEN NOT exclude_self OR NOT j.counted THEN j.mean_all

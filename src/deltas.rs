@@ -17,6 +17,7 @@
 //!  * a transaction whose rows barely aggregate (fewer than two rows per group, e.g. one
 //!    event per transaction), where a delta row per event would double the writes;
 //!  * a cost that does not fit micro-dollars, or sums that would overflow;
+//!  * a database whose encoding is not UTF-8 (keys are handed back to SQL as UTF-8 text);
 //!  * a refresh run by the same transaction (its deltas are not written yet).
 
 use pgrx::prelude::*;
@@ -166,6 +167,11 @@ pub(crate) fn capture_insert(trigger: &PgTrigger<'_>, data: &pg_sys::TriggerData
         register_xact_callback(PgXactCallbackEvent::PrePrepare, flush_at_commit);
         register_xact_callback(PgXactCallbackEvent::Abort, forget);
         register_subxact_callback(PgSubXactCallbackEvent::AbortSub, |_, _| give_up());
+        // group keys go back to SQL as text built from the key bytes, which is only lossless
+        // when the database encoding is UTF-8
+        if unsafe { pg_sys::GetDatabaseEncoding() } != pg_sys::pg_enc::PG_UTF8 as i32 {
+            give_up();
+        }
     }
     Ok(DELTAS.with(|d| d.borrow_mut().add(data, hour)))
 }

@@ -59,6 +59,20 @@ SELECT pg_temp.diff($$SELECT * FROM kt_spend_by_team_model(start_time => now() -
 SELECT pg_temp.diff($$SELECT hour, series, total, blocked FROM kt_anomalies(lookback => '10 days', dimension => 'gateway_id')$$,
                     $$SELECT date_trunc('hour', timestamp), gateway_id, count(*), count(*) FILTER (WHERE decision = 'blocked') FROM ai_decision_events
                       WHERE timestamp >= now() - interval '10 days' GROUP BY 1, 2$$) AS anomalies_by_gateway_differences;
+-- partial edge hours: read inside the window, or as the clean hour's rollup minus the rows
+-- outside it (when that part is shorter, or lies after now); each way equals raw rows
+SELECT w.label, pg_temp.diff(format($$SELECT hour, series, total, blocked FROM kt_anomalies(start_time => %L, end_time => %L, dimension => %L)$$, w.s, w.e, w.dim),
+                             format($$SELECT date_trunc('hour', timestamp), CASE %L WHEN 'model' THEN model END, count(*), count(*) FILTER (WHERE decision = 'blocked')
+                                      FROM ai_decision_events WHERE timestamp >= %L AND timestamp < %L GROUP BY 1, 2$$, w.dim, w.s, w.e)) AS differences
+FROM (VALUES ('both edges flipped', date_trunc('hour', now()) - interval '6 days' + interval '10 minutes', date_trunc('hour', now()) - interval '4 days' + interval '50 minutes', NULL),
+             ('both edges flipped, by model', date_trunc('hour', now()) - interval '6 days' + interval '10 minutes', date_trunc('hour', now()) - interval '4 days' + interval '50 minutes', 'model'),
+             ('no edge flipped', date_trunc('hour', now()) - interval '6 days' + interval '50 minutes', date_trunc('hour', now()) - interval '4 days' + interval '10 minutes', NULL),
+             ('window ends now', now() - interval '2 days', now(), 'model'),
+             ('within one hour', date_trunc('hour', now()) - interval '5 days' + interval '5 minutes', date_trunc('hour', now()) - interval '5 days' + interval '55 minutes', NULL))
+     w(label, s, e, dim)
+ORDER BY 1;
+-- (the first two windows' edge hours are clean, so those windows do take the flipped path)
+SELECT kt_hour_is_clean(date_trunc('hour', now()) - interval '6 days') AND kt_hour_is_clean(date_trunc('hour', now()) - interval '4 days') AS edge_hours_clean;
 COMMIT;
 
 -- batched inserts are summed by the row trigger (kt_rollup_deltas): the refresh merges them into
