@@ -498,10 +498,17 @@ BEGIN
                CASE dimension WHEN 'gateway_id' THEN r.gateway_id WHEN 'model' THEN r.model END AS series,
                r.total_requests AS n, r.blocked AS b
         FROM kt_rollup_metrics_hourly r
-        WHERE use_rollups AND ((r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
-                                AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
-                                                AND d.bucket >= frozen))
-                               OR r.bucket IN (SELECT f.hour FROM flipped f))
+        WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
+                          AND d.bucket >= frozen)
+        UNION ALL
+        -- flipped edge hours: the whole hour from the rollup (a separate branch, so each scan
+        -- stays an index range scan)
+        SELECT r.bucket,
+               CASE dimension WHEN 'gateway_id' THEN r.gateway_id WHEN 'model' THEN r.model END,
+               r.total_requests, r.blocked
+        FROM flipped f
+        JOIN kt_rollup_metrics_hourly r ON r.bucket = f.hour
         UNION ALL
         SELECT e."timestamp",
                CASE dimension WHEN 'gateway_id' THEN e.gateway_id

@@ -160,9 +160,8 @@ fn kt_sketch_merge(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Vec<u8>> {
     }
 }
 
-/// Quantile q (0..1) of the values summarized by a sketch, within 1% relative error.
-#[pg_extern(immutable, parallel_safe, strict)]
-fn kt_sketch_quantile(sketch: &[u8], q: f64) -> Option<f64> {
+/// Refuses a quantile outside [0, 1] (22023).
+fn check_quantile(q: f64) {
     if !(0.0..=1.0).contains(&q) {
         ereport!(
             PgLogLevel::ERROR,
@@ -170,6 +169,12 @@ fn kt_sketch_quantile(sketch: &[u8], q: f64) -> Option<f64> {
             format!("quantile must be between 0 and 1, got {q}")
         );
     }
+}
+
+/// Quantile q (0..1) of the values summarized by a sketch, within 1% relative error.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn kt_sketch_quantile(sketch: &[u8], q: f64) -> Option<f64> {
+    check_quantile(q);
     quantile(&decode(sketch), q)
 }
 
@@ -379,13 +384,7 @@ fn kt_histogram_merge(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Vec<u8>> {
 /// Exact PERCENTILE_CONT(q) of the latencies a histogram counts (e.g. merged over a day).
 #[pg_extern(immutable, parallel_safe, strict)]
 fn kt_histogram_quantile(histogram: &[u8], q: f64) -> Option<f64> {
-    if !(0.0..=1.0).contains(&q) {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("quantile must be between 0 and 1, got {q}")
-        );
-    }
+    check_quantile(q);
     histogram_percentile(&decode_histogram(histogram), q)
 }
 
