@@ -56,12 +56,14 @@ DECLARE
     f_model text := model;
     whole record := kt_rollup_hours(w.window_start, w.window_end);
     use_rollups boolean;
+    raw record;
 BEGIN
     PERFORM now() AT TIME ZONE zone;  -- an unknown zone fails here with 22023
     -- the decisions rollup has no gateway/team/model, and UTC hours only make days of zones
     -- that are whole hours from UTC; otherwise everything is read from raw rows
     use_rollups := f_gateway IS NULL AND f_team IS NULL AND f_model IS NULL
                    AND kt_zone_has_whole_hours(zone, w.window_start, w.window_end);
+    raw := kt_raw_ranges(w.window_start, w.window_end, use_rollups, frozen);
     RETURN QUERY
     WITH parts AS (
         SELECT r.bucket AS ts, r.decision AS dec, r.event_count AS n, r.total_cost AS cost,
@@ -75,9 +77,8 @@ BEGIN
         UNION ALL
         SELECT e."timestamp", e.decision, 1::bigint, e.cost_usd, (e.input_tokens + e.output_tokens)::bigint,
                e.latency_ms::bigint, (e.latency_ms IS NOT NULL)::int::bigint
-        FROM kt_live_ranges(w.window_start, w.window_end, use_rollups) live
-        CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
-                            WHERE x."timestamp" >= live.range_start AND x."timestamp" < live.range_end) e
+        FROM kt_raw_events(raw.head_start, raw.head_end, raw.tail_start, raw.tail_end,
+                           raw.dirty_hours, raw.dirty_start, raw.dirty_end) e
         WHERE (f_gateway IS NULL OR e.gateway_id = f_gateway)
           AND (f_team IS NULL OR e.team_id = f_team)
           AND (f_model IS NULL OR e.model = f_model)
@@ -114,6 +115,7 @@ DECLARE
     -- UTC days holding a dirty hour: their daily rows are stale (a handful at most)
     dirty_days timestamptz[] := ARRAY(SELECT DISTINCT date_trunc('day', d.bucket, 'UTC') FROM kt_dirty_hours d
                                       WHERE d.bucket >= frozen);
+    raw record := kt_raw_ranges(w.window_start, w.window_end, true, frozen);
 BEGIN
     IF decisions IS NULL OR cardinality(decisions) = 0 THEN
         RAISE EXCEPTION 'decisions must list at least one decision' USING ERRCODE = 'invalid_parameter_value';
@@ -143,9 +145,8 @@ BEGIN
                           AND d.bucket >= frozen)
         UNION ALL
         SELECT e.team_id, e.model, 1::bigint, e.input_tokens::bigint, e.output_tokens::bigint, e.cost_usd
-        FROM kt_live_ranges(w.window_start, w.window_end) live
-        CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
-                            WHERE x."timestamp" >= live.range_start AND x."timestamp" < live.range_end) e
+        FROM kt_raw_events(raw.head_start, raw.head_end, raw.tail_start, raw.tail_end,
+                           raw.dirty_hours, raw.dirty_start, raw.dirty_end) e
         WHERE e.decision = ANY (decisions)
     )
     SELECT coalesce(p.team, 'unassigned'), p.mdl, sum(p.n)::bigint, sum(p.tin)::bigint,
@@ -257,6 +258,13 @@ DECLARE
     tail_flip boolean := use_rollups AND whole.first_hour < whole.end_hour AND whole.end_hour < w.window_end
         AND (w.window_end - whole.end_hour > whole.end_hour + interval '1 hour' - w.window_end OR w.window_end >= now())
         AND kt_hour_is_clean(whole.end_hour, frozen);
+    raw record := kt_raw_ranges(w.window_start, w.window_end, use_rollups, frozen);
+    -- the parts of flipped edge hours outside the window, subtracted from their rollup rows
+    outside_head_start timestamptz;
+    outside_head_end timestamptz;
+    outside_tail_start timestamptz;
+    outside_tail_end timestamptz;
+    flipped_hours timestamptz[] := '{}';
 BEGIN
     IF dimension IS NOT NULL AND dimension NOT IN ('gateway_id', 'model', 'team_id') THEN
         RAISE EXCEPTION 'unknown dimension "%"', dimension
@@ -267,48 +275,59 @@ BEGIN
         RAISE EXCEPTION 'sigma must be finite and >= 0, min_requests >= 0 and exclude_self not NULL'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF head_flip THEN
+        outside_head_start := whole.first_hour - interval '1 hour';
+        outside_head_end := w.window_start;
+        raw.head_start := NULL;
+        raw.head_end := NULL;
+        flipped_hours := flipped_hours || outside_head_start;
+    END IF;
+    IF tail_flip THEN
+        outside_tail_start := w.window_end;
+        outside_tail_end := whole.end_hour + interval '1 hour';
+        raw.tail_start := NULL;
+        raw.tail_end := NULL;
+        flipped_hours := flipped_hours || whole.end_hour;
+    END IF;
     RETURN QUERY
-    WITH flipped AS (
-        -- (edge hour, the part of it outside the window)
-        SELECT f.hour, f.out_start, f.out_end
-        FROM (VALUES (head_flip, whole.first_hour - interval '1 hour', whole.first_hour - interval '1 hour', w.window_start),
-                     (tail_flip, whole.end_hour, w.window_end, whole.end_hour + interval '1 hour')) f(used, hour, out_start, out_end)
-        WHERE f.used
-    ), parts AS (
-        SELECT r.bucket AS ts,
-               CASE dimension WHEN 'gateway_id' THEN r.gateway_id WHEN 'model' THEN r.model END AS series,
-               r.total_requests AS n, r.blocked AS b
+    WITH rollup AS NOT MATERIALIZED (
+        -- per hour and series. Without a dimension the decisions rollup has a few rows per hour,
+        -- the metrics rollup one per (gateway, model): 1,536 wide rows for 48 hours at 3M events
+        SELECT r.bucket, NULL::text AS series, r.event_count AS n,
+               CASE WHEN r.decision = 'blocked' THEN r.event_count ELSE 0 END AS b
+        FROM kt_rollup_decisions_hourly r
+        WHERE dimension IS NULL
+        UNION ALL
+        SELECT r.bucket, CASE dimension WHEN 'gateway_id' THEN r.gateway_id WHEN 'model' THEN r.model END,
+               r.total_requests, r.blocked
         FROM kt_rollup_metrics_hourly r
+        WHERE dimension IS NOT NULL
+    ), parts AS (
+        SELECT r.bucket AS ts, r.series, r.n, r.b
+        FROM rollup r
         WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
                           AND d.bucket >= frozen)
         UNION ALL
         -- flipped edge hours: the whole hour from the rollup (a separate branch, so each scan
-        -- stays an index range scan)
-        SELECT r.bucket,
-               CASE dimension WHEN 'gateway_id' THEN r.gateway_id WHEN 'model' THEN r.model END,
-               r.total_requests, r.blocked
-        FROM flipped f
-        JOIN kt_rollup_metrics_hourly r ON r.bucket = f.hour
+        -- stays an index scan)
+        SELECT r.bucket, r.series, r.n, r.b
+        FROM rollup r
+        WHERE r.bucket = ANY (flipped_hours)
         UNION ALL
         SELECT e."timestamp",
                CASE dimension WHEN 'gateway_id' THEN e.gateway_id
                               WHEN 'model' THEN e.model
                               WHEN 'team_id' THEN coalesce(e.team_id, 'unassigned') END,
                1::bigint, (e.decision = 'blocked')::int::bigint
-        FROM kt_live_ranges(w.window_start, w.window_end, use_rollups) live
-        CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
-                            WHERE x."timestamp" >= live.range_start AND x."timestamp" < live.range_end) e
-        -- the edge ranges of flipped hours are read the other way round below
-        WHERE NOT (head_flip AND live.range_start = w.window_start)
-          AND NOT (tail_flip AND live.range_end = w.window_end)
+        -- (the edge ranges of flipped hours were taken out of raw above)
+        FROM kt_raw_events(raw.head_start, raw.head_end, raw.tail_start, raw.tail_end,
+                           raw.dirty_hours, raw.dirty_start, raw.dirty_end) e
         UNION ALL
         SELECT e."timestamp",
                CASE dimension WHEN 'gateway_id' THEN e.gateway_id WHEN 'model' THEN e.model END,
                -1::bigint, -(e.decision = 'blocked')::int::bigint
-        FROM flipped f
-        CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
-                            WHERE x."timestamp" >= f.out_start AND x."timestamp" < f.out_end) e
+        FROM kt_raw_events(outside_head_start, outside_head_end, outside_tail_start, outside_tail_end) e
     ), hourly AS (
         SELECT date_trunc('hour', p.ts) AS hour, p.series, sum(p.n)::bigint AS total, sum(p.b)::bigint AS blocked
         FROM parts p

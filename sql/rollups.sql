@@ -302,6 +302,85 @@ AS $fn$
 $fn$;
 COMMENT ON FUNCTION kt_live_ranges(timestamptz, timestamptz, boolean, text) IS 'Internal: the ranges of [window_start, window_end) not readable at a grain: partial edge grains and grains holding dirty hours. Grain ''hour'': what reports read from raw rows; grain ''day'': what they read from hourly instead of daily rollups.';
 
+-- The raw rows a report reads, as plain bounds: the partial head and tail hours of the window
+-- (or the whole window when rollups cannot serve it) and the dirty hours inside it. A report
+-- keeps them in PL/pgSQL variables and passes them to kt_raw_events(): there they are constants
+-- of the query's plan, so PostgreSQL prunes partitions while planning. Ranges computed inside
+-- the query (a join with kt_live_ranges) are pruned only at run time, after every partition has
+-- been planned: 37 ms of a 42 ms report with 60 daily partitions. An empty range is NULL.
+CREATE FUNCTION kt_raw_ranges(
+    window_start timestamptz,
+    window_end timestamptz,
+    use_rollups boolean DEFAULT true,
+    frozen timestamptz DEFAULT kt_frozen_before(),
+    OUT head_start timestamptz,
+    OUT head_end timestamptz,
+    OUT tail_start timestamptz,
+    OUT tail_end timestamptz,
+    OUT dirty_hours timestamptz[],
+    OUT dirty_start timestamptz,
+    OUT dirty_end timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    whole record := kt_rollup_hours(window_start, window_end);
+BEGIN
+    IF NOT use_rollups OR whole.first_hour >= whole.end_hour THEN
+        head_start := window_start;
+        head_end := window_end;
+        RETURN;
+    END IF;
+    IF window_start < whole.first_hour THEN
+        head_start := window_start;
+        head_end := whole.first_hour;
+    END IF;
+    IF whole.end_hour < window_end THEN
+        tail_start := whole.end_hour;
+        tail_end := window_end;
+    END IF;
+    dirty_hours := ARRAY(SELECT DISTINCT d.bucket FROM kt_dirty_hours d
+                         WHERE d.bucket >= whole.first_hour AND d.bucket < whole.end_hour
+                           AND d.bucket >= frozen
+                         ORDER BY 1);
+    IF cardinality(dirty_hours) > 0 THEN
+        dirty_start := dirty_hours[1];
+        dirty_end := dirty_hours[cardinality(dirty_hours)] + interval '1 hour';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kt_raw_ranges(timestamptz, timestamptz, boolean, timestamptz) IS 'Internal: what a report over [window_start, window_end) reads from raw rows: the partial head and tail hours (the whole window when use_rollups is false or it holds no whole hour) and the dirty hours at or after frozen inside it, with their span. Empty ranges are NULL. Pass the values to kt_raw_events().';
+
+-- Inlined into the calling query (plain SQL, no SET clause), so the bounds it compares with
+-- stay constants of the caller's plan. The dirty hours are read one index range each, within
+-- their span (the span is what prunes the partitions at planning time).
+CREATE FUNCTION kt_raw_events(
+    head_start timestamptz,
+    head_end timestamptz,
+    tail_start timestamptz DEFAULT NULL,
+    tail_end timestamptz DEFAULT NULL,
+    dirty_hours timestamptz[] DEFAULT NULL,
+    dirty_start timestamptz DEFAULT NULL,
+    dirty_end timestamptz DEFAULT NULL)
+RETURNS SETOF ai_decision_events
+LANGUAGE sql STABLE
+AS $fn$
+    SELECT x.* FROM @extschema@.ai_decision_events x
+    WHERE x."timestamp" >= head_start AND x."timestamp" < head_end
+    UNION ALL
+    SELECT x.* FROM @extschema@.ai_decision_events x
+    WHERE x."timestamp" >= tail_start AND x."timestamp" < tail_end
+    UNION ALL
+    SELECT x.* FROM unnest(dirty_hours) h(hour)
+    CROSS JOIN LATERAL (SELECT y.* FROM @extschema@.ai_decision_events y
+                        WHERE y."timestamp" >= h.hour AND y."timestamp" < h.hour + interval '1 hour'
+                          AND y."timestamp" >= dirty_start AND y."timestamp" < dirty_end
+                        -- OFFSET 0: not flattened into a join, which planned every partition
+                        -- even with no dirty hour (NULL bounds): 6 ms with 60 partitions
+                        OFFSET 0) x
+$fn$;
+COMMENT ON FUNCTION kt_raw_events(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz[], timestamptz, timestamptz) IS 'Internal: the events in [head_start, head_end), in [tail_start, tail_end) and in the UTC hours listed in dirty_hours (which lie in [dirty_start, dirty_end)), as kt_raw_ranges() returns them; NULL bounds select nothing. Runs with the caller''s rights.';
+
 -- True when zone's offset from UTC is a whole number of hours at both ends of the window, so
 -- UTC hour buckets can be grouped into that zone's days and hours.
 CREATE FUNCTION kt_zone_has_whole_hours(zone text, window_start timestamptz, window_end timestamptz)

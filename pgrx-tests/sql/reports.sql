@@ -112,3 +112,24 @@ SELECT pg_temp.try($$SELECT * FROM kt_governance_summary()$$) AS stranger_summar
 SELECT pg_temp.try($$SELECT count(*) FROM ai_decision_events$$) AS stranger_select;
 RESET ROLE;
 DROP ROLE kt_test_reader, kt_test_nobody;
+
+-- raw reads prune partitions while planning: kt_raw_events is inlined, so its bounds are
+-- constants of the plan and only the partitions they cover appear in it (NULL bounds: none)
+SELECT count(*) AS daily_partitions FROM kt_create_partitions('2033-01-01', '2033-01-04', 'daily');
+SELECT array(SELECT m[1] FROM regexp_matches(pg_temp.plan(q), 'on (events_\w+)', 'g') m) AS planned_partitions
+FROM (VALUES ($$SELECT * FROM kt_raw_events('2033-01-02 05:10+00', '2033-01-02 06:00+00')$$),
+             ($$SELECT * FROM kt_raw_events(NULL, NULL, '2033-01-03 23:00+00', '2033-01-04 00:00+00')$$),
+             ($$SELECT * FROM kt_raw_events(NULL, NULL, NULL, NULL, '{2033-01-01 03:00+00}', '2033-01-01 03:00+00', '2033-01-01 04:00+00')$$),
+             ($$SELECT * FROM kt_raw_events(NULL, NULL)$$)) t(q);
+-- and they read what the ranges say
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id) VALUES
+    ('raw-1', '2033-01-01 03:30+00', 'allowed', 'm', 'p', 'g'), ('raw-2', '2033-01-02 05:30+00', 'blocked', 'm', 'p', 'g'),
+    ('raw-3', '2033-01-02 06:30+00', 'allowed', 'm', 'p', 'g'), ('raw-4', '2033-01-03 23:59+00', 'allowed', 'm', 'p', 'g');
+SELECT array_agg(id ORDER BY id) AS raw_read
+FROM kt_raw_events('2033-01-02 05:10+00', '2033-01-02 06:00+00', '2033-01-03 23:00+00', '2033-01-04 00:00+00',
+                   '{2033-01-01 03:00+00}', '2033-01-01 03:00+00', '2033-01-01 04:00+00');
+SELECT head_start, head_end, tail_start, tail_end, dirty_hours
+FROM kt_raw_ranges('2033-01-02 05:10+00', '2033-01-03 23:30+00', frozen => '-infinity')
+UNION ALL
+SELECT head_start, head_end, tail_start, tail_end, dirty_hours
+FROM kt_raw_ranges('2033-01-02 05:10+00', '2033-01-03 23:30+00', use_rollups => false);
