@@ -6,12 +6,12 @@
 -- into kt_rollup_deltas (src/deltas.rs). kt_refresh_metrics() merges the deltas of hours that
 -- only had inserts and recomputes the other dirty hours from raw rows; readers combine
 -- refreshed hours from the rollups with the dirty hours and the partial edge hours computed
--- live (kt_live_ranges), so answers are exact without waiting.
+-- live (kt_raw_ranges / kt_raw_events), so answers are exact without waiting.
 --
 -- Three narrow rollups rather than one keyed by every dimension (which would be nearly as
 -- large as the raw data):
---   kt_rollup_metrics_hourly    (hour, gateway_id, model): governance_metrics_hourly, anomalies
---   kt_rollup_decisions_hourly  (hour, decision):          kt_governance_summary
+--   kt_rollup_metrics_hourly    (hour, gateway_id, model): governance_metrics_hourly, anomalies by gateway/model
+--   kt_rollup_decisions_hourly  (hour, decision):          kt_governance_summary, anomalies
 --   kt_rollup_spend_hourly      (hour, team_id, model, decision): kt_spend_by_team_model
 --   kt_rollup_spend_daily       (UTC day, team_id, model, decision): the same summed per day, so
 --                               a 30-day spend report reads ~30 rows per group instead of ~720
