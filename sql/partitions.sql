@@ -45,12 +45,17 @@ DECLARE
     pe text := format('%I.%I', '@extschema@', evaluations_partition);
 BEGIN
     EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, "timestamp")', ev, events_partition || '_pkey');
-    -- the document's idx_events_* indexes, per partition
-    EXECUTE format('CREATE INDEX %I ON %s ("timestamp" DESC)', events_partition || '_timestamp_idx', ev);
-    EXECUTE format('CREATE INDEX %I ON %s (decision, "timestamp" DESC)', events_partition || '_decision_idx', ev);
-    EXECUTE format('CREATE INDEX %I ON %s (gateway_id, "timestamp" DESC)', events_partition || '_gateway_idx', ev);
-    EXECUTE format('CREATE INDEX %I ON %s (user_id, "timestamp" DESC)', events_partition || '_user_idx', ev);
-    EXECUTE format('CREATE INDEX %I ON %s (team_id, "timestamp" DESC)', events_partition || '_team_idx', ev);
+    -- the document's idx_events_* indexes, per partition, built ascending: "ORDER BY timestamp
+    -- DESC" reads them backward just as fast, and events arrive in time order, so ascending
+    -- keys land on the rightmost leaf of each group (cached descent, leaves filled to 90%)
+    -- instead of the leftmost (a full descent and a 50/50 split). Deduplication is off: with
+    -- microsecond timestamps the keys are all but unique, and every dedup pass would be wasted.
+    -- Measured (README, COPY 10M): 18% smaller indexes, 13% faster COPY.
+    EXECUTE format('CREATE INDEX %I ON %s ("timestamp") WITH (deduplicate_items = off)', events_partition || '_timestamp_idx', ev);
+    EXECUTE format('CREATE INDEX %I ON %s (decision, "timestamp") WITH (deduplicate_items = off)', events_partition || '_decision_idx', ev);
+    EXECUTE format('CREATE INDEX %I ON %s (gateway_id, "timestamp") WITH (deduplicate_items = off)', events_partition || '_gateway_idx', ev);
+    EXECUTE format('CREATE INDEX %I ON %s (user_id, "timestamp") WITH (deduplicate_items = off)', events_partition || '_user_idx', ev);
+    EXECUTE format('CREATE INDEX %I ON %s (team_id, "timestamp") WITH (deduplicate_items = off)', events_partition || '_team_idx', ev);
     -- event_id first: serves the document's idx_evaluations_event lookups and keeps the key
     -- distributable by event_id
     EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (event_id, event_timestamp, id)', pe, evaluations_partition || '_pkey');
@@ -61,7 +66,7 @@ BEGIN
                    pe, evaluations_partition || '_event_fkey', ev);
 END
 $fn$;
-COMMENT ON FUNCTION kt_add_partition_keys(text, text) IS 'Internal: adds PRIMARY KEY (id, "timestamp") and the document''s indexes to an events partition, and to its evaluations partition the key (event_id, event_timestamp, id), the (policy_name, result) index and the foreign key to the events partition.';
+COMMENT ON FUNCTION kt_add_partition_keys(text, text) IS 'Internal: adds PRIMARY KEY (id, "timestamp") and the document''s indexes (ascending, read backward for newest-first queries; deduplication off) to an events partition, and to its evaluations partition the key (event_id, event_timestamp, id), the (policy_name, result) index and the foreign key to the events partition.';
 REVOKE ALL ON FUNCTION kt_add_partition_keys(text, text) FROM PUBLIC;
 
 -- Default partitions: no insert ever fails for lack of a partition. kt_run_maintenance()

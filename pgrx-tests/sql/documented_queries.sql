@@ -102,4 +102,9 @@ SELECT pg_temp.plan($$SELECT * FROM ai_decision_events WHERE user_id = 'user-000
        pg_temp.plan($$SELECT * FROM ai_decision_events WHERE id = 'evt-x'$$) ~ 'pkey' AS id_lookup_uses_key,
        pg_temp.plan($$SELECT * FROM policy_evaluations WHERE event_id = 'evt-x'$$) ~ 'pkey' AS evaluation_event_lookup_uses_key,
        pg_temp.plan($$SELECT * FROM policy_evaluations WHERE policy_name = 'toxicity' AND result = 'block'$$) ~ '_policy_idx' AS policy_lookup_uses_index;
+-- the indexes are ascending (cheaper to fill in time order): newest-first queries read them
+-- backward, with no Sort node ("Sort Key" lines belong to Merge Append)
+SELECT pg_temp.plan($$SELECT * FROM ai_decision_events WHERE user_id = 'user-0001' ORDER BY timestamp DESC LIMIT 20$$) !~ 'Sort\n' AS user_newest_first_without_sort,
+       pg_temp.plan($$SELECT * FROM ai_decision_events WHERE decision = 'blocked' ORDER BY timestamp DESC LIMIT 20$$) ~ 'Index Scan Backward' AS decision_newest_first_reads_backward,
+       pg_temp.plan($$SELECT * FROM ai_decision_events ORDER BY timestamp DESC LIMIT 20$$) !~ 'Sort\n' AS newest_first_without_sort;
 RESET enable_seqscan;
