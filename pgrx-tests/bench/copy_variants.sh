@@ -25,12 +25,12 @@ P -d gen -c "CREATE EXTENSION kt_governance" \
 plain_schema="$(python3 -c "import re, sys; print(re.search(r'PLAIN_SCHEMA = \"\"\"(.*?)\"\"\"', open(sys.argv[1]).read(), re.S).group(1))" "$KT_ROOT/pgrx-tests/bench/harness.py")"
 [ -n "$plain_schema" ] || { echo "could not read PLAIN_SCHEMA from harness.py" >&2; exit 1; }
 # the document's DESC indexes with deduplication on, in place of the extension's
-to_desc='DO $$ DECLARE r record; BEGIN
+to_desc='DO $do$ DECLARE r record; BEGIN
   FOR r IN SELECT schemaname, indexname, indexdef FROM pg_indexes
            WHERE tablename LIKE $q$events\_2%$q$ AND indexdef LIKE $q$%deduplicate_items=off%$q$ LOOP
     EXECUTE format($f$DROP INDEX %I.%I$f$, r.schemaname, r.indexname);
     EXECUTE replace(replace(r.indexdef, $q$"timestamp")$q$, $q$"timestamp" DESC)$q$), $q$ WITH (deduplicate_items=off)$q$, $q$$q$);
-  END LOOP; END $$'
+  END LOOP; END $do$'
 copy_into() {
     local db="$1"; shift
     P -d postgres -c CHECKPOINT >/dev/null
