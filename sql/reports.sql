@@ -57,6 +57,13 @@ DECLARE
     whole record := kt_rollup_hours(w.window_start, w.window_end);
     use_rollups boolean;
     raw record;
+    -- the partial edge ranges summed per decision (edge_*), or the head range read row by row
+    edge_head_start timestamptz;
+    edge_head_end timestamptz;
+    edge_tail_start timestamptz;
+    edge_tail_end timestamptz;
+    row_head_start timestamptz;
+    row_head_end timestamptz;
 BEGIN
     PERFORM now() AT TIME ZONE zone;  -- an unknown zone fails here with 22023
     -- the decisions rollup has no gateway/team/model, and UTC hours only make days of zones
@@ -64,6 +71,19 @@ BEGIN
     use_rollups := f_gateway IS NULL AND f_team IS NULL AND f_model IS NULL
                    AND kt_zone_has_whole_hours(zone, w.window_start, w.window_end);
     raw := kt_raw_ranges(w.window_start, w.window_end, use_rollups, frozen);
+    -- With rollups, each partial edge range lies inside one UTC hour, hence inside one day of
+    -- the zone: its rows are summed per decision and dated by the range's start, without a
+    -- date_trunc per row (the first hour's rows were most of the call). Otherwise the head
+    -- range is the whole window (or spans two hours) and is summed row by row.
+    IF use_rollups AND whole.first_hour < whole.end_hour THEN
+        edge_head_start := raw.head_start;
+        edge_head_end := raw.head_end;
+        edge_tail_start := raw.tail_start;
+        edge_tail_end := raw.tail_end;
+    ELSE
+        row_head_start := raw.head_start;
+        row_head_end := raw.head_end;
+    END IF;
     RETURN QUERY
     WITH parts AS (
         SELECT r.bucket AS ts, r.decision AS dec, r.event_count AS n, r.total_cost AS cost,
@@ -75,9 +95,20 @@ BEGIN
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
                           AND d.bucket >= frozen)
         UNION ALL
+        -- (no filters here: rollups are only used without them)
+        SELECT edge_head_start, e.decision, count(*), sum(e.cost_usd), sum(e.input_tokens + e.output_tokens)::bigint,
+               sum(e.latency_ms)::bigint, count(e.latency_ms)
+        FROM kt_raw_events(edge_head_start, edge_head_end) e
+        GROUP BY e.decision
+        UNION ALL
+        SELECT edge_tail_start, e.decision, count(*), sum(e.cost_usd), sum(e.input_tokens + e.output_tokens)::bigint,
+               sum(e.latency_ms)::bigint, count(e.latency_ms)
+        FROM kt_raw_events(edge_tail_start, edge_tail_end) e
+        GROUP BY e.decision
+        UNION ALL
         SELECT e."timestamp", e.decision, 1::bigint, e.cost_usd, (e.input_tokens + e.output_tokens)::bigint,
                e.latency_ms::bigint, (e.latency_ms IS NOT NULL)::int::bigint
-        FROM kt_raw_events(raw.head_start, raw.head_end, raw.tail_start, raw.tail_end,
+        FROM kt_raw_events(row_head_start, row_head_end, NULL, NULL,
                            raw.dirty_hours, raw.dirty_start, raw.dirty_end) e
         WHERE (f_gateway IS NULL OR e.gateway_id = f_gateway)
           AND (f_team IS NULL OR e.team_id = f_team)

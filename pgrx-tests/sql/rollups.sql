@@ -51,6 +51,18 @@ SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(start_time => now() - 
 SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(tz => 'Asia/Kolkata')$$,
                     $$SELECT date_trunc('day', timestamp, 'Asia/Kolkata'), decision, count(*), sum(cost_usd), avg(latency_ms), sum(input_tokens + output_tokens) FROM ai_decision_events
                       WHERE timestamp >= now() - interval '30 days' GROUP BY 1, 2$$) AS half_hour_zone_differences;
+-- partial edge hours are summed per decision and dated by their start: exact in another
+-- whole-hour zone too; a window holding no whole hour but crossing a local midnight (Auckland
+-- is UTC+13 in November) is summed row by row, each row on its own day
+SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(start_time => now() - interval '5 days 23 minutes', end_time => now() - interval '2 days 41 minutes', tz => 'America/New_York')$$,
+                    $$SELECT date_trunc('day', timestamp, 'America/New_York'), decision, count(*), sum(cost_usd), avg(latency_ms), sum(input_tokens + output_tokens) FROM ai_decision_events
+                      WHERE timestamp >= now() - interval '5 days 23 minutes' AND timestamp < now() - interval '2 days 41 minutes' GROUP BY 1, 2$$) AS summary_edges_other_zone_differences;
+CREATE TEMP TABLE auckland_midnight AS
+SELECT date_trunc('day', now() - interval '3 days', 'Pacific/Auckland') AS m;
+SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(start_time => (SELECT m FROM auckland_midnight) - interval '25 minutes', end_time => (SELECT m FROM auckland_midnight) + interval '25 minutes', tz => 'Pacific/Auckland')$$,
+                    $$SELECT date_trunc('day', timestamp, 'Pacific/Auckland'), decision, count(*), sum(cost_usd), avg(latency_ms), sum(input_tokens + output_tokens) FROM ai_decision_events
+                      WHERE timestamp >= (SELECT m FROM auckland_midnight) - interval '25 minutes' AND timestamp < (SELECT m FROM auckland_midnight) + interval '25 minutes' GROUP BY 1, 2$$) AS summary_across_midnight_differences,
+       (SELECT count(DISTINCT day) FROM kt_governance_summary(start_time => (SELECT m FROM auckland_midnight) - interval '25 minutes', end_time => (SELECT m FROM auckland_midnight) + interval '25 minutes', tz => 'Pacific/Auckland')) AS days_across_midnight;
 -- spend combines daily rows (whole clean UTC days), hourly rows (edge days) and raw edges
 SELECT pg_temp.diff($$SELECT * FROM kt_spend_by_team_model(start_time => now() - interval '6 days 37 minutes', end_time => now() - interval '1 day 13 minutes')$$,
                     $$SELECT coalesce(team_id, 'unassigned'), model, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd) FROM ai_decision_events
