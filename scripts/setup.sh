@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Installs every prerequisite on a fresh Debian machine (as root, or with sudo available):
-# PostgreSQL 15 with server headers, clang, cargo-pgrx 0.18.1, and the Python readers used by
-# the read-back tests. Safe to re-run: each step is skipped when already done.
+# PostgreSQL 15 with server headers, clang, libfaketime (the any-date suite), cargo-pgrx 0.18.1,
+# and the Python readers used by the read-back tests. Safe to re-run: each step is skipped when already done.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 need_apt=0
-for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo python3-venv; do
+for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo python3-venv faketime; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
     echo "== apt: PostgreSQL 15, headers, clang"
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y \
-        postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo python3-venv
+        postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo python3-venv faketime
 fi
 
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then

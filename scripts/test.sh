@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust #[pg_test]s in a pgrx-managed cluster, the SQL regression suite,
-# and the end-to-end scripts (each in its own throwaway cluster). Run as root or postgres-capable
-# sudoer on a machine prepared by scripts/setup.sh.
+# the end-to-end scripts (each in its own throwaway cluster), the benchmark smoke run, then the
+# SQL suite and the date-sensitive end-to-end scripts again at fixed instants under libfaketime.
+# Run as root or a sudoer; it installs its prerequisites first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 source scripts/lib/cluster.sh
+
+# the README's second command works on a fresh machine by itself: setup skips what is done
+scripts/setup.sh
 
 echo "== cargo pgrx test (Rust unit and #[pg_test] tests)"
 pgdata=/tmp/kt_governance_pgrx_test
@@ -26,4 +30,6 @@ for script in pgrx-tests/e2e/*.sh; do
 done
 echo "== benchmark harness, smoke mode (10k events: proves it runs and its correctness guard holds)"
 pgrx-tests/bench/run.sh smoke
+echo "== any date: the SQL suite and the date-sensitive end-to-end scripts under libfaketime"
+ANY_DATE_REAL=0 pgrx-tests/any_date.sh
 echo "== all suites passed"

@@ -399,7 +399,7 @@ mod tests {
     #[pg_test]
     fn generated_rows_satisfy_the_table_constraints() {
         let inserted = Spi::get_one::<i64>(
-            "SELECT events FROM kt_generate_sample_events(2000, 3, 5, now())",
+            "SELECT events FROM kt_generate_sample_events(2000, 3, 5, '2026-06-15 12:00+00')",
         );
         assert_eq!(inserted, Ok(Some(2000)));
         let evaluations = Spi::get_one::<bool>(

@@ -38,6 +38,35 @@ crash_during() {
     for i in $(seq 60); do sql "SELECT 1" >/dev/null 2>&1 && return 0; sleep 1; done
     fail "server did not come back after killing $name"
 }
+# crash_while_blocked NAME TABLE SQL: a second session holds TABLE locked; SQL runs until it
+# waits for that lock (all its work up to that point done, uncommitted), then its backend is
+# killed -9. Unlike a delay, this cannot miss on a fast machine (or a small month of data).
+crash_while_blocked() {
+    local name="$1" table="$2" stmt="$3" holder bg victim="" i
+    (kt_psql "$dir" "$port" -d kt -c "SET application_name = 'crash_holder'" \
+        -c "BEGIN" -c "LOCK TABLE $table IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 || true) &
+    holder=$!
+    for i in $(seq 100); do
+        [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = '$table'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] && break
+        sleep 0.1
+    done
+    (kt_psql "$dir" "$port" -d kt -c "SET application_name = 'crash_$name'" -c "$stmt" >/dev/null 2>&1 || true) &
+    bg=$!
+    for i in $(seq 600); do
+        victim="$(q "$dir" "$port" postgres "SELECT pid FROM pg_stat_activity WHERE application_name = 'crash_$name' AND wait_event_type = 'Lock'" || true)"
+        [ -n "$victim" ] && break
+        sleep 0.1
+    done
+    killed=0
+    if [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null; then
+        killed=1; crash_points=$((crash_points + 1))
+    else
+        fail "$name never waited for the lock on $table"
+    fi
+    wait "$bg" "$holder" || true
+    for i in $(seq 60); do sql "SELECT 1" >/dev/null 2>&1 && return 0; sleep 1; done
+    fail "server did not come back after killing $name"
+}
 # rollup rows of hours retention pruned (before kt_frozen_before()) outlive their raw rows; the
 # hour straddling the cutoff keeps its pre-pruning totals until a change there is refreshed
 rollups_equal_raw="$(rollup_mismatch_sql "coalesce(kt_frozen_before() + interval '1 hour', '-infinity')")"
@@ -45,7 +74,9 @@ rollups_equal_raw="$(rollup_mismatch_sql "coalesce(kt_frozen_before() + interval
 echo "-- refresh"
 sql "SELECT count(*) FROM kt_create_partitions(now() - interval '20 days', now() + interval '1 day')" >/dev/null
 sql "SELECT kt_generate_sample_events(300000, 20, 1, now())" >/dev/null
-crash_during refresh 1.5 "SELECT * FROM kt_refresh_metrics()"
+# the daily spend rollup is written last: the refresh has taken the dirty hours and rewritten
+# the hourly rollups when it waits for it
+crash_while_blocked refresh kt_rollup_spend_daily "SELECT * FROM kt_refresh_metrics()"
 check "dirty hours survive the crash" "$(sql "SELECT count(*) > 0 FROM kt_dirty_hours")" t
 sql "SELECT * FROM kt_refresh_metrics()" >/dev/null
 check "after the next refresh rollups equal raw rows" "$(sql "$rollups_equal_raw")" 0

@@ -39,8 +39,12 @@ FROM policy_evaluations pe JOIN ai_decision_events e ON e.id = pe.event_id AND e
 WHERE replace(pe.tableoid::regclass::text, 'policy_evaluations_', '') <> replace(e.tableoid::regclass::text, 'events_', '');
 
 -- partitions are monthly, contiguous, named like the document, in both tables
+-- (how many months 120 days touch depends on the date: count them from the data)
 SELECT count(*) FILTER (WHERE partition_name ~ '^events_\d{4}_\d{2}$') = count(*) AS named_like_document,
-       count(*) AS event_partitions,
+       count(*) = (SELECT count(*) FROM generate_series(
+                       date_trunc('month', (SELECT min("timestamp") FROM ai_decision_events WHERE id NOT LIKE 'junk%'), 'UTC'),
+                       date_trunc('month', now(), 'UTC') + interval '4 months', interval '1 month'))
+           AS one_per_month_from_the_data_to_premake,
        bool_and(range_end = (range_start AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC') AS monthly
 FROM kt_partitions WHERE parent_table = 'ai_decision_events' AND NOT is_default;
 SELECT (SELECT array_agg(range_start ORDER BY range_start) FROM kt_partitions WHERE parent_table = 'ai_decision_events' AND NOT is_default)

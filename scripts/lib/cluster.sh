@@ -29,8 +29,55 @@ cluster_create() {
     cluster_start "$dir"
 }
 
+# KT_FAKETIME="2026-12-31 23:59:00+00" starts every cluster of this shell under libfaketime at
+# that instant, its clock running on from there (the any-date suite). The offset is fixed the
+# first time a cluster starts, so a restart continues the fake clock instead of rewinding it.
+KT_LIBFAKETIME="${KT_LIBFAKETIME:-/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1}"
+fake_clock_offset() {
+    [ -n "${KT_FAKETIME:-}" ] && [ -z "${KT_FAKETIME_OFFSET:-}" ] || return 0
+    [ -r "$KT_LIBFAKETIME" ] || { echo "libfaketime not found at $KT_LIBFAKETIME (apt-get install faketime)" >&2; return 1; }
+    local target
+    target="$(date -u -d "$KT_FAKETIME" +%s)" || { echo "bad KT_FAKETIME: $KT_FAKETIME" >&2; return 1; }
+    printf -v KT_FAKETIME_OFFSET '%+d' $(( target - $(date +%s) ))
+    export KT_FAKETIME_OFFSET
+}
+
+# real_waits.so keeps select/poll/epoll away from libfaketime, so children the postmaster forks
+# during a wait read the fake clock too (see pgrx-tests/faketime/real_waits.c)
+fake_clock_shim() {
+    local src="$KT_ROOT/pgrx-tests/faketime/real_waits.c" so="$KT_ROOT/build/faketime/real_waits.so"
+    if [ ! -f "$so" ] || [ "$src" -nt "$so" ]; then
+        mkdir -p "$(dirname "$so")"
+        cc -O2 -shared -fPIC -o "$so" "$src" -ldl || return 1
+        chmod 755 "$KT_ROOT/build/faketime"
+    fi
+    echo "$so"
+}
+
 cluster_start() {
-    as_postgres "$PG_BIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 start >/dev/null
+    local fake=() shim
+    fake_clock_offset || return 1
+    if [ -n "${KT_FAKETIME:-}" ]; then
+        shim="$(fake_clock_shim)" || return 1
+        # monotonic clocks stay real: PostgreSQL times its waits and timeouts with them
+        fake=(LD_PRELOAD="$shim:$KT_LIBFAKETIME" FAKETIME="$KT_FAKETIME_OFFSET" FAKETIME_DONT_FAKE_MONOTONIC=1)
+    fi
+    as_postgres env "${fake[@]}" "$PG_BIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 start >/dev/null
+    [ -z "${KT_FAKETIME:-}" ] || fake_clock_check "$1"
+}
+
+# a suite that believes it ran at an instant must have: the server's clock (read through the
+# socket and port in postmaster.pid) is the fake one, within a minute
+fake_clock_check() {
+    local port sock server expected
+    port="$(sed -n 4p "$1/data/postmaster.pid")"; sock="$(sed -n 5p "$1/data/postmaster.pid")"
+    server="$(as_postgres psql -X -At -h "$sock" -p "$port" -U postgres -d postgres \
+              -c "SELECT extract(epoch FROM now())::bigint")" || return 1
+    expected=$(( $(date +%s) + KT_FAKETIME_OFFSET ))
+    if [ $(( server - expected )) -gt 60 ] || [ $(( expected - server )) -gt 60 ]; then
+        echo "fake clock not in effect: the server says $(date -u -d "@$server"), expected about $(date -u -d "@$expected")" >&2
+        return 1
+    fi
 }
 
 cluster_stop() {
