@@ -168,6 +168,7 @@ DECLARE
     suffix text;
     evaluation_name text;
     attempt int := 0;
+    stash record;
 BEGIN
     SELECT p.partition_name, p.range_start, p.range_end INTO existing
     FROM @extschema@.kt_partitions p
@@ -201,7 +202,8 @@ BEGIN
     partition_name := 'events_' || suffix;
     evaluation_name := 'policy_evaluations_' || suffix;
 
-    rows_moved := @extschema@.kt_stash_default_rows(range_start, range_end);
+    stash := @extschema@.kt_stash_default_rows(range_start, range_end);
+    rows_moved := stash.moved;
 
     EXECUTE format('CREATE TABLE %I.%I PARTITION OF @extschema@.ai_decision_events FOR VALUES FROM (%L) TO (%L)',
                    '@extschema@', partition_name,
@@ -217,7 +219,7 @@ BEGIN
                    format('Partition of policy_evaluations for [%s, %s) UTC, made by kt_governance.', range_start, range_end));
 
     IF rows_moved > 0 THEN
-        PERFORM @extschema@.kt_unstash_rows();
+        PERFORM @extschema@.kt_unstash_rows(stash.events_stash, stash.evaluations_stash);
     END IF;
     -- keys after the rows: one index build instead of row-by-row maintenance
     PERFORM @extschema@.kt_add_partition_keys(partition_name, evaluation_name);
@@ -226,52 +228,73 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_ensure_partition(timestamptz, text) IS 'Internal: creates the events and evaluations partitions covering t (clipped to the gap between existing partitions) unless one exists, moving waiting rows out of the default partitions. Caller must hold kt_lock_for_partition_ddl().';
 
--- Moves the default partitions' rows of [lo, hi) into session-private stash tables. Must run
--- before the partition is created: PostgreSQL refuses a new partition while the default one
--- holds rows of its range.
-CREATE FUNCTION kt_stash_default_rows(lo timestamptz, hi timestamptz)
-RETURNS bigint
+-- Privileged code never uses a table it finds in the caller's pg_temp: a caller who made it
+-- first (or hung a trigger or rule on it) would run code, or choose rows, as the definer. Each
+-- stash is a new temp table with a random name, made here, so its owner is the extension owner:
+-- the caller cannot fill, alter or hang anything on it, and a name taken makes CREATE fail
+-- instead of reusing it. Dropped at commit. Returns the qualified name to use with %s.
+CREATE FUNCTION kt_private_temp_table(prefix text, definition text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    table_name text := prefix || '_' || replace(gen_random_uuid()::text, '-', '');
+BEGIN
+    EXECUTE format('CREATE TEMP TABLE %I %s ON COMMIT DROP', table_name, definition);
+    -- belt and braces: exactly the plain table just made, owned by us, nothing attached
+    IF NOT EXISTS (SELECT FROM pg_class c
+                   WHERE c.relnamespace = pg_my_temp_schema() AND c.relname = table_name
+                     AND c.relkind = 'r' AND NOT c.relhastriggers AND NOT c.relhasrules
+                     AND c.relowner = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)) THEN
+        RAISE EXCEPTION 'kt_governance: temporary table % is not the one it just created', table_name
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN format('pg_temp.%I', table_name);
+END
+$fn$;
+COMMENT ON FUNCTION kt_private_temp_table(text, text) IS 'Internal: creates a temporary table with a random name (prefix_<32 hex>) and the given column definition, dropped at commit, owned by the calling (extension) role, and returns its qualified name. Privileged code stashes rows only in such tables, never in one it finds in pg_temp.';
+
+-- Moves the default partitions' rows of [lo, hi) into two private stash tables (see
+-- kt_private_temp_table). Must run before the partition is created: PostgreSQL refuses a new
+-- partition while the default one holds rows of its range.
+CREATE FUNCTION kt_stash_default_rows(lo timestamptz, hi timestamptz,
+                                      OUT events_stash text, OUT evaluations_stash text, OUT moved bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
-DECLARE
-    moved bigint;
 BEGIN
+    moved := 0;
     IF NOT EXISTS (SELECT FROM ONLY @extschema@.events_default
                    WHERE "timestamp" >= lo AND "timestamp" < hi) THEN
-        RETURN 0;
+        RETURN;
     END IF;
-    IF to_regclass('pg_temp.kt_stash_events') IS NULL THEN
-        CREATE TEMP TABLE kt_stash_events (LIKE @extschema@.ai_decision_events) ON COMMIT DROP;
-        CREATE TEMP TABLE kt_stash_evaluations (LIKE @extschema@.policy_evaluations) ON COMMIT DROP;
-    END IF;
-    TRUNCATE pg_temp.kt_stash_events, pg_temp.kt_stash_evaluations;
+    events_stash := @extschema@.kt_private_temp_table('kt_stash_events', '(LIKE @extschema@.ai_decision_events)');
+    evaluations_stash := @extschema@.kt_private_temp_table('kt_stash_evaluations', '(LIKE @extschema@.policy_evaluations)');
     -- evaluations first: their foreign key refuses deleting events they still reference
-    WITH gone AS (DELETE FROM ONLY @extschema@.policy_evaluations_default
-                  WHERE event_timestamp >= lo AND event_timestamp < hi RETURNING *)
-    INSERT INTO pg_temp.kt_stash_evaluations SELECT * FROM gone;
-    WITH gone AS (DELETE FROM ONLY @extschema@.events_default
-                  WHERE "timestamp" >= lo AND "timestamp" < hi RETURNING *)
-    INSERT INTO pg_temp.kt_stash_events SELECT * FROM gone;
+    EXECUTE format('WITH gone AS (DELETE FROM ONLY @extschema@.policy_evaluations_default
+                                  WHERE event_timestamp >= $1 AND event_timestamp < $2 RETURNING *)
+                    INSERT INTO %s SELECT * FROM gone', evaluations_stash) USING lo, hi;
+    EXECUTE format('WITH gone AS (DELETE FROM ONLY @extschema@.events_default
+                                  WHERE "timestamp" >= $1 AND "timestamp" < $2 RETURNING *)
+                    INSERT INTO %s SELECT * FROM gone', events_stash) USING lo, hi;
     GET DIAGNOSTICS moved = ROW_COUNT;
-    RETURN moved;
 END
 $fn$;
-COMMENT ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) IS 'Internal: moves the default partitions'' rows of [lo, hi) into transaction-local stash tables; returns the number of events moved.';
+COMMENT ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) IS 'Internal: moves the default partitions'' rows of [lo, hi) into two private stash tables made for this call; returns their names and the number of events moved (0 and NULL names when there was nothing to move).';
 
-CREATE FUNCTION kt_unstash_rows()
+CREATE FUNCTION kt_unstash_rows(events_stash text, evaluations_stash text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 BEGIN
-    INSERT INTO @extschema@.ai_decision_events SELECT * FROM pg_temp.kt_stash_events;
-    INSERT INTO @extschema@.policy_evaluations OVERRIDING SYSTEM VALUE
-        SELECT * FROM pg_temp.kt_stash_evaluations;
-    TRUNCATE pg_temp.kt_stash_events, pg_temp.kt_stash_evaluations;
+    EXECUTE format('INSERT INTO @extschema@.ai_decision_events SELECT * FROM %s', events_stash);
+    EXECUTE format('INSERT INTO @extschema@.policy_evaluations OVERRIDING SYSTEM VALUE SELECT * FROM %s', evaluations_stash);
+    EXECUTE format('DROP TABLE %s, %s', events_stash, evaluations_stash);
 END
 $fn$;
-COMMENT ON FUNCTION kt_unstash_rows() IS 'Internal: inserts the stashed rows back through the parents, so they land in their new partition.';
+COMMENT ON FUNCTION kt_unstash_rows(text, text) IS 'Internal: inserts the rows of the stash tables kt_stash_default_rows() made back through the parents, so they land in their new partition, and drops the stash tables.';
 
 CREATE FUNCTION kt_create_partitions(
     start_time timestamptz,
@@ -413,8 +436,9 @@ COMMENT ON COLUMN kt_partition_health.next_partition_due IS 'End of the partitio
 REVOKE ALL ON FUNCTION kt_create_partitions(timestamptz, timestamptz, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_run_maintenance(integer, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_ensure_partition(timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_private_temp_table(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION kt_unstash_rows() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_unstash_rows(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_lock_for_partition_ddl() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_create_partitions(timestamptz, timestamptz, text) TO kt_governance_admin;
 GRANT EXECUTE ON FUNCTION kt_run_maintenance(integer, boolean) TO kt_governance_admin;

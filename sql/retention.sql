@@ -215,31 +215,32 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_release_legal_hold(bigint) IS 'Releases a legal hold; the next retention run may then remove the rows it protected.';
 
--- Removes the events in stash kt_doomed (ids and timestamps) with their evaluations,
--- archiving first when asked. Returns (events, evaluations, archived).
-CREATE FUNCTION kt_remove_doomed(archive boolean, OUT events bigint, OUT evaluations bigint, OUT archived bigint)
+-- Removes the events listed in the private stash table doomed (ids and timestamps, made by
+-- kt_private_temp_table) with their evaluations, archiving first when asked, and drops the
+-- stash. Returns (events, evaluations, archived).
+CREATE FUNCTION kt_remove_doomed(doomed text, archive boolean, OUT events bigint, OUT evaluations bigint, OUT archived bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, @extschema@, pg_temp
 AS $fn$
 BEGIN
     archived := 0;
     IF archive THEN
-        INSERT INTO ai_decision_events_archive
-        SELECT e.* FROM ai_decision_events e JOIN pg_temp.kt_doomed d ON d.id = e.id AND d.ts = e."timestamp";
+        EXECUTE format('INSERT INTO @extschema@.ai_decision_events_archive
+                        SELECT e.* FROM @extschema@.ai_decision_events e JOIN %s d ON d.id = e.id AND d.ts = e."timestamp"', doomed);
         GET DIAGNOSTICS archived = ROW_COUNT;
-        INSERT INTO policy_evaluations_archive
-        SELECT pe.* FROM policy_evaluations pe JOIN pg_temp.kt_doomed d ON d.id = pe.event_id AND d.ts = pe.event_timestamp;
+        EXECUTE format('INSERT INTO @extschema@.policy_evaluations_archive
+                        SELECT pe.* FROM @extschema@.policy_evaluations pe JOIN %s d ON d.id = pe.event_id AND d.ts = pe.event_timestamp', doomed);
     END IF;
-    DELETE FROM policy_evaluations pe USING pg_temp.kt_doomed d
-    WHERE d.id = pe.event_id AND d.ts = pe.event_timestamp;
+    EXECUTE format('DELETE FROM @extschema@.policy_evaluations pe USING %s d
+                    WHERE d.id = pe.event_id AND d.ts = pe.event_timestamp', doomed);
     GET DIAGNOSTICS evaluations = ROW_COUNT;
-    DELETE FROM ai_decision_events e USING pg_temp.kt_doomed d
-    WHERE d.id = e.id AND d.ts = e."timestamp";
+    EXECUTE format('DELETE FROM @extschema@.ai_decision_events e USING %s d
+                    WHERE d.id = e.id AND d.ts = e."timestamp"', doomed);
     GET DIAGNOSTICS events = ROW_COUNT;
-    TRUNCATE pg_temp.kt_doomed;
+    EXECUTE format('DROP TABLE %s', doomed);
 END
 $fn$;
-COMMENT ON FUNCTION kt_remove_doomed(boolean) IS 'Internal: deletes the events listed in the session''s kt_doomed stash and their evaluations, archiving them first when asked.';
+COMMENT ON FUNCTION kt_remove_doomed(text, boolean) IS 'Internal: deletes the events listed in a private stash table (see kt_private_temp_table) and their evaluations, archiving them first when asked, then drops the stash.';
 
 -- Events and evaluations in a partition pair about to be dropped (the caller holds its locks):
 -- from kt_row_counts, without reading the partitions. Changes that bypass row triggers (a
@@ -308,6 +309,7 @@ DECLARE
     held bigint;
     oldest timestamptz;
     newest timestamptz;
+    doomed text;
     -- rows an export schedule with spare_from_retention has not exported yet are kept like held rows
     spare timestamptz := kt_export_spare_from();
     any_hold boolean := EXISTS (SELECT FROM kt_legal_holds WHERE released_at IS NULL) OR spare < 'infinity';
@@ -337,9 +339,6 @@ BEGIN
     ON CONFLICT (singleton) DO UPDATE SET frozen_before = greatest(kt_rollup_state.frozen_before, excluded.frozen_before);
 
     PERFORM kt_lock_for_partition_ddl();
-    IF to_regclass('pg_temp.kt_doomed') IS NULL THEN
-        CREATE TEMP TABLE kt_doomed (id text, ts timestamptz) ON COMMIT DROP;
-    END IF;
 
     -- whole partition pairs older than the cutoff and free of held rows: dropped
     FOR part IN
@@ -400,17 +399,18 @@ BEGIN
 
     -- everything else older than the cutoff (the straddling partition, partitions with held
     -- rows, the default partition): deleted row by row, held rows kept
-    INSERT INTO pg_temp.kt_doomed
-    SELECT e.id, e."timestamp" FROM ai_decision_events e
-    WHERE e."timestamp" < cutoff AND NOT kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp")
-      AND e.created_at < spare;
-    SELECT min(ts), max(ts) INTO oldest, newest FROM pg_temp.kt_doomed;
+    doomed := kt_private_temp_table('kt_doomed', '(id text, ts timestamptz)');
+    EXECUTE format('INSERT INTO %s
+                    SELECT e.id, e."timestamp" FROM @extschema@.ai_decision_events e
+                    WHERE e."timestamp" < $1 AND NOT @extschema@.kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp")
+                      AND e.created_at < $2', doomed) USING cutoff, spare;
+    EXECUTE format('SELECT min(ts), max(ts) FROM %s', doomed) INTO oldest, newest;
     IF parquet_dest IS NOT NULL AND oldest IS NOT NULL THEN
         -- the exported range also holds the held rows between oldest and newest (they stay too)
         PERFORM kt_export_range(parquet_dest, oldest, newest + interval '1 microsecond',
             manifest_name => format('retention_trim_%s', to_char(cutoff AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS')));
     END IF;
-    SELECT * INTO removed FROM kt_remove_doomed(do_archive);
+    SELECT * INTO removed FROM kt_remove_doomed(doomed, do_archive);
     events_removed := events_removed + removed.events;
     evaluations_removed := evaluations_removed + removed.evaluations;
     events_archived := events_archived + removed.archived;
@@ -461,6 +461,7 @@ DECLARE
     removed record;
     oldest timestamptz;
     newest timestamptz;
+    doomed text;
 BEGIN
     IF coalesce(subject, '') = '' THEN
         RAISE EXCEPTION 'user_id is required' USING ERRCODE = 'null_value_not_allowed';
@@ -468,14 +469,13 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('kt_governance.retention'));
     -- keep the aggregate history (rollups hold no user ids): bring them up to date first
     PERFORM kt_refresh_metrics();
-    IF to_regclass('pg_temp.kt_doomed') IS NULL THEN
-        CREATE TEMP TABLE kt_doomed (id text, ts timestamptz) ON COMMIT DROP;
-    END IF;
-    INSERT INTO pg_temp.kt_doomed
-    SELECT e.id, e."timestamp" FROM ai_decision_events e
-    WHERE e.user_id = subject AND NOT kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp");
-    SELECT min(ts), max(ts) INTO oldest, newest FROM pg_temp.kt_doomed;
-    SELECT * INTO removed FROM kt_remove_doomed(false);
+    doomed := kt_private_temp_table('kt_doomed', '(id text, ts timestamptz)');
+    EXECUTE format('INSERT INTO %s
+                    SELECT e.id, e."timestamp" FROM @extschema@.ai_decision_events e
+                    WHERE e.user_id = $1 AND NOT @extschema@.kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp")', doomed)
+        USING subject;
+    EXECUTE format('SELECT min(ts), max(ts) FROM %s', doomed) INTO oldest, newest;
+    SELECT * INTO removed FROM kt_remove_doomed(doomed, false);
     events_removed := removed.events;
     evaluations_removed := removed.evaluations;
     SELECT count(*) INTO events_held FROM ai_decision_events e WHERE e.user_id = subject;
@@ -501,7 +501,7 @@ REVOKE ALL ON PROCEDURE kt_apply_retention_by_partition(integer, boolean) FROM P
 GRANT EXECUTE ON PROCEDURE kt_apply_retention_by_partition(integer, boolean) TO kt_governance_admin;
 REVOKE ALL ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
                        kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean, integer),
-                       kt_erase_subject(text), kt_remove_doomed(boolean),
+                       kt_erase_subject(text), kt_remove_doomed(text, boolean),
                        kt_partition_pair_rows(text, text, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
                           kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean, integer),

@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 dir="$KT_ROOT/build/e2e_upgrade"; port=55437
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
 current="$(sed -n 's/^version = "\(.*\)"/\1/p' "$KT_ROOT/Cargo.toml" | head -1)"
-released=(0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0)
+released=(0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0)
 sharedir="$("$PG_BIN/pg_config" --sharedir)/extension"
 for v in "${released[@]}"; do cp "$KT_ROOT/pgrx-tests/upgrade/kt_governance--$v.sql" "$sharedir/"; done
 cluster_create "$dir" "$port" "timezone = 'UTC'"

@@ -1,0 +1,83 @@
+-- The trust boundary (issue 20), attacked as the role that could: each attempt is refused or
+-- harmless, and a superuser's check afterwards finds every event, hold and removal-log row as
+-- before.
+--
+-- Class 1: caller-owned temp tables. Privileged code used to stash rows in pg_temp.kt_doomed
+-- and pg_temp.kt_stash_events / kt_stash_evaluations, reusing them when they existed, so an
+-- admin who made them first ran a trigger as the extension owner (and became superuser), or
+-- chose which rows an erasure deleted, or made a drain delete rows without moving them.
+CREATE EXTENSION kt_governance;
+\ir _helpers.psql
+-- data relative to now(), checked by comparison only: 20 days in dated partitions, 10 days of
+-- older rows waiting in the default partition for a drain, one held team
+SELECT count(*) > 0 AS partitions FROM kt_create_partitions(date_trunc('month', now() - interval '20 days', 'UTC'), now() + interval '1 day');
+SELECT kt_generate_sample_events(3000, 20, 41, now()) IS NOT NULL AS loaded;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, user_id, team_id)
+SELECT 'waiting-' || g, date_trunc('month', now() - interval '20 days', 'UTC') - g * interval '1 hour', 'allowed', 'm', 'p', 'g', 'user-waiting', 'team-waiting'
+FROM generate_series(1, 240) g;
+INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result)
+SELECT id, "timestamp", 'pii', 'pass' FROM ai_decision_events WHERE id LIKE 'waiting-%';
+SELECT kt_add_legal_hold(team_id => 'team-waiting', reason => 'security test') > 0 AS held;
+SELECT count(*) AS waiting_in_default FROM ONLY events_default;
+
+-- what a superuser checks afterwards
+CREATE FUNCTION pg_temp.evidence() RETURNS text LANGUAGE sql AS $$
+    SELECT format('events=%s evaluations=%s digest=%s holds=%s',
+        (SELECT count(*) FROM ai_decision_events), (SELECT count(*) FROM policy_evaluations),
+        (SELECT md5(string_agg(id || '@' || "timestamp", ',' ORDER BY id)) FROM ai_decision_events),
+        (SELECT count(*) FROM kt_legal_holds WHERE released_at IS NULL)) $$;
+SELECT pg_temp.evidence() AS evidence_before \gset
+
+CREATE ROLE kt_sec_admin LOGIN IN ROLE kt_governance_admin;
+GRANT SELECT ON ai_decision_events TO kt_sec_admin;  -- to pick held ids, as an admin may
+SET ROLE kt_sec_admin;
+-- the planted stash tables: a statement trigger that makes the caller superuser (and notes that
+-- it ran), and row triggers that swallow the rows a drain stashes
+CREATE TEMP TABLE trigger_ran (what text);
+CREATE FUNCTION pg_temp.escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pg_temp.trigger_ran VALUES (TG_TABLE_NAME || ' as ' || current_user);
+    EXECUTE 'ALTER ROLE kt_sec_admin SUPERUSER';
+    RETURN NULL;
+END $$;
+CREATE FUNCTION pg_temp.swallow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pg_temp.trigger_ran VALUES (TG_TABLE_NAME || ' swallowed a row as ' || current_user);
+    RETURN NULL;
+END $$;
+-- kt_doomed filled with held rows, so an erasure of "nobody" would delete them
+CREATE TEMP TABLE kt_doomed (id text, ts timestamptz);
+INSERT INTO pg_temp.kt_doomed SELECT id, "timestamp" FROM ai_decision_events WHERE team_id = 'team-waiting';
+CREATE TRIGGER escalate AFTER INSERT ON pg_temp.kt_doomed FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.escalate();
+CREATE TEMP TABLE kt_stash_events (LIKE ai_decision_events);
+CREATE TEMP TABLE kt_stash_evaluations (LIKE policy_evaluations);
+CREATE TRIGGER swallow BEFORE INSERT ON pg_temp.kt_stash_events FOR EACH ROW EXECUTE FUNCTION pg_temp.swallow();
+CREATE TRIGGER swallow BEFORE INSERT ON pg_temp.kt_stash_evaluations FOR EACH ROW EXECUTE FUNCTION pg_temp.swallow();
+
+-- every privileged entry point that stashed rows
+SELECT events_removed, events_held FROM kt_erase_subject('nobody');
+SELECT partitions_created > 0 AS drained_into_new_partitions, rows_moved FROM kt_run_maintenance();
+SELECT count(*) AS created FROM kt_create_partitions(now() + interval '2 years', now() + interval '2 years 1 day');
+SELECT events_removed FROM kt_apply_retention(24 * 365 * 20);
+SELECT status AS maintenance_job FROM kt_run_job('maintenance');
+SELECT status AS retention_job FROM kt_run_job('retention');
+SELECT count(*) AS planted_triggers_ran FROM pg_temp.trigger_ran;
+SELECT count(*) AS planted_doomed_rows_left FROM pg_temp.kt_doomed;  -- untouched: 240
+RESET ROLE;
+
+-- the superuser's check: no escalation, every event and evaluation still there (the drained
+-- ones moved into their partition), the holds too; the removal log holds the two runs, honest
+SELECT rolsuper AS attacker_is_superuser FROM pg_roles WHERE rolname = 'kt_sec_admin';
+SELECT pg_temp.evidence() = :'evidence_before' AS evidence_intact;
+SELECT count(*) AS still_waiting_in_default FROM ONLY events_default;
+SELECT why, subject, events_removed, events_held FROM kt_removal_log ORDER BY removal_id;
+-- privileged code names no temp table by a fixed name any more: every stash comes from
+-- kt_private_temp_table(), whose tables have random names
+SELECT p.proname FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'kt_governance'
+WHERE p.prosrc ~* 'pg_temp\.kt_|temp table kt_' ORDER BY 1;
+-- and such a table cannot be planted: its name is new each time
+SELECT kt_private_temp_table('kt_doomed', '(id text)') <> kt_private_temp_table('kt_doomed', '(id text)') AS names_differ;
+SELECT kt_private_temp_table('kt_doomed', '(id text)') ~ '^pg_temp\.kt_doomed_[0-9a-f]{32}$' AS random_name;
+DROP OWNED BY kt_sec_admin;
+DROP ROLE kt_sec_admin;

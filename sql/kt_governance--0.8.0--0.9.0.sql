@@ -1,0 +1,382 @@
+-- kt_governance 0.8.0 -> 0.9.0: privileged code no longer uses temp tables it finds in the
+-- caller's pg_temp (a caller who made kt_doomed or kt_stash_events first, or hung a trigger on
+-- it, ran code or chose rows as the extension owner). Every stash is a new temp table with a
+-- random name made by kt_private_temp_table(), owned by the extension owner.
+-- Frozen once released: later changes go into a new upgrade script.
+\echo Use "ALTER EXTENSION kt_governance UPDATE TO '0.9.0'" to load this file. \quit
+
+-- signatures that changed: the stash tables are passed by name
+DROP FUNCTION kt_unstash_rows();
+DROP FUNCTION kt_stash_default_rows(timestamptz, timestamptz);
+DROP FUNCTION kt_remove_doomed(boolean);
+
+-- Privileged code never uses a table it finds in the caller's pg_temp: a caller who made it
+-- first (or hung a trigger or rule on it) would run code, or choose rows, as the definer. Each
+-- stash is a new temp table with a random name, made here, so its owner is the extension owner:
+-- the caller cannot fill, alter or hang anything on it, and a name taken makes CREATE fail
+-- instead of reusing it. Dropped at commit. Returns the qualified name to use with %s.
+CREATE OR REPLACE FUNCTION kt_private_temp_table(prefix text, definition text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    table_name text := prefix || '_' || replace(gen_random_uuid()::text, '-', '');
+BEGIN
+    EXECUTE format('CREATE TEMP TABLE %I %s ON COMMIT DROP', table_name, definition);
+    -- belt and braces: exactly the plain table just made, owned by us, nothing attached
+    IF NOT EXISTS (SELECT FROM pg_class c
+                   WHERE c.relnamespace = pg_my_temp_schema() AND c.relname = table_name
+                     AND c.relkind = 'r' AND NOT c.relhastriggers AND NOT c.relhasrules
+                     AND c.relowner = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)) THEN
+        RAISE EXCEPTION 'kt_governance: temporary table % is not the one it just created', table_name
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN format('pg_temp.%I', table_name);
+END
+$fn$;
+COMMENT ON FUNCTION kt_private_temp_table(text, text) IS 'Internal: creates a temporary table with a random name (prefix_<32 hex>) and the given column definition, dropped at commit, owned by the calling (extension) role, and returns its qualified name. Privileged code stashes rows only in such tables, never in one it finds in pg_temp.';
+
+-- Moves the default partitions' rows of [lo, hi) into two private stash tables (see
+-- kt_private_temp_table). Must run before the partition is created: PostgreSQL refuses a new
+-- partition while the default one holds rows of its range.
+CREATE OR REPLACE FUNCTION kt_stash_default_rows(lo timestamptz, hi timestamptz,
+                                      OUT events_stash text, OUT evaluations_stash text, OUT moved bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+BEGIN
+    moved := 0;
+    IF NOT EXISTS (SELECT FROM ONLY @extschema@.events_default
+                   WHERE "timestamp" >= lo AND "timestamp" < hi) THEN
+        RETURN;
+    END IF;
+    events_stash := @extschema@.kt_private_temp_table('kt_stash_events', '(LIKE @extschema@.ai_decision_events)');
+    evaluations_stash := @extschema@.kt_private_temp_table('kt_stash_evaluations', '(LIKE @extschema@.policy_evaluations)');
+    -- evaluations first: their foreign key refuses deleting events they still reference
+    EXECUTE format('WITH gone AS (DELETE FROM ONLY @extschema@.policy_evaluations_default
+                                  WHERE event_timestamp >= $1 AND event_timestamp < $2 RETURNING *)
+                    INSERT INTO %s SELECT * FROM gone', evaluations_stash) USING lo, hi;
+    EXECUTE format('WITH gone AS (DELETE FROM ONLY @extschema@.events_default
+                                  WHERE "timestamp" >= $1 AND "timestamp" < $2 RETURNING *)
+                    INSERT INTO %s SELECT * FROM gone', events_stash) USING lo, hi;
+    GET DIAGNOSTICS moved = ROW_COUNT;
+END
+$fn$;
+COMMENT ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) IS 'Internal: moves the default partitions'' rows of [lo, hi) into two private stash tables made for this call; returns their names and the number of events moved (0 and NULL names when there was nothing to move).';
+
+CREATE OR REPLACE FUNCTION kt_unstash_rows(events_stash text, evaluations_stash text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+BEGIN
+    EXECUTE format('INSERT INTO @extschema@.ai_decision_events SELECT * FROM %s', events_stash);
+    EXECUTE format('INSERT INTO @extschema@.policy_evaluations OVERRIDING SYSTEM VALUE SELECT * FROM %s', evaluations_stash);
+    EXECUTE format('DROP TABLE %s, %s', events_stash, evaluations_stash);
+END
+$fn$;
+COMMENT ON FUNCTION kt_unstash_rows(text, text) IS 'Internal: inserts the rows of the stash tables kt_stash_default_rows() made back through the parents, so they land in their new partition, and drops the stash tables.';
+
+-- Makes sure a partition covers t in both tables. Any rows of the new range waiting in the
+-- default partitions are moved into it in this transaction (evaluations with their events).
+-- The caller holds the locks from kt_lock_for_partition_ddl().
+CREATE OR REPLACE FUNCTION kt_ensure_partition(
+    t timestamptz,
+    granularity text,
+    OUT partition_name text,
+    OUT range_start timestamptz,
+    OUT range_end timestamptz,
+    OUT created boolean,
+    OUT rows_moved bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+SET TimeZone = 'UTC'
+AS $fn$
+DECLARE
+    wanted record;
+    existing record;
+    suffix text;
+    evaluation_name text;
+    attempt int := 0;
+    stash record;
+BEGIN
+    SELECT p.partition_name, p.range_start, p.range_end INTO existing
+    FROM @extschema@.kt_partitions p
+    WHERE p.parent_table = 'ai_decision_events' AND NOT p.is_default
+      AND p.range_start <= t AND t < p.range_end;
+    IF FOUND THEN
+        partition_name := existing.partition_name;
+        range_start := existing.range_start;
+        range_end := existing.range_end;
+        created := false;
+        rows_moved := 0;
+        RETURN;
+    END IF;
+
+    SELECT * INTO wanted FROM @extschema@.kt_partition_range(t, granularity);
+    -- after a change of granularity the natural range may overlap existing partitions:
+    -- clip it to the gap around t (greatest/least ignore the NULL of "no neighbour")
+    range_start := greatest(wanted.range_start,
+        (SELECT max(p.range_end) FROM @extschema@.kt_partitions p
+         WHERE p.parent_table = 'ai_decision_events' AND p.range_end <= t));
+    range_end := least(wanted.range_end,
+        (SELECT min(p.range_start) FROM @extschema@.kt_partitions p
+         WHERE p.parent_table = 'ai_decision_events' AND p.range_start > t));
+
+    suffix := wanted.name_suffix;
+    WHILE to_regclass(format('%I.%I', '@extschema@', 'events_' || suffix)) IS NOT NULL
+       OR to_regclass(format('%I.%I', '@extschema@', 'policy_evaluations_' || suffix)) IS NOT NULL LOOP
+        attempt := attempt + 1;
+        suffix := wanted.name_suffix || '_' || attempt;
+    END LOOP;
+    partition_name := 'events_' || suffix;
+    evaluation_name := 'policy_evaluations_' || suffix;
+
+    stash := @extschema@.kt_stash_default_rows(range_start, range_end);
+    rows_moved := stash.moved;
+
+    EXECUTE format('CREATE TABLE %I.%I PARTITION OF @extschema@.ai_decision_events FOR VALUES FROM (%L) TO (%L)',
+                   '@extschema@', partition_name,
+                   to_char(range_start, 'YYYY-MM-DD HH24:MI:SS"+00"'),
+                   to_char(range_end, 'YYYY-MM-DD HH24:MI:SS"+00"'));
+    EXECUTE format('CREATE TABLE %I.%I PARTITION OF @extschema@.policy_evaluations FOR VALUES FROM (%L) TO (%L)',
+                   '@extschema@', evaluation_name,
+                   to_char(range_start, 'YYYY-MM-DD HH24:MI:SS"+00"'),
+                   to_char(range_end, 'YYYY-MM-DD HH24:MI:SS"+00"'));
+    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', '@extschema@', partition_name,
+                   format('Partition of ai_decision_events for [%s, %s) UTC, made by kt_governance.', range_start, range_end));
+    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', '@extschema@', evaluation_name,
+                   format('Partition of policy_evaluations for [%s, %s) UTC, made by kt_governance.', range_start, range_end));
+
+    IF rows_moved > 0 THEN
+        PERFORM @extschema@.kt_unstash_rows(stash.events_stash, stash.evaluations_stash);
+    END IF;
+    -- keys after the rows: one index build instead of row-by-row maintenance
+    PERFORM @extschema@.kt_add_partition_keys(partition_name, evaluation_name);
+    created := true;
+END
+$fn$;
+COMMENT ON FUNCTION kt_ensure_partition(timestamptz, text) IS 'Internal: creates the events and evaluations partitions covering t (clipped to the gap between existing partitions) unless one exists, moving waiting rows out of the default partitions. Caller must hold kt_lock_for_partition_ddl().';
+
+-- Removes the events listed in the private stash table doomed (ids and timestamps, made by
+-- kt_private_temp_table) with their evaluations, archiving first when asked, and drops the
+-- stash. Returns (events, evaluations, archived).
+CREATE OR REPLACE FUNCTION kt_remove_doomed(doomed text, archive boolean, OUT events bigint, OUT evaluations bigint, OUT archived bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+BEGIN
+    archived := 0;
+    IF archive THEN
+        EXECUTE format('INSERT INTO @extschema@.ai_decision_events_archive
+                        SELECT e.* FROM @extschema@.ai_decision_events e JOIN %s d ON d.id = e.id AND d.ts = e."timestamp"', doomed);
+        GET DIAGNOSTICS archived = ROW_COUNT;
+        EXECUTE format('INSERT INTO @extschema@.policy_evaluations_archive
+                        SELECT pe.* FROM @extschema@.policy_evaluations pe JOIN %s d ON d.id = pe.event_id AND d.ts = pe.event_timestamp', doomed);
+    END IF;
+    EXECUTE format('DELETE FROM @extschema@.policy_evaluations pe USING %s d
+                    WHERE d.id = pe.event_id AND d.ts = pe.event_timestamp', doomed);
+    GET DIAGNOSTICS evaluations = ROW_COUNT;
+    EXECUTE format('DELETE FROM @extschema@.ai_decision_events e USING %s d
+                    WHERE d.id = e.id AND d.ts = e."timestamp"', doomed);
+    GET DIAGNOSTICS events = ROW_COUNT;
+    EXECUTE format('DROP TABLE %s', doomed);
+END
+$fn$;
+COMMENT ON FUNCTION kt_remove_doomed(text, boolean) IS 'Internal: deletes the events listed in a private stash table (see kt_private_temp_table) and their evaluations, archiving them first when asked, then drops the stash.';
+
+CREATE OR REPLACE FUNCTION kt_apply_retention(hours integer, archive boolean DEFAULT NULL, max_partitions integer DEFAULT NULL)
+RETURNS TABLE (cutoff timestamptz, partitions_removed text[], events_removed bigint,
+               evaluations_removed bigint, events_archived bigint, events_held bigint, more_to_do boolean)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+SET kt_governance.track_changes = off
+AS $fn$
+DECLARE
+    do_archive boolean := coalesce(archive, kt_setting('retention_archive')::boolean);
+    parquet_dest text := nullif(kt_setting('retention_archive_destination'), '');
+    archived_to text := concat_ws(', ', CASE WHEN do_archive THEN 'ai_decision_events_archive' END, parquet_dest);
+    part record;
+    removed record;
+    n_events bigint;
+    n_evals bigint;
+    held bigint;
+    oldest timestamptz;
+    newest timestamptz;
+    doomed text;
+    -- rows an export schedule with spare_from_retention has not exported yet are kept like held rows
+    spare timestamptz := kt_export_spare_from();
+    any_hold boolean := EXISTS (SELECT FROM kt_legal_holds WHERE released_at IS NULL) OR spare < 'infinity';
+BEGIN
+    IF hours IS NULL OR hours <= 0 THEN
+        RAISE EXCEPTION 'retention hours must be a positive number, got %', coalesce(hours::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'kt_apply_retention never means "delete everything".';
+    END IF;
+    IF max_partitions <= 0 THEN
+        RAISE EXCEPTION 'max_partitions must be positive (or NULL for all), got %', max_partitions
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(hashtext('kt_governance.retention')) THEN
+        RAISE NOTICE 'kt_governance: another retention or erasure run is in progress; skipping';
+        RETURN;
+    END IF;
+    cutoff := now() - make_interval(hours => hours);
+    partitions_removed := '{}';
+    events_removed := 0; evaluations_removed := 0; events_archived := 0; events_held := 0;
+    more_to_do := false;
+
+    -- rollups first: refresh the dirty hours the cutoff reaches (later ones are not touched and
+    -- wait for the refresh job), then freeze the hours about to lose raw rows
+    PERFORM kt_refresh_metrics(up_to => cutoff);
+    INSERT INTO kt_rollup_state (frozen_before) VALUES (date_trunc('hour', cutoff, 'UTC'))
+    ON CONFLICT (singleton) DO UPDATE SET frozen_before = greatest(kt_rollup_state.frozen_before, excluded.frozen_before);
+
+    PERFORM kt_lock_for_partition_ddl();
+
+    -- whole partition pairs older than the cutoff and free of held rows: dropped
+    FOR part IN
+        SELECT ev.partition_name AS events_part, pe.partition_name AS evals_part, ev.range_start, ev.range_end
+        FROM kt_partitions ev
+        JOIN kt_partitions pe ON pe.parent_table = 'policy_evaluations' AND pe.range_start = ev.range_start
+                             AND pe.range_end = ev.range_end
+        WHERE ev.parent_table = 'ai_decision_events' AND NOT ev.is_default AND ev.range_end <= cutoff
+        ORDER BY ev.range_start
+    LOOP
+        held := 0;
+        IF any_hold THEN  -- a full scan of the partition only when some hold is active
+            EXECUTE format('SELECT count(*) FROM %I.%I e WHERE kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp") OR e.created_at >= %L',
+                           '@extschema@', part.events_part, spare) INTO held;
+        END IF;
+        IF held > 0 THEN
+            CONTINUE;  -- trimmed below instead
+        END IF;
+        IF cardinality(partitions_removed) >= max_partitions THEN
+            more_to_do := true;  -- the caller commits and calls again
+            EXIT;
+        END IF;
+        -- locked before their rows are counted: no row comes or goes until they are dropped
+        EXECUTE format('LOCK TABLE %I.%I, %I.%I IN ACCESS EXCLUSIVE MODE',
+                       '@extschema@', part.evals_part, '@extschema@', part.events_part);
+        SELECT p.events, p.evaluations INTO n_events, n_evals
+        FROM kt_partition_pair_rows(part.events_part, part.evals_part, part.range_start, part.range_end) p;
+        -- two index probes, not a scan
+        EXECUTE format('SELECT min("timestamp"), max("timestamp") FROM %I.%I', '@extschema@', part.events_part)
+            INTO oldest, newest;
+        IF do_archive THEN
+            EXECUTE format('INSERT INTO ai_decision_events_archive SELECT * FROM %I.%I', '@extschema@', part.events_part);
+            EXECUTE format('INSERT INTO policy_evaluations_archive SELECT * FROM %I.%I', '@extschema@', part.evals_part);
+            events_archived := events_archived + n_events;
+        END IF;
+        IF parquet_dest IS NOT NULL AND n_events > 0 THEN
+            -- an export error aborts this function: nothing is dropped without its archive
+            PERFORM kt_export_range(parquet_dest, part.range_start, part.range_end,
+                                    manifest_name => format('retention_%s', part.events_part));
+        END IF;
+        -- out of the tables at commit; the files are deleted right after it (sql/reclaim.sql)
+        PERFORM kt_detach_for_reclaim(part.events_part, part.evals_part);
+        PERFORM kt_forget_counted_range(part.range_start, part.range_end);
+        partitions_removed := partitions_removed || part.events_part;
+        events_removed := events_removed + n_events;
+        evaluations_removed := evaluations_removed + n_evals;
+        RAISE NOTICE 'kt_governance retention: removed % (% events, % evaluations)', part.events_part, n_events, n_evals;
+    END LOOP;
+
+    IF more_to_do THEN
+        INSERT INTO kt_removal_log (why, cutoff, partitions_dropped, events_removed, evaluations_removed,
+                                    events_archived, archived_to)
+        VALUES ('retention', cutoff, partitions_removed, events_removed, evaluations_removed, events_archived,
+                nullif(archived_to, ''));
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    -- everything else older than the cutoff (the straddling partition, partitions with held
+    -- rows, the default partition): deleted row by row, held rows kept
+    doomed := kt_private_temp_table('kt_doomed', '(id text, ts timestamptz)');
+    EXECUTE format('INSERT INTO %s
+                    SELECT e.id, e."timestamp" FROM @extschema@.ai_decision_events e
+                    WHERE e."timestamp" < $1 AND NOT @extschema@.kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp")
+                      AND e.created_at < $2', doomed) USING cutoff, spare;
+    EXECUTE format('SELECT min(ts), max(ts) FROM %s', doomed) INTO oldest, newest;
+    IF parquet_dest IS NOT NULL AND oldest IS NOT NULL THEN
+        -- the exported range also holds the held rows between oldest and newest (they stay too)
+        PERFORM kt_export_range(parquet_dest, oldest, newest + interval '1 microsecond',
+            manifest_name => format('retention_trim_%s', to_char(cutoff AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS')));
+    END IF;
+    SELECT * INTO removed FROM kt_remove_doomed(doomed, do_archive);
+    events_removed := events_removed + removed.events;
+    evaluations_removed := evaluations_removed + removed.evaluations;
+    events_archived := events_archived + removed.archived;
+    SELECT count(*) INTO events_held FROM ai_decision_events e WHERE e."timestamp" < cutoff;
+    IF removed.events > 0 THEN
+        RAISE NOTICE 'kt_governance retention: deleted % events older than the cutoff from partly kept partitions', removed.events;
+    END IF;
+    IF events_held > 0 THEN
+        RAISE NOTICE 'kt_governance retention: % events older than the cutoff kept by legal holds', events_held;
+    END IF;
+
+    INSERT INTO kt_removal_log (why, cutoff, partitions_dropped, events_removed, evaluations_removed,
+                                events_archived, events_held, archived_to, oldest_removed, newest_removed)
+    VALUES ('retention', cutoff, partitions_removed, events_removed, evaluations_removed, events_archived,
+            events_held, nullif(archived_to, ''),
+            (SELECT min(x) FROM unnest(ARRAY[oldest]) x), newest);
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION kt_apply_retention(integer, boolean, integer) IS 'Removes every event and evaluation older than now() - hours and nothing newer: whole partitions are detached (their files are deleted by a background worker right after the commit, see kt_reclaim_space()), the partition straddling the cutoff (and any holding legally held rows) is trimmed. Refreshes rollups first and freezes the pruned hours, so reports keep the history. archive (default kt_governance.retention_archive) copies the rows to ai_decision_events_archive / policy_evaluations_archive in the same transaction; with kt_governance.retention_archive_destination set, every dropped partition and the trimmed range are first exported as Parquet there (manifests retention_<partition>.json / retention_trim_<cutoff>.json), and an export error aborts the removal. Held rows stay. Logged in kt_removal_log. hours <= 0 or NULL is an error. A concurrent run is skipped with a NOTICE. max_partitions: drop at most that many partition pairs and return more_to_do = true, leaving the rest (and the trim) to the next call, so a caller can commit in between (see kt_apply_retention_by_partition).';
+
+CREATE OR REPLACE FUNCTION kt_erase_subject(user_id text)
+RETURNS TABLE (events_removed bigint, evaluations_removed bigint, archived_removed bigint, events_held bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+SET kt_governance.track_changes = off
+AS $fn$
+DECLARE
+    subject text := user_id;
+    removed record;
+    oldest timestamptz;
+    newest timestamptz;
+    doomed text;
+BEGIN
+    IF coalesce(subject, '') = '' THEN
+        RAISE EXCEPTION 'user_id is required' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('kt_governance.retention'));
+    -- keep the aggregate history (rollups hold no user ids): bring them up to date first
+    PERFORM kt_refresh_metrics();
+    doomed := kt_private_temp_table('kt_doomed', '(id text, ts timestamptz)');
+    EXECUTE format('INSERT INTO %s
+                    SELECT e.id, e."timestamp" FROM @extschema@.ai_decision_events e
+                    WHERE e.user_id = $1 AND NOT @extschema@.kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp")', doomed)
+        USING subject;
+    EXECUTE format('SELECT min(ts), max(ts) FROM %s', doomed) INTO oldest, newest;
+    SELECT * INTO removed FROM kt_remove_doomed(doomed, false);
+    events_removed := removed.events;
+    evaluations_removed := removed.evaluations;
+    SELECT count(*) INTO events_held FROM ai_decision_events e WHERE e.user_id = subject;
+    -- archived copies and quarantined raw records are personal data too
+    DELETE FROM policy_evaluations_archive pa USING ai_decision_events_archive a
+    WHERE a.user_id = subject AND pa.event_id = a.id AND pa.event_timestamp = a."timestamp"
+      AND NOT kt_is_held(a.team_id, a.user_id, a.gateway_id, a."timestamp");
+    DELETE FROM ai_decision_events_archive a
+    WHERE a.user_id = subject AND NOT kt_is_held(a.team_id, a.user_id, a.gateway_id, a."timestamp");
+    GET DIAGNOSTICS archived_removed = ROW_COUNT;
+    DELETE FROM kt_ingest_errors q WHERE q.raw ->> 'user_id' = subject;
+    IF events_held > 0 THEN
+        RAISE WARNING 'kt_governance: % events of user % are under legal hold and were not erased', events_held, subject;
+    END IF;
+    INSERT INTO kt_removal_log (why, subject, events_removed, evaluations_removed, events_held, oldest_removed, newest_removed)
+    VALUES ('erasure', subject, events_removed, evaluations_removed, events_held, oldest, newest);
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION kt_erase_subject(text) IS 'Right to be forgotten: deletes a user''s events and evaluations (and their archived copies and quarantined records), except rows under legal hold, which it counts and reports. Rollups, which hold no user ids, keep their totals. Logged in kt_removal_log.';
+
+REVOKE ALL ON FUNCTION kt_private_temp_table(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_unstash_rows(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_remove_doomed(text, boolean) FROM PUBLIC;
