@@ -36,7 +36,7 @@ CREATE TABLE kt_job_runs (
     job_name     text NOT NULL,
     started_at   timestamptz NOT NULL,
     finished_at  timestamptz NOT NULL,
-    status       text NOT NULL CHECK (status IN ('ok', 'error')),
+    status       text NOT NULL CHECK (status IN ('ok', 'error', 'skipped')),
     message      text,
     rows_touched bigint,
     run_by       text NOT NULL DEFAULT session_user
@@ -47,7 +47,7 @@ COMMENT ON COLUMN kt_job_runs.run_id IS 'Run number.';
 COMMENT ON COLUMN kt_job_runs.job_name IS 'Job.';
 COMMENT ON COLUMN kt_job_runs.started_at IS 'Start (clock time).';
 COMMENT ON COLUMN kt_job_runs.finished_at IS 'End (clock time).';
-COMMENT ON COLUMN kt_job_runs.status IS 'ok or error.';
+COMMENT ON COLUMN kt_job_runs.status IS 'ok, error, or skipped (the job did not run, for the reason in message: another run of the same kind held its lock).';
 COMMENT ON COLUMN kt_job_runs.message IS 'What the run did, or SQLSTATE: message of its error.';
 COMMENT ON COLUMN kt_job_runs.rows_touched IS 'Hours refreshed, or rows moved by maintenance.';
 COMMENT ON COLUMN kt_job_runs.run_by IS 'Role that ran it (the worker runs as the bootstrap superuser).';
@@ -113,7 +113,12 @@ BEGIN
         FROM kt_execute_job(wanted) x;
         -- a job that handled its own error (export keeps its claimed range) reports failed
         status := CASE WHEN failed THEN 'error' ELSE 'ok' END;
-    EXCEPTION WHEN OTHERS THEN
+    EXCEPTION WHEN SQLSTATE 'KT001' THEN
+        -- the job found another run of its kind under way and did nothing
+        GET STACKED DIAGNOSTICS detail = MESSAGE_TEXT;
+        status := 'skipped';
+        message := detail;
+    WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = MESSAGE_TEXT;
         status := 'error';
         message := state || ': ' || detail;
@@ -126,13 +131,14 @@ BEGIN
         last_success = CASE WHEN status = 'ok' THEN kt_run_job.finished_at ELSE j.last_success END,
         last_error = CASE WHEN status = 'error' THEN kt_run_job.finished_at ELSE j.last_error END,
         last_error_message = CASE WHEN status = 'error' THEN message ELSE j.last_error_message END,
-        consecutive_failures = CASE WHEN status = 'ok' THEN 0 ELSE j.consecutive_failures + 1 END
+        consecutive_failures = CASE status WHEN 'ok' THEN 0 WHEN 'skipped' THEN j.consecutive_failures
+                                           ELSE j.consecutive_failures + 1 END
     WHERE j.job_name = wanted;
     PERFORM kt_prune_job_runs(wanted);
     RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION kt_run_job(text) IS 'Runs a job now (refresh_metrics, maintenance, retention or export), records the run in kt_job_runs and kt_jobs, and returns its outcome. A failing job is recorded with its SQLSTATE and message and does not raise. run_again = true: the job stopped early on purpose (retention drops one partition pair per run) and wants to run again after this transaction commits.';
+COMMENT ON FUNCTION kt_run_job(text) IS 'Runs a job now (refresh_metrics, maintenance, retention or export), records the run in kt_job_runs and kt_jobs, and returns its outcome. A failing job is recorded with its SQLSTATE and message and does not raise; a job that found another run of its kind under way is recorded as skipped, with the reason. run_again = true: the job stopped early on purpose (retention drops one partition pair per run) and wants to run again after this transaction commits.';
 
 CREATE FUNCTION kt_prune_job_runs(job_name text)
 RETURNS void

@@ -1,9 +1,78 @@
--- kt_governance 0.8.0 -> 0.9.0: privileged code no longer uses temp tables it finds in the
--- caller's pg_temp (a caller who made kt_doomed or kt_stash_events first, or hung a trigger on
--- it, ran code or chose rows as the extension owner). Every stash is a new temp table with a
--- random name made by kt_private_temp_table(), owned by the extension owner.
+-- kt_governance 0.8.0 -> 0.9.0, the first steps of the trust boundary:
+-- * privileged code no longer uses temp tables it finds in the caller's pg_temp (a caller who
+--   made kt_doomed or kt_stash_events first, or hung a trigger on it, ran code or chose rows as
+--   the extension owner): every stash is a new temp table with a random name made by
+--   kt_private_temp_table(), owned by the extension owner;
+-- * runs are serialized by row locks on kt_run_locks, which only the extension's own code can
+--   take, instead of advisory-lock keys any login could hold.
 -- Frozen once released: later changes go into a new upgrade script.
 \echo Use "ALTER EXTENSION kt_governance UPDATE TO '0.9.0'" to load this file. \quit
+
+
+-- Run locks: what serializes the extension's own runs (one refresh at a time, one retention or
+-- erasure at a time, one reclaim, kt_ingest's duplicate-id check).
+--
+-- They are row locks on kt_run_locks, a table no role but the extension owner may read, lock
+-- or write, taken by the extension's own privileged code. Advisory-lock keys would not do: any
+-- login may take any key (in 0.8.0, SELECT pg_advisory_lock(hashtext('kt_governance.refresh_metrics'))
+-- from a role with no grants stalled the worker's refresh for as long as it liked).
+
+CREATE TABLE kt_run_locks (
+    lock_name  text PRIMARY KEY,
+    serializes text NOT NULL
+);
+COMMENT ON TABLE kt_run_locks IS 'One row per run lock; a run holds its row locked (SELECT ... FOR UPDATE) until its transaction ends. Only the extension owner can read or lock these rows, so no other role can stall or skip a run by holding its lock. pg_locks shows a holder as a tuple lock on this table.';
+COMMENT ON COLUMN kt_run_locks.lock_name IS 'Lock name: refresh_metrics, retention, reclaim or ingest.';
+COMMENT ON COLUMN kt_run_locks.serializes IS 'The runs that take this lock.';
+INSERT INTO kt_run_locks VALUES
+    ('refresh_metrics', 'kt_refresh_metrics(): one refresh at a time'),
+    ('retention', 'kt_apply_retention() and kt_erase_subject(): one removal at a time'),
+    ('reclaim', 'kt_reclaim_space(): one reclaim at a time'),
+    ('ingest', 'kt_ingest(): the duplicate-id check and the insert of new events');
+REVOKE ALL ON kt_run_locks FROM PUBLIC;
+
+-- Takes a run lock for the rest of the transaction. wait => false: returns false at once when
+-- another run holds it. Called by privileged (extension-owned) code only.
+CREATE FUNCTION kt_take_run_lock(lock_name text, wait boolean DEFAULT true)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    wanted text := lock_name;
+    taken boolean;
+BEGIN
+    IF wait THEN
+        PERFORM FROM @extschema@.kt_run_locks l WHERE l.lock_name = wanted FOR UPDATE;
+    ELSE
+        PERFORM FROM @extschema@.kt_run_locks l WHERE l.lock_name = wanted FOR UPDATE SKIP LOCKED;
+    END IF;
+    taken := FOUND;
+    IF NOT taken AND NOT EXISTS (SELECT FROM @extschema@.kt_run_locks l WHERE l.lock_name = wanted) THEN
+        RAISE EXCEPTION 'unknown run lock "%"', wanted USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN taken;
+END
+$fn$;
+COMMENT ON FUNCTION kt_take_run_lock(text, boolean) IS 'Internal: locks the kt_run_locks row lock_name until the transaction ends; wait => false returns false instead of waiting when another run holds it. Not executable by PUBLIC.';
+REVOKE ALL ON FUNCTION kt_take_run_lock(text, boolean) FROM PUBLIC;
+
+-- kt_ingest runs with its caller's rights, so it takes its lock through this door, which only
+-- writers may open: a writer can make other writers wait, no other role can.
+CREATE FUNCTION kt_take_ingest_lock()
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM @extschema@.kt_take_run_lock('ingest');
+END
+$fn$;
+COMMENT ON FUNCTION kt_take_ingest_lock() IS 'Internal: takes the ingest run lock for kt_ingest (which runs with its caller''s rights); executable by kt_governance_writer only.';
+REVOKE ALL ON FUNCTION kt_take_ingest_lock() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_take_ingest_lock() TO kt_governance_writer;
+
 
 -- signatures that changed: the stash tables are passed by name
 DROP FUNCTION kt_unstash_rows();
@@ -219,7 +288,7 @@ BEGIN
         RAISE EXCEPTION 'max_partitions must be positive (or NULL for all), got %', max_partitions
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT pg_try_advisory_xact_lock(hashtext('kt_governance.retention')) THEN
+    IF NOT kt_take_run_lock('retention', wait => false) THEN
         RAISE NOTICE 'kt_governance: another retention or erasure run is in progress; skipping';
         RETURN;
     END IF;
@@ -345,7 +414,7 @@ BEGIN
     IF coalesce(subject, '') = '' THEN
         RAISE EXCEPTION 'user_id is required' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('kt_governance.retention'));
+    PERFORM kt_take_run_lock('retention');
     -- keep the aggregate history (rollups hold no user ids): bring them up to date first
     PERFORM kt_refresh_metrics();
     doomed := kt_private_temp_table('kt_doomed', '(id text, ts timestamptz)');
@@ -376,7 +445,206 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_erase_subject(text) IS 'Right to be forgotten: deletes a user''s events and evaluations (and their archived copies and quarantined records), except rows under legal hold, which it counts and reports. Rollups, which hold no user ids, keep their totals. Logged in kt_removal_log.';
 
+CREATE OR REPLACE FUNCTION kt_refresh_metrics(up_to timestamptz DEFAULT 'infinity')
+RETURNS TABLE (hours_refreshed bigint, metric_rows bigint, oldest_hour timestamptz, newest_hour timestamptz,
+              hours_merged bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+-- a refresh reads a few hours of rows: compiling its plans with JIT (which the row estimates
+-- trigger at 100k+ rows) costs more than running them
+SET jit = off
+-- the planner overestimates the groups (hundreds per hour, not the tens of thousands it
+-- guesses) and would sort every row to aggregate the latency arrays; hashing is 3x faster
+SET enable_sort = off
+-- the rollup rows written here are the refresh's own, not outside writes to recompute
+-- (kt_recompute_written_hours)
+SET kt_governance.track_changes = off
+AS $fn$
+DECLARE
+    hours timestamptz[];
+    raw_hours timestamptz[];
+    merge_hours timestamptz[];
+    recomputed bigint := 0;
+    merged bigint := 0;
+BEGIN
+    IF up_to IS NULL THEN
+        RAISE EXCEPTION 'up_to must not be NULL (the default, infinity, refreshes every dirty hour)'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- one refresh at a time; a second caller waits, then finds little or nothing left to do
+    PERFORM kt_take_run_lock('refresh_metrics');
+    -- this transaction's own inserts are summed in memory until its commit: recompute their
+    -- hours instead
+    PERFORM kt_settle_pending_deltas();
+    -- Hours before frozen_before lost raw rows to retention: their marks and deltas are
+    -- dropped, never applied. An hour is merged from its deltas when every change to it was a
+    -- summed insert and its rollup rows carry exact histograms; otherwise recomputed.
+    WITH taken AS (DELETE FROM kt_dirty_hours WHERE bucket < up_to RETURNING bucket, recompute),
+    live AS (
+        SELECT t.bucket, bool_or(t.recompute)
+                   -- rows written before 0.6.0 have no exact histogram to merge into
+                   OR EXISTS (SELECT FROM kt_rollup_metrics_hourly r WHERE r.bucket = t.bucket
+                              AND r.latency_histogram IS NULL AND r.latency_count > 0) AS recompute
+        FROM taken t WHERE t.bucket >= kt_frozen_before() GROUP BY t.bucket
+    )
+    SELECT array_agg(bucket ORDER BY bucket),
+           coalesce(array_agg(bucket ORDER BY bucket) FILTER (WHERE recompute), '{}'),
+           coalesce(array_agg(bucket ORDER BY bucket) FILTER (WHERE NOT recompute), '{}')
+    INTO hours, raw_hours, merge_hours FROM live;
+    DELETE FROM kt_rollup_deltas WHERE bucket < kt_frozen_before();
+    DELETE FROM kt_latency_deltas WHERE bucket < kt_frozen_before();
+    hours_refreshed := coalesce(cardinality(hours), 0);
+    hours_merged := cardinality(merge_hours);
+    oldest_hour := hours[1];
+    newest_hour := hours[hours_refreshed];
+    IF cardinality(raw_hours) > 0 THEN
+        recomputed := kt_recompute_hours(raw_hours);
+    END IF;
+    IF cardinality(merge_hours) > 0 THEN
+        merged := kt_merge_deltas(merge_hours);
+    END IF;
+    metric_rows := recomputed + merged;
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION kt_refresh_metrics(timestamptz) IS 'Brings every dirty hour (kt_dirty_hours) of every rollup up to date, exactly, in the caller''s transaction: hours changed only by summed inserts get their kt_rollup_deltas merged in; the others are recomputed from raw rows. A concurrent refresh waits for it. up_to: only hours starting before it (retention refreshes up to its cutoff). Returns how many hours were refreshed (hours_merged of them from deltas), the rollup rows written and the hours'' span. The worker runs it every kt_governance.refresh_interval.';
+
+CREATE OR REPLACE FUNCTION kt_reclaim_space(OUT tables_dropped integer, OUT bytes_returned bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    doomed text;
+BEGIN
+    -- one at a time: a second caller then sees what the first dropped
+    PERFORM kt_take_run_lock('reclaim');
+    SELECT count(*), coalesce(sum(pg_total_relation_size(c.oid)), 0),
+           string_agg(format('kt_governance_reclaim.%I', c.relname), ', ')
+    INTO tables_dropped, bytes_returned, doomed
+    FROM pg_class c
+    WHERE c.relnamespace = 'kt_governance_reclaim'::regnamespace AND c.relkind = 'r';
+    IF doomed IS NOT NULL THEN
+        -- one statement: the foreign key between a pair's tables does not order the drops
+        EXECUTE 'DROP TABLE IF EXISTS ' || doomed;
+    END IF;
+    -- every committed removal's files are gone once the schema is empty (checked in the same
+    -- snapshot: a removal committing meanwhile keeps its stamp for its own worker)
+    UPDATE kt_removal_log SET space_returned_at = clock_timestamp()
+    WHERE space_returned_at IS NULL AND why = 'retention' AND cardinality(partitions_dropped) > 0
+      AND NOT EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = 'kt_governance_reclaim'::regnamespace);
+END
+$fn$;
+COMMENT ON FUNCTION kt_reclaim_space() IS 'Drops the partitions retention moved into kt_governance_reclaim, returning their disk space, and stamps kt_removal_log.space_returned_at. Runs by itself right after each retention commit (and in the maintenance job); call it by hand only to return the space at once when no background worker slot was free.';
+
 REVOKE ALL ON FUNCTION kt_private_temp_table(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_unstash_rows(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_remove_doomed(text, boolean) FROM PUBLIC;
+
+-- a run that found another run of its kind under way is recorded as skipped, with the reason
+ALTER TABLE kt_job_runs DROP CONSTRAINT kt_job_runs_status_check;
+ALTER TABLE kt_job_runs ADD CONSTRAINT kt_job_runs_status_check CHECK (status IN ('ok', 'error', 'skipped'));
+COMMENT ON COLUMN kt_job_runs.status IS 'ok, error, or skipped (the job did not run, for the reason in message: another run of the same kind held its lock).';
+
+CREATE OR REPLACE FUNCTION kt_run_job(job_name text)
+RETURNS TABLE (status text, message text, rows_touched bigint, started_at timestamptz, finished_at timestamptz,
+               run_again boolean)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    wanted text := job_name;
+    state text;
+    detail text;
+    failed boolean;
+BEGIN
+    IF NOT EXISTS (SELECT FROM kt_jobs j WHERE j.job_name = wanted) THEN
+        RAISE EXCEPTION 'unknown job "%"', wanted USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'See SELECT job_name FROM kt_jobs.';
+    END IF;
+    started_at := clock_timestamp();
+    run_again := false;
+    BEGIN
+        -- a subtransaction: a failing job is rolled back and recorded, never propagated
+        SELECT x.message, x.rows_touched, x.again, x.failed INTO message, rows_touched, run_again, failed
+        FROM kt_execute_job(wanted) x;
+        -- a job that handled its own error (export keeps its claimed range) reports failed
+        status := CASE WHEN failed THEN 'error' ELSE 'ok' END;
+    EXCEPTION WHEN SQLSTATE 'KT001' THEN
+        -- the job found another run of its kind under way and did nothing
+        GET STACKED DIAGNOSTICS detail = MESSAGE_TEXT;
+        status := 'skipped';
+        message := detail;
+    WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = MESSAGE_TEXT;
+        status := 'error';
+        message := state || ': ' || detail;
+        RAISE WARNING 'kt_governance job % failed: %', wanted, message;
+    END;
+    finished_at := clock_timestamp();
+    INSERT INTO kt_job_runs (job_name, started_at, finished_at, status, message, rows_touched)
+    VALUES (wanted, started_at, finished_at, status, message, rows_touched);
+    UPDATE kt_jobs j SET last_started = kt_run_job.started_at, last_finished = kt_run_job.finished_at,
+        last_success = CASE WHEN status = 'ok' THEN kt_run_job.finished_at ELSE j.last_success END,
+        last_error = CASE WHEN status = 'error' THEN kt_run_job.finished_at ELSE j.last_error END,
+        last_error_message = CASE WHEN status = 'error' THEN message ELSE j.last_error_message END,
+        consecutive_failures = CASE status WHEN 'ok' THEN 0 WHEN 'skipped' THEN j.consecutive_failures
+                                           ELSE j.consecutive_failures + 1 END
+    WHERE j.job_name = wanted;
+    PERFORM kt_prune_job_runs(wanted);
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION kt_run_job(text) IS 'Runs a job now (refresh_metrics, maintenance, retention or export), records the run in kt_job_runs and kt_jobs, and returns its outcome. A failing job is recorded with its SQLSTATE and message and does not raise; a job that found another run of its kind under way is recorded as skipped, with the reason. run_again = true: the job stopped early on purpose (retention drops one partition pair per run) and wants to run again after this transaction commits.';
+
+-- The worker's retention job: raw retention by kt_governance.retention_hours (0 = off), then
+-- rollup retention by kt_governance.rollup_retention_hours (0 = keep rollups forever).
+CREATE OR REPLACE FUNCTION kt_retention_job(OUT events_removed bigint, OUT message text, OUT again boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, @extschema@, pg_temp
+AS $fn$
+DECLARE
+    raw_hours integer := kt_setting('retention_hours')::int;
+    rollup_hours integer := kt_setting('rollup_retention_hours')::int;
+    rollup_cutoff timestamptz := now() - make_interval(hours => rollup_hours);
+    r record;
+    rollup_rows bigint := 0;
+    n bigint;
+BEGIN
+    events_removed := 0;
+    again := false;
+    message := 'raw retention off';
+    IF raw_hours > 0 THEN
+        -- one partition pair per run: the worker commits and runs the job again at once
+        SELECT * INTO r FROM kt_apply_retention(raw_hours, NULL, 1);
+        IF NOT FOUND THEN
+            -- kt_run_job records this as a skipped run, with the reason, not as a success
+            RAISE EXCEPTION 'skipped: another retention or erasure run holds the retention lock'
+                USING ERRCODE = 'KT001';
+        END IF;
+        events_removed := coalesce(r.events_removed, 0);
+        again := coalesce(r.more_to_do, false);
+        message := format('cutoff %s: %s partitions dropped, %s events removed, %s held%s',
+                          r.cutoff, cardinality(r.partitions_removed), r.events_removed, r.events_held,
+                          CASE WHEN again THEN ', more to do' ELSE '' END);
+    END IF;
+    IF rollup_hours > 0 THEN
+        DELETE FROM kt_rollup_metrics_hourly WHERE bucket < rollup_cutoff;
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        DELETE FROM kt_rollup_decisions_hourly WHERE bucket < rollup_cutoff;
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        DELETE FROM kt_rollup_spend_hourly WHERE bucket < rollup_cutoff;
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        -- days before the cutoff's day go; the cutoff's own day is summed again from the hours
+        -- it keeps, so a daily row is always the sum of its hourly rows
+        DELETE FROM kt_rollup_spend_daily WHERE bucket < date_trunc('day', rollup_cutoff, 'UTC');
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        PERFORM kt_rebuild_spend_days(ARRAY[rollup_cutoff]);
+        message := message || format('; %s rollup rows older than %s hours removed', rollup_rows, rollup_hours);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kt_retention_job() IS 'Internal: body of the retention job: kt_apply_retention(kt_governance.retention_hours) one partition pair per run (again = true asks the worker to run it again after committing), then rollup retention.';

@@ -44,7 +44,7 @@ DECLARE
     doomed text;
 BEGIN
     -- one at a time: a second caller then sees what the first dropped
-    PERFORM pg_advisory_xact_lock(hashtext('kt_governance.reclaim'));
+    PERFORM kt_take_run_lock('reclaim');
     SELECT count(*), coalesce(sum(pg_total_relation_size(c.oid)), 0),
            string_agg(format('kt_governance_reclaim.%I', c.relname), ', ')
     INTO tables_dropped, bytes_returned, doomed

@@ -323,7 +323,7 @@ BEGIN
         RAISE EXCEPTION 'max_partitions must be positive (or NULL for all), got %', max_partitions
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT pg_try_advisory_xact_lock(hashtext('kt_governance.retention')) THEN
+    IF NOT kt_take_run_lock('retention', wait => false) THEN
         RAISE NOTICE 'kt_governance: another retention or erasure run is in progress; skipping';
         RETURN;
     END IF;
@@ -466,7 +466,7 @@ BEGIN
     IF coalesce(subject, '') = '' THEN
         RAISE EXCEPTION 'user_id is required' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('kt_governance.retention'));
+    PERFORM kt_take_run_lock('retention');
     -- keep the aggregate history (rollups hold no user ids): bring them up to date first
     PERFORM kt_refresh_metrics();
     doomed := kt_private_temp_table('kt_doomed', '(id text, ts timestamptz)');
@@ -532,6 +532,11 @@ BEGIN
     IF raw_hours > 0 THEN
         -- one partition pair per run: the worker commits and runs the job again at once
         SELECT * INTO r FROM kt_apply_retention(raw_hours, NULL, 1);
+        IF NOT FOUND THEN
+            -- kt_run_job records this as a skipped run, with the reason, not as a success
+            RAISE EXCEPTION 'skipped: another retention or erasure run holds the retention lock'
+                USING ERRCODE = 'KT001';
+        END IF;
         events_removed := coalesce(r.events_removed, 0);
         again := coalesce(r.more_to_do, false);
         message := format('cutoff %s: %s partitions dropped, %s events removed, %s held%s',

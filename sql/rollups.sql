@@ -633,7 +633,7 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- one refresh at a time; a second caller waits, then finds little or nothing left to do
-    PERFORM pg_advisory_xact_lock(hashtext('kt_governance.refresh_metrics'));
+    PERFORM kt_take_run_lock('refresh_metrics');
     -- this transaction's own inserts are summed in memory until its commit: recompute their
     -- hours instead
     PERFORM kt_settle_pending_deltas();

@@ -225,6 +225,21 @@ fn pg_timestamp(us: i64) -> TimestampWithTimeZone {
 }
 
 /// Ids of this batch that are already stored, whatever their timestamp.
+/// Concurrent kt_ingest calls must not both store the same new id: they take the ingest run
+/// lock, which only writers can take (an advisory key, as before 0.9.0, any login could hold
+/// to stall every writer). The SQL of 0.8.0 and older, served until ALTER EXTENSION UPDATE runs,
+/// has no run locks and keeps its advisory key.
+fn take_ingest_lock(schema: &str) {
+    let lock_fn = format!("{}.kt_take_ingest_lock()", spi::quote_identifier(schema));
+    let exists = Spi::get_one_with_args::<bool>("SELECT to_regprocedure($1) IS NOT NULL", &[lock_fn.clone().into()]);
+    let sql = if exists == Ok(Some(true)) {
+        format!("SELECT {lock_fn}")
+    } else {
+        "SELECT pg_advisory_xact_lock(hashtext('kt_governance.kt_ingest'))".to_string()
+    };
+    Spi::run(&sql).expect("ingest lock");
+}
+
 fn stored_ids(schema: &str, ids: Vec<String>) -> HashSet<String> {
     let sql = format!(
         "SELECT id FROM {}.ai_decision_events WHERE id = ANY($1::text[])",
@@ -356,7 +371,7 @@ fn ingest(
         }
     }
     // concurrent kt_ingest calls must not both store the same new id
-    Spi::run("SELECT pg_advisory_xact_lock(hashtext('kt_governance.kt_ingest'))").expect("ingest lock");
+    take_ingest_lock(&schema);
     let stored = stored_ids(&schema, good.iter().map(|r| r.id.clone()).collect());
     let mut seen: HashSet<String> = HashSet::with_capacity(good.len());
     let received = all.len() as i64;

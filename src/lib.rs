@@ -21,7 +21,8 @@ mod worker;
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/settings.sql", name = "settings", requires = [settings::kt_setting]);
-extension_sql_file!("../sql/partitions.sql", name = "partitions", requires = ["schema", "settings"]);
+extension_sql_file!("../sql/locks.sql", name = "locks", requires = ["schema", "settings"]);
+extension_sql_file!("../sql/partitions.sql", name = "partitions", requires = ["locks"]);
 extension_sql_file!(
     "../sql/sample.sql",
     name = "sample",

@@ -1,6 +1,6 @@
 -- The trust boundary (issue 20), attacked as the role that could: each attempt is refused or
 -- harmless, and a superuser's check afterwards finds every event, hold and removal-log row as
--- before.
+-- before. Classes closed so far: 1 (caller-owned temp tables) and 8 (locks any role could hold).
 --
 -- Class 1: caller-owned temp tables. Privileged code used to stash rows in pg_temp.kt_doomed
 -- and pg_temp.kt_stash_events / kt_stash_evaluations, reusing them when they existed, so an
@@ -81,3 +81,48 @@ SELECT kt_private_temp_table('kt_doomed', '(id text)') <> kt_private_temp_table(
 SELECT kt_private_temp_table('kt_doomed', '(id text)') ~ '^pg_temp\.kt_doomed_[0-9a-f]{32}$' AS random_name;
 DROP OWNED BY kt_sec_admin;
 DROP ROLE kt_sec_admin;
+
+-- Class 8: locks a role with no grants could hold. Runs were serialized with advisory-lock
+-- keys, which any login may take: a second session (dblink) of a role with no grants holds
+-- every key 0.8.0 used, and every run goes through, within a 5 s lock_timeout.
+CREATE EXTENSION dblink;
+CREATE ROLE kt_sec_nobody LOGIN;
+SELECT format('host=%s port=%s dbname=%s', split_part(current_setting('unix_socket_directories'), ',', 1),
+              current_setting('port'), current_database()) AS here \gset
+SELECT dblink_connect('nobody', :'here' || ' user=kt_sec_nobody');
+SELECT count(*) AS keys_taken FROM dblink('nobody', $$SELECT pg_advisory_lock(hashtext(k))::text FROM unnest(ARRAY['kt_governance.refresh_metrics',
+       'kt_governance.retention', 'kt_governance.reclaim', 'kt_governance.kt_ingest']) k$$) AS t(v text);
+SELECT count(*) AS keys_held_by_nobody FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND a.usename = 'kt_sec_nobody';
+SET lock_timeout = '5s';
+SELECT kt_generate_sample_events(50, 1, 43, now()) IS NOT NULL AS more_rows;
+SELECT hours_refreshed >= 0 AS refresh_ran FROM kt_refresh_metrics();
+SELECT events_removed >= 0 AS erasure_ran FROM kt_erase_subject('user-0005');
+SELECT status AS refresh_job FROM kt_run_job('refresh_metrics');
+SET kt_governance.retention_hours = 100000;
+SELECT status AS retention_job, message LIKE 'cutoff %' AS retention_applied FROM kt_run_job('retention');
+RESET kt_governance.retention_hours;
+SELECT inserted FROM kt_ingest(format('{"id": "sec-ingest-1", "timestamp": "%s", "decision": "allow", "model": "m", "provider": "p", "gateway_id": "g"}',
+                                      to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))::jsonb);
+SELECT tables_dropped >= 0 AS reclaim_ran FROM kt_reclaim_space();
+RESET lock_timeout;
+-- the locks that replace them cannot be taken, read or waited on by that role
+SELECT * FROM dblink('nobody', 'SELECT pg_advisory_unlock_all()::text') AS t(v text);
+SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT kt_take_run_lock(''refresh_metrics'')') AS t(b boolean)$$) AS nobody_takes_run_lock;
+SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT kt_take_ingest_lock()') AS t(v text)$$) AS nobody_takes_ingest_lock;
+SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT lock_name FROM kt_run_locks FOR UPDATE') AS t(v text)$$) AS nobody_locks_the_rows;
+SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT lock_name FROM kt_run_locks FOR KEY SHARE') AS t(v text)$$) AS nobody_share_locks_the_rows;
+SELECT dblink_disconnect('nobody');
+-- a retention job that finds another removal under way (an extension session holding the
+-- retention run lock) is recorded as skipped, with the reason, and counts as no failure
+SELECT dblink_connect('owner', :'here' || ' user=postgres');
+SELECT dblink_exec('owner', 'BEGIN');
+SELECT * FROM dblink('owner', $$SELECT kt_take_run_lock('retention')$$) AS t(taken boolean);
+SET kt_governance.retention_hours = 100000;
+SELECT status, message FROM kt_run_job('retention');
+RESET kt_governance.retention_hours;
+SELECT job_name, consecutive_failures, last_error_message FROM kt_jobs WHERE job_name = 'retention';
+SELECT status, count(*) FROM kt_job_runs WHERE job_name = 'retention' GROUP BY status ORDER BY status;
+SELECT dblink_exec('owner', 'COMMIT');
+SELECT dblink_disconnect('owner');
+DROP ROLE kt_sec_nobody;
