@@ -8,7 +8,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib/cluster.sh"
 source "$(dirname "$0")/lib.sh"
-dir="$KT_ROOT/build/e2e_crash"; port=55439; out=/tmp/kt_e2e_crash_export
+dir="$KT_ROOT/build/e2e_crash"; port=55439; out="$(e2e_tmp crash_export)"
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
 cluster_create "$dir" "$port" "timezone = 'UTC'" "shared_preload_libraries = 'kt_governance'" \
     "kt_governance.database = 'kt'" "kt_governance.worker_naptime = 1" "restart_after_crash = on"

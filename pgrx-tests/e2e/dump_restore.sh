@@ -5,14 +5,14 @@
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib/cluster.sh"
 source "$(dirname "$0")/lib.sh"
-dir="$KT_ROOT/build/e2e_dump"; port=55433
+dir="$KT_ROOT/build/e2e_dump"; port=55433; dump_out="$(e2e_tmp dump_export)"
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
 cluster_create "$dir" "$port" "timezone = 'UTC'"
-trap 'cluster_destroy "$dir"; rm -rf /tmp/kt_e2e_dump_export' EXIT
-rm -rf /tmp/kt_e2e_dump_export; mkdir -p /tmp/kt_e2e_dump_export; chown postgres /tmp/kt_e2e_dump_export
+trap 'cluster_destroy "$dir"; rm -rf $dump_out' EXIT
+rm -rf $dump_out; mkdir -p $dump_out; chown postgres $dump_out
 
 kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE src"
-kt_psql "$dir" "$port" -d src <<'SQL'
+kt_psql "$dir" "$port" -d src -v dump_out="$dump_out" <<'SQL'
 CREATE EXTENSION kt_governance;
 SELECT * FROM kt_run_maintenance();
 -- 200 days of history, so partitions exist that a fresh install today would not make
@@ -30,7 +30,7 @@ SELECT kt_add_legal_hold(team_id => 'legal', reason => 'dump test');
 SELECT * FROM kt_apply_retention(24 * 365 * 10);
 SELECT * FROM kt_run_job('maintenance');
 -- export schedules and their runs are configuration and history: dumped with the data
-SELECT kt_add_export_schedule('dumped', 'file:///tmp/kt_e2e_dump_export', every => '1 minute');
+SELECT kt_add_export_schedule('dumped', 'file://' || :'dump_out', every => '1 minute');
 CALL kt_run_export_schedules();
 -- rows that stay in the default partitions (junk dates)
 INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)

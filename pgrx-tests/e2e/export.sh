@@ -8,7 +8,7 @@ source "$(dirname "$0")/../../scripts/lib/cluster.sh"
 source "$(dirname "$0")/lib.sh"
 dir="$KT_ROOT/build/e2e_export"; port=55435
 py="$KT_ROOT/build/venv/bin/python"; check_py="$KT_ROOT/pgrx-tests/e2e/parquet_check.py"
-out=/tmp/kt_e2e_export   # directly under /tmp: the server (user postgres) writes here
+out="$(e2e_tmp export)"   # directly under /tmp: the server (user postgres) writes here
 s3_port=55436; s3="http://127.0.0.1:$s3_port"
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
 

@@ -1,5 +1,8 @@
 # Helpers for end-to-end scripts. Source after scripts/lib/cluster.sh.
 E2E_FAILS=0
+# e2e_tmp NAME: a scratch directory under /tmp (the server, user postgres, writes exports
+# there) whose name is unique to this clone, so two clones' suites never share one
+e2e_tmp() { echo "/tmp/kt_e2e_$1_$(echo "$KT_ROOT" | md5sum | cut -c1-8)"; }
 pass() { echo "  ok   $*"; }
 fail() { echo "  FAIL $*"; E2E_FAILS=$((E2E_FAILS + 1)); }
 # check "description" actual expected

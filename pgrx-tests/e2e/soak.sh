@@ -10,7 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib/cluster.sh"
 source "$(dirname "$0")/lib.sh"
 dir="$KT_ROOT/build/e2e_soak"; port=55438; seconds="${SOAK_SECONDS:-60}"
-out=/tmp/kt_e2e_soak_export
+out="$(e2e_tmp soak_export)"
 py="$KT_ROOT/build/venv/bin/python"
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
 cluster_create "$dir" "$port" "timezone = 'UTC'" "shared_preload_libraries = 'kt_governance'" \

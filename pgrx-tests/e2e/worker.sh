@@ -7,7 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib/cluster.sh"
 source "$(dirname "$0")/lib.sh"
-dir="$KT_ROOT/build/e2e_worker"; port=55434
+dir="$KT_ROOT/build/e2e_worker"; port=55434; worker_out="$(e2e_tmp worker_export)"
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
 cluster_create "$dir" "$port" "timezone = 'UTC'" "shared_preload_libraries = 'kt_governance'" \
     "kt_governance.database = 'kt'" "kt_governance.worker_naptime = 1" \
@@ -134,16 +134,16 @@ wait_for "retention finishes the old partitions afterwards" \
     "SELECT count(*) FROM ai_decision_events WHERE \"timestamp\" < '2020-07-01'" 0 60
 
 # the export job: the worker claims and exports a schedule's runs by itself
-rm -rf /tmp/kt_e2e_worker_export; mkdir -p /tmp/kt_e2e_worker_export; chown postgres /tmp/kt_e2e_worker_export
+rm -rf $worker_out; mkdir -p $worker_out; chown postgres $worker_out
 { echo "kt_governance.export_interval = 1"; } >> "$dir/data/postgresql.conf"
 as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" reload >/dev/null
-sql "SELECT kt_add_export_schedule('w', 'file:///tmp/kt_e2e_worker_export', every => '1 minute')" >/dev/null
+sql "SELECT kt_add_export_schedule('w', 'file://$worker_out', every => '1 minute')" >/dev/null
 wait_for "worker runs the export schedule by itself" "SELECT count(*) > 0 FROM kt_export_runs WHERE schedule_name = 'w'" t 60
 check "its run exported every event stored before the run's horizon" \
     "$(sql "SELECT (SELECT sum(events_exported) FROM kt_export_runs) = (SELECT count(*) FROM ai_decision_events WHERE created_at < (SELECT max(range_hi) FROM kt_export_runs))")" t
 check "claim and export ran as separate job runs" \
     "$(sql "SELECT count(*) >= 2 FROM kt_job_runs WHERE job_name = 'export' AND status = 'ok'")" t
-rm -rf /tmp/kt_e2e_worker_export
+rm -rf $worker_out
 
 # SIGTERM while a job is stuck in a statement (the refresh waits for a lock a session holds): the
 # statement is cancelled and the worker exits at once; the postmaster starts it again
