@@ -126,3 +126,9 @@ SELECT status, count(*) FROM kt_job_runs WHERE job_name = 'retention' GROUP BY s
 SELECT dblink_exec('owner', 'COMMIT');
 SELECT dblink_disconnect('owner');
 DROP ROLE kt_sec_nobody;
+
+-- Class 11 (in part): export destinations with . or .. segments are refused everywhere, as
+-- documented, before anything is written (an inner "." used to pass)
+SELECT d, pg_temp.try(format($$SELECT * FROM kt_export_events(%L, now() - interval '1 day', now())$$, d)) AS refused
+FROM unnest(ARRAY['file:///tmp/./kt_x', 'file:///tmp/kt_x/.', 'file:///tmp/../etc', 'file:///tmp/kt_x/..',
+                  's3://bucket/./p', 's3://bucket/a/../p', 's3://bucket/..']) d;

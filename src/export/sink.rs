@@ -15,7 +15,7 @@ use pgrx::prelude::*;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::settings;
@@ -62,7 +62,9 @@ pub fn parse_local(destination: &str) -> PathBuf {
             "Use file:///absolute/directory (three slashes).",
         );
     }
-    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+    // the raw segments, not path.components(): components() silently drops an inner "."
+    // (file:///a/./b), so it would accept what the documentation says is refused
+    if raw.split('/').any(|segment| segment == "." || segment == "..") {
         fail(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("export destination \"{destination}\" contains . or .. segments"),
