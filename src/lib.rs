@@ -9,6 +9,7 @@ mod deltas;
 mod export;
 mod guard;
 mod ingest;
+mod privilege;
 mod reclaim;
 mod rollup;
 mod rowcount;

@@ -132,3 +132,44 @@ DROP ROLE kt_sec_nobody;
 SELECT d, pg_temp.try(format($$SELECT * FROM kt_export_events(%L, now() - interval '1 day', now())$$, d)) AS refused
 FROM unnest(ARRAY['file:///tmp/./kt_x', 'file:///tmp/kt_x/.', 'file:///tmp/../etc', 'file:///tmp/kt_x/..',
                   's3://bucket/./p', 's3://bucket/a/../p', 's3://bucket/..']) d;
+
+-- Class 6: the writer forging aggregates and counts. The row triggers' bookkeeping (dirty
+-- hours, rollup deltas, row counts) is written at commit with the extension owner's rights;
+-- the writer has no INSERT on those tables any more. A writer who puts a schema of their own
+-- ahead of pg_catalog, with look-alikes of what those writes call, gains nothing either.
+CREATE ROLE kt_sec_writer LOGIN IN ROLE kt_governance_writer;
+CREATE SCHEMA kt_sec_evil AUTHORIZATION kt_sec_writer;
+SELECT hours_refreshed >= 0 AS refreshed FROM kt_refresh_metrics();
+SET ROLE kt_sec_writer;
+SELECT pg_temp.try($$INSERT INTO kt_dirty_hours (bucket, recompute) VALUES (date_trunc('hour', now()), false)$$) AS forge_dirty_hour;
+SELECT pg_temp.try($$INSERT INTO kt_rollup_deltas (bucket, gateway_id, model, team_id, decision, event_count,
+                                                   total_input_tokens, total_output_tokens, latency_count)
+                     VALUES (date_trunc('hour', now()), 'g', 'm', 't', 'escalated', 1000000, 0, 0, 0)$$) AS forge_delta;
+SELECT pg_temp.try($$INSERT INTO kt_row_counts (hour, events, evaluations) VALUES (date_trunc('hour', now()), 1000000, 0)$$) AS forge_row_count;
+CREATE FUNCTION kt_sec_evil.unnest(timestamptz[]) RETURNS SETOF timestamptz LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE 'ALTER ROLE kt_sec_writer SUPERUSER';
+    RETURN QUERY SELECT pg_catalog.unnest($1);
+END $$;
+SET search_path = kt_sec_evil, public, pg_catalog;
+-- a single event (recompute mark) and a batch (deltas and counts), committed
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
+VALUES ('sec-writer-1', date_trunc('hour', now()) - interval '2 hours', 'blocked', 'm', 'p', 'g', 10);
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
+SELECT 'sec-writer-batch-' || g, date_trunc('hour', now()) - interval '3 hours' + g * interval '1 second', 'allowed', 'm', 'p', 'g', g
+FROM generate_series(1, 500) g;
+RESET search_path;
+RESET ROLE;
+SELECT rolsuper AS writer_is_superuser FROM pg_roles WHERE rolname = 'kt_sec_writer';
+-- the writer's rows were tracked all the same: marked, refreshed into rollup rows equal to
+-- the raw rows (gateway g, model m: only this test writes them in these hours), counted
+SELECT count(DISTINCT bucket) AS hours_marked FROM kt_dirty_hours;
+SELECT hours_refreshed AS refreshed_writer_hours FROM kt_refresh_metrics();
+SELECT pg_temp.diff($$SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency,
+                             total_input_tokens, total_output_tokens
+                      FROM governance_metrics_hourly WHERE gateway_id = 'g' AND model = 'm' AND hour >= now() - interval '4 hours'$$,
+                    $$SELECT * FROM pg_temp.doc_metrics WHERE gateway_id = 'g' AND model = 'm' AND hour >= now() - interval '4 hours'$$) AS writer_hours_differences,
+       (SELECT sum(total_requests) FROM governance_metrics_hourly WHERE gateway_id = 'g' AND model = 'm' AND hour >= now() - interval '4 hours') AS writer_events_in_rollups;
+SELECT count(*) AS row_count_drift FROM kt_verify_row_counts();
+DROP SCHEMA kt_sec_evil CASCADE;
+DROP ROLE kt_sec_writer;
