@@ -23,10 +23,7 @@ fn extension_owner() -> Option<pg_sys::Oid> {
     if let Some(owner) = OWNER.with(|o| o.get()) {
         return Some(owner);
     }
-    // operator spelled out: the caller's search_path may put a look-alike "=" first
-    let owner = Spi::get_one::<pg_sys::Oid>(
-        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'kt_governance'::pg_catalog.name",
-    )
+    let owner = Spi::get_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'kt_governance'")
         .ok()
         .flatten()?;
     OWNER.with(|o| o.set(Some(owner)));
