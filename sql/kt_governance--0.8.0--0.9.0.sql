@@ -3,8 +3,6 @@
 --   made kt_doomed or kt_stash_events first, or hung a trigger on it, ran code or chose rows as
 --   the extension owner): every stash is a new temp table with a random name made by
 --   kt_private_temp_table(), owned by the extension owner;
--- * the row triggers' bookkeeping (dirty hours, deltas, row counts) is written with the
---   extension owner's rights; writers lose INSERT on it and can no longer forge aggregates;
 -- * runs are serialized by row locks on kt_run_locks, which only the extension's own code can
 --   take, instead of advisory-lock keys any login could hold.
 -- Frozen once released: later changes go into a new upgrade script.
@@ -650,7 +648,3 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kt_retention_job() IS 'Internal: body of the retention job: kt_apply_retention(kt_governance.retention_hours) one partition pair per run (again = true asks the worker to run it again after committing), then rollup retention.';
-
--- the row triggers' bookkeeping is written with the extension owner's rights (src/privilege.rs):
--- writers can no longer forge dirty hours, rollup deltas or row counts
-REVOKE INSERT ON kt_dirty_hours, kt_rollup_deltas, kt_latency_deltas, kt_row_counts FROM kt_governance_writer;

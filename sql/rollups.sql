@@ -709,5 +709,5 @@ GRANT EXECUTE ON FUNCTION kt_refresh_metrics(timestamptz) TO kt_governance_admin
 GRANT SELECT ON governance_metrics_hourly, kt_rollup_metrics_hourly, kt_rollup_state, kt_rollup_decisions_hourly,
                 kt_rollup_spend_hourly, kt_rollup_spend_daily, kt_dirty_hours, kt_rollup_deltas,
                 kt_latency_deltas TO kt_governance_reader;
--- writers' transactions record their dirty hours and deltas at commit, as the extension owner
--- (src/privilege.rs): no role below it may write them
+-- writers' transactions record their dirty hours and deltas at commit
+GRANT INSERT ON kt_dirty_hours, kt_rollup_deltas, kt_latency_deltas TO kt_governance_writer;

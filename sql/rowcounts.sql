@@ -174,5 +174,5 @@ REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts(), kt_rows
                        kt_forget_pending_counts(timestamptz, timestamptz), kt_pending_counts(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_rebuild_row_counts() TO kt_governance_admin;
 GRANT SELECT ON kt_row_counts TO kt_governance_reader;
--- writers' transactions append their counts at commit, as the extension owner
--- (src/privilege.rs): no role below it may write them
+-- writers' transactions append their counts at commit
+GRANT INSERT ON kt_row_counts TO kt_governance_writer;

@@ -361,18 +361,16 @@ fn write(d: &mut Deltas) {
         d.give_up();
     }
     let schema = spi::quote_identifier(&d.schema);
-    crate::privilege::as_extension_owner(|| {
-        if !d.recompute.is_empty() {
-            let hours: Vec<TimestampWithTimeZone> = d.recompute.iter().map(|h| stamp(*h)).collect();
-            Spi::run_with_args(
-                &format!("INSERT INTO {schema}.kt_dirty_hours (bucket, recompute) SELECT unnest($1::timestamptz[]), true"),
-                &[hours.into()],
-            )
-            .expect("could not record rollup hours to recompute");
-        }
-        write_sums(&schema, &d.fine);
-        write_histograms(&schema, &d.latencies);
-    });
+    if !d.recompute.is_empty() {
+        let hours: Vec<TimestampWithTimeZone> = d.recompute.iter().map(|h| stamp(*h)).collect();
+        Spi::run_with_args(
+            &format!("INSERT INTO {schema}.kt_dirty_hours (bucket, recompute) SELECT unnest($1::timestamptz[]), true"),
+            &[hours.into()],
+        )
+        .expect("could not record rollup hours to recompute");
+    }
+    write_sums(&schema, &d.fine);
+    write_histograms(&schema, &d.latencies);
 }
 
 fn write_sums(schema: &str, fine: &HashMap<Vec<u8>, Sums>) {

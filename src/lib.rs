@@ -9,7 +9,6 @@ mod deltas;
 mod export;
 mod guard;
 mod ingest;
-mod privilege;
 mod reclaim;
 mod rollup;
 mod rowcount;

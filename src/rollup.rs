@@ -78,11 +78,7 @@ fn flush_pending_hours() {
     if hours.is_empty() {
         return;
     }
-    crate::privilege::as_extension_owner(|| write_hours(hours, &schema));
-}
-
-fn write_hours(hours: BTreeMap<i64, bool>, schema: &str) {
-    let table = format!("{}.kt_dirty_hours", spi::quote_identifier(schema));
+    let table = format!("{}.kt_dirty_hours", spi::quote_identifier(&schema));
     if !crate::deltas::schema_has_deltas(&schema) {
         // SQL older than the library (before ALTER EXTENSION ... UPDATE): marks have no flag
         let stamps: Vec<TimestampWithTimeZone> =
