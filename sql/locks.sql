@@ -10,7 +10,7 @@ CREATE TABLE kt_run_locks (
     lock_name  text PRIMARY KEY,
     serializes text NOT NULL
 );
-COMMENT ON TABLE kt_run_locks IS 'One row per run lock; a run holds its row locked (SELECT ... FOR UPDATE) until its transaction ends. Only the extension owner can read or lock these rows, so no other role can stall or skip a run by holding its lock. pg_locks shows a holder as a tuple lock on this table.';
+COMMENT ON TABLE kt_run_locks IS 'One row per run lock; a run holds its row locked (SELECT ... FOR UPDATE) until its transaction ends. Only the extension owner can read or lock these rows, so no other role can stall or skip a run by holding its lock. A holder shows in pg_locks as its transaction id (the row is marked with it); a run waiting for it shows a lock on the tuple.';
 COMMENT ON COLUMN kt_run_locks.lock_name IS 'Lock name: refresh_metrics, retention, reclaim or ingest.';
 COMMENT ON COLUMN kt_run_locks.serializes IS 'The runs that take this lock.';
 INSERT INTO kt_run_locks VALUES

@@ -80,24 +80,33 @@ thread_local! {
     static DELTAS: RefCell<Deltas> = RefCell::new(Deltas::default());
 }
 
-fn column_position(desc: pg_sys::TupleDesc, name: &std::ffi::CStr) -> Option<usize> {
+/// The column's position when it exists with the documented type. The trigger function can be
+/// attached to any table (a table whose gateway_id is an integer must not have its integers
+/// read as text pointers), so a mismatch means "no usable columns", never a crash.
+fn column_position(desc: pg_sys::TupleDesc, name: &std::ffi::CStr, type_oid: pg_sys::Oid) -> Option<usize> {
     // Safety: desc is the tuple descriptor of the trigger's relation
     let attno = unsafe { pg_sys::SPI_fnumber(desc, name.as_ptr()) };
-    (attno > 0).then(|| attno as usize - 1)
+    if attno <= 0 {
+        return None;
+    }
+    let position = attno as usize - 1;
+    // Safety: position < natts, as SPI_fnumber found it
+    let attribute = unsafe { &(*desc).attrs.as_slice((*desc).natts as usize)[position] };
+    (attribute.atttypid == type_oid && !attribute.attisdropped).then_some(position)
 }
 
 fn columns_of(relation: pg_sys::Relation) -> Option<Columns> {
     // Safety: relation comes from the trigger data
     let desc = unsafe { (*relation).rd_att };
     Some(Columns {
-        gateway_id: column_position(desc, c"gateway_id")?,
-        model: column_position(desc, c"model")?,
-        team_id: column_position(desc, c"team_id")?,
-        decision: column_position(desc, c"decision")?,
-        cost_usd: column_position(desc, c"cost_usd")?,
-        input_tokens: column_position(desc, c"input_tokens")?,
-        output_tokens: column_position(desc, c"output_tokens")?,
-        latency_ms: column_position(desc, c"latency_ms")?,
+        gateway_id: column_position(desc, c"gateway_id", pg_sys::TEXTOID)?,
+        model: column_position(desc, c"model", pg_sys::TEXTOID)?,
+        team_id: column_position(desc, c"team_id", pg_sys::TEXTOID)?,
+        decision: column_position(desc, c"decision", pg_sys::TEXTOID)?,
+        cost_usd: column_position(desc, c"cost_usd", pg_sys::NUMERICOID)?,
+        input_tokens: column_position(desc, c"input_tokens", pg_sys::INT4OID)?,
+        output_tokens: column_position(desc, c"output_tokens", pg_sys::INT4OID)?,
+        latency_ms: column_position(desc, c"latency_ms", pg_sys::INT4OID)?,
     })
 }
 

@@ -231,7 +231,7 @@ fn pg_timestamp(us: i64) -> TimestampWithTimeZone {
 /// has no run locks and keeps its advisory key.
 fn take_ingest_lock(schema: &str) {
     let lock_fn = format!("{}.kt_take_ingest_lock()", spi::quote_identifier(schema));
-    let exists = Spi::get_one_with_args::<bool>("SELECT to_regprocedure($1) IS NOT NULL", &[lock_fn.clone().into()]);
+    let exists = Spi::get_one_with_args::<bool>("SELECT pg_catalog.to_regprocedure($1) IS NOT NULL", &[lock_fn.clone().into()]);
     let sql = if exists == Ok(Some(true)) {
         format!("SELECT {lock_fn}")
     } else {

@@ -66,8 +66,11 @@ extension_sql_file!("../sql/guard.sql", name = "guard", requires = ["retention"]
 /// Rust code that runs SQL qualifies names with it instead of trusting the caller's search_path.
 pub(crate) fn extension_schema() -> Option<String> {
     Spi::get_one::<String>(
-        "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
-         WHERE e.extname = 'kt_governance'",
+        // every name qualified and the operator spelled out: the caller's search_path may put
+        // a look-alike pg_extension (or "=") first, and the DROP guard relies on this answer
+        "SELECT n.nspname::text FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n \
+         ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'kt_governance'::pg_catalog.name",
     )
     .ok()
     .flatten()

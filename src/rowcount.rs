@@ -180,7 +180,7 @@ fn flush_counts_at_commit() {
 }
 
 fn table_exists(name: &str) -> bool {
-    Spi::get_one_with_args::<bool>("SELECT to_regclass($1) IS NOT NULL", &[name.into()])
+    Spi::get_one_with_args::<bool>("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[name.into()])
         .ok()
         .flatten()
         .unwrap_or(false)

@@ -132,3 +132,22 @@ DROP ROLE kt_sec_nobody;
 SELECT d, pg_temp.try(format($$SELECT * FROM kt_export_events(%L, now() - interval '1 day', now())$$, d)) AS refused
 FROM unnest(ARRAY['file:///tmp/./kt_x', 'file:///tmp/kt_x/.', 'file:///tmp/../etc', 'file:///tmp/kt_x/..',
                   's3://bucket/./p', 's3://bucket/a/../p', 's3://bucket/..']) d;
+
+-- Any login may attach the extension's row trigger function to a table of their own. One
+-- whose gateway_id is an integer used to have its integers read as text pointers (a crash of
+-- the server, every session with it); the columns' types are checked now, so the rows are only
+-- marked for a recompute, and the commit is refused as it is for any role that may not write
+-- the bookkeeping.
+CREATE ROLE kt_sec_login LOGIN;
+SET ROLE kt_sec_login;
+CREATE TEMP TABLE lookalike ("timestamp" timestamptz, decision text, model text, gateway_id int, team_id text,
+                             cost_usd numeric, input_tokens int, output_tokens int, latency_ms int);
+CREATE TRIGGER kt_mark_dirty_hours AFTER INSERT ON pg_temp.lookalike FOR EACH ROW EXECUTE FUNCTION kt_mark_dirty_hours('public');
+-- (terse: the refusal at commit still carries a Rust backtrace in its DETAIL, issue 20 class 10)
+\set VERBOSITY terse
+INSERT INTO pg_temp.lookalike SELECT now() - g * interval '1 minute', 'allowed', 'm', 12345678, 't', 1, 1, 1, 1 FROM generate_series(1, 50) g;
+\set VERBOSITY default
+RESET ROLE;
+SELECT 'the server is still up' AS after_the_lookalike;
+DROP OWNED BY kt_sec_login;
+DROP ROLE kt_sec_login;
