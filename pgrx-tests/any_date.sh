@@ -26,9 +26,10 @@ instants=(
 # scripts/test.sh has just run every suite on the real clock: ANY_DATE_REAL=0 leaves it out
 [ "${ANY_DATE_REAL:-1}" = 1 ] || unset 'instants[-1]'
 [ $# -gt 0 ] && instants=("$@")
-# suites whose data is placed relative to now(): the whole SQL suite and the end-to-end scripts
-# that load "the last N days" (export and upgrade use fixed dates; soak is covered by its own run)
-suites=(${ANY_DATE_SUITES:-regress worker crash dump_restore reclaim})
+# suites whose data is placed relative to now(): the whole SQL suite, the end-to-end scripts
+# that load "the last N days" (export and upgrade use fixed dates; soak is covered by its own
+# run) and the benchmark's smoke run (its retention row cuts at the start of the month)
+suites=(${ANY_DATE_SUITES:-regress worker crash dump_restore reclaim bench})
 
 log_dir="$root/build/any_date"; rm -rf "$log_dir"; mkdir -p "$log_dir"
 results=(); failed=0
@@ -39,6 +40,7 @@ for instant in "${instants[@]}"; do
         log="$log_dir/$(echo "$instant-$suite" | tr -c 'A-Za-z0-9_-' '_').log"
         case "$suite" in
             regress) cmd=("$root/pgrx-tests/regress.sh") ;;
+            bench) cmd=("$root/pgrx-tests/bench/run.sh" smoke) ;;
             *) cmd=("$root/pgrx-tests/e2e/$suite.sh") ;;
         esac
         start=$(date +%s)

@@ -127,13 +127,19 @@ def record(op, plain_s, ext_s, note=""):
     print(f"  {op}: plain {plain_s:.3f}s, extension {ext_s:.3f}s ({plain_s / ext_s:.1f}x) {note}", flush=True)
 
 
+def recent_events_sql(count, seed, end):
+    """The SELECT of count new events squeezed into the hour before end (the columns in table order)."""
+    return f"""SELECT id || '-r{seed}' AS id, '{end}'::timestamptz - ('{end}'::timestamptz - "timestamp") / 24 AS "timestamp",
+                      decision, model, provider, gateway_id, user_id, team_id, input_tokens, output_tokens, cost_usd,
+                      latency_ms, request_source, batch_id, created_at
+               FROM kt_sample_events({count}, 1, {seed}, '{end}')"""
+
+
 def recent_batch(conn, count, seed):
-    """count new events (with evaluations) squeezed into the last hour, as CSV files."""
+    """count new events (with evaluations) squeezed into the last hour, as CSV files, and the
+    instant they end at."""
     end = timed(conn, "SELECT now()::text")[1][0][0]  # one instant for both files
-    sel = f"""SELECT id || '-r{seed}', '{end}'::timestamptz - ('{end}'::timestamptz - "timestamp") / 24, decision, model,
-                     provider, gateway_id, user_id, team_id, input_tokens, output_tokens, cost_usd, latency_ms,
-                     request_source, batch_id, created_at
-              FROM kt_sample_events({count}, 1, {seed}, '{end}')"""
+    sel = recent_events_sql(count, seed, end)
     ev = os.path.join(CSV_DIR, f"recent_{seed}.csv")
     pe = os.path.join(CSV_DIR, f"recent_{seed}_eval.csv")
     with conn.cursor() as cur:
@@ -141,7 +147,7 @@ def recent_batch(conn, count, seed):
         cur.execute(f"""COPY (SELECT event_id || '-r{seed}', '{end}'::timestamptz - ('{end}'::timestamptz - event_timestamp) / 24,
                                policy_name, result, latency_ms, details
                         FROM kt_sample_evaluations({count}, 1, {seed}, '{end}')) TO '{pe}' WITH (FORMAT csv)""")
-    return ev, pe
+    return ev, pe, end
 
 
 def load(conn, events_csv, evals_csv, ext):
@@ -213,7 +219,7 @@ def main():
     batch = max(N // 100, 10)
     p_times, e_times = [], []
     for rep in range(REPEATS):
-        ev, pe = recent_batch(ext, batch, 1000 + rep)
+        ev, pe, _ = recent_batch(ext, batch, 1000 + rep)
         load(plain, ev, pe, ext=False)
         load(ext, ev, pe, ext=True)
         p_times.append(timed(plain, "REFRESH MATERIALIZED VIEW CONCURRENTLY governance_metrics_hourly")[0])
@@ -226,12 +232,15 @@ def main():
     # a rate comparison: 200k events are enough, and one JSON document of N/10 events at 10M
     # would be ~250 MB
     count = min(max(N // 10, 10), 200000)
-    ev, pe = recent_batch(ext, count, 5000)
+    ev, pe, end = recent_batch(ext, count, 5000)
+    # the same events as the CSV file: the two databases must stay alike for the retention row
+    # below (a JSON batch spread over the previous day made retention on the 1st of a month
+    # remove more events from the extension's database than from the plain one)
     with ext.cursor() as cur:
-        cur.execute(f"""SELECT jsonb_agg(jsonb_build_object('id', id || '-j', 'timestamp', "timestamp", 'decision', decision,
+        cur.execute(f"""SELECT jsonb_agg(jsonb_build_object('id', id, 'timestamp', "timestamp", 'decision', decision,
                             'model', model, 'provider', provider, 'gateway_id', gateway_id, 'user_id', user_id, 'team_id', team_id,
                             'input_tokens', input_tokens, 'output_tokens', output_tokens, 'cost_usd', cost_usd,
-                            'latency_ms', latency_ms))::text FROM kt_sample_events({count}, 1, 5000, now() - interval '1 hour')""")
+                            'latency_ms', latency_ms))::text FROM ({recent_events_sql(count, 5000, end)}) r""")
         doc = cur.fetchone()[0]
     t0 = time.perf_counter()
     with plain.cursor() as cur:
