@@ -20,6 +20,12 @@ sql "CREATE EXTENSION kt_governance" >/dev/null
 sql "UPDATE kt_jobs SET enabled = false" >/dev/null   # the test drives the crash points itself
 crash_points=0
 killed=0
+# wait_for_restart NAME: waits until the server accepts connections again after NAME was killed
+wait_for_restart() {
+    local i
+    for i in $(seq 60); do sql "SELECT 1" >/dev/null 2>&1 && return 0; sleep 1; done
+    fail "server did not come back after killing $1"
+}
 # crash_during NAME DELAY SQL: runs SQL in a session, kill -9s its backend after DELAY seconds,
 # waits until the server accepts connections again
 crash_during() {
@@ -35,8 +41,7 @@ crash_during() {
         echo "  note: $name finished before the kill"
     fi
     wait "$bg" || true
-    for i in $(seq 60); do sql "SELECT 1" >/dev/null 2>&1 && return 0; sleep 1; done
-    fail "server did not come back after killing $name"
+    wait_for_restart "$name"
 }
 # crash_while_blocked NAME TABLE SQL: a second session holds TABLE locked; SQL runs until it
 # waits for that lock (all its work up to that point done, uncommitted), then its backend is
@@ -64,8 +69,7 @@ crash_while_blocked() {
         fail "$name never waited for the lock on $table"
     fi
     wait "$bg" "$holder" || true
-    for i in $(seq 60); do sql "SELECT 1" >/dev/null 2>&1 && return 0; sleep 1; done
-    fail "server did not come back after killing $name"
+    wait_for_restart "$name"
 }
 # rollup rows of hours retention pruned (before kt_frozen_before()) outlive their raw rows; the
 # hour straddling the cutoff keeps its pre-pruning totals until a change there is refreshed
