@@ -20,7 +20,7 @@ RETURNS TABLE (files_written integer, events_exported bigint, evaluations_export
                bytes_written bigint, manifest text)
 LANGUAGE plpgsql
 VOLATILE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
     IF destination IS NULL OR start_time IS NULL OR end_time IS NULL OR compression IS NULL
@@ -97,10 +97,10 @@ COMMENT ON COLUMN kt_export_schedules.created_at IS 'When it was added.';
 
 -- The worker runs schedules as the bootstrap superuser, so who may point a schedule where is
 -- checked when the row is written, as the role writing it (direct DML included).
-CREATE FUNCTION kt_export_schedule_guard()
+CREATE FUNCTION kt_governance_internal.kt_export_schedule_guard()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.destination = OLD.destination THEN
@@ -162,7 +162,7 @@ CREATE FUNCTION kt_add_export_schedule(
     spare_from_retention boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
     IF schedule_name IS NULL OR destination IS NULL OR every IS NULL THEN
@@ -171,7 +171,7 @@ BEGIN
     IF start_from IS NOT NULL AND NOT isfinite(start_from) THEN
         RAISE EXCEPTION 'start_from must be a finite timestamp or NULL (all rows)' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO kt_export_schedules AS s (schedule_name, destination, every, watermark, compression, row_group_size,
+    INSERT INTO @extschema@.kt_export_schedules AS s (schedule_name, destination, every, watermark, compression, row_group_size,
         include_evaluations, decision, gateway_id, team_id, layout, spare_from_retention)
     VALUES (schedule_name, destination, every, coalesce(start_from, timestamptz '1970-01-01 00:00:00+00'),
         compression, row_group_size, include_evaluations, decision, gateway_id, team_id, layout,
@@ -191,10 +191,10 @@ COMMENT ON FUNCTION kt_add_export_schedule(text, text, interval, timestamptz, te
 CREATE FUNCTION kt_remove_export_schedule(schedule_name text)
 RETURNS boolean
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
-    DELETE FROM kt_export_schedules s WHERE s.schedule_name = kt_remove_export_schedule.schedule_name;
+    DELETE FROM @extschema@.kt_export_schedules s WHERE s.schedule_name = kt_remove_export_schedule.schedule_name;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'export schedule "%" does not exist', schedule_name USING ERRCODE = 'undefined_object';
     END IF;
@@ -205,12 +205,12 @@ COMMENT ON FUNCTION kt_remove_export_schedule(text) IS 'Removes an export schedu
 
 -- Rows stored at or after this instant may still appear: a transaction that is still open
 -- stamps created_at with its own start time when it commits later.
-CREATE FUNCTION kt_export_horizon()
+CREATE FUNCTION kt_governance_internal.kt_export_horizon()
 RETURNS timestamptz
 LANGUAGE sql
 STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     SELECT least(now(), (SELECT min(a.xact_start) FROM pg_stat_activity a
                          WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
@@ -220,12 +220,12 @@ $fn$;
 COMMENT ON FUNCTION kt_export_horizon() IS 'Upper bound of what a scheduled export may take: now(), or the start of the oldest open transaction in this database if earlier.';
 
 -- The schedule whose pending run or next claim is due, locked; NULL when none.
-CREATE FUNCTION kt_export_claim_due()
+CREATE FUNCTION kt_governance_internal.kt_export_claim_due()
 RETURNS kt_export_schedules
 LANGUAGE sql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
-    SELECT s.* FROM kt_export_schedules s
+    SELECT s.* FROM @extschema@.kt_export_schedules s
     WHERE s.enabled AND s.next_run_at <= now()
     ORDER BY s.pending_run_id IS NULL, s.next_run_at
     LIMIT 1
@@ -237,12 +237,12 @@ COMMENT ON FUNCTION kt_export_claim_due() IS 'Internal: the next due export sche
 -- horizon) and a run id recorded (the caller commits, then calls again); a pending run is
 -- exported, and on success the watermark moves to its end. A failed export is recorded on the
 -- schedule and retried with the same range and run id.
-CREATE FUNCTION kt_export_job(OUT message text, OUT rows_touched bigint, OUT again boolean, OUT failed boolean)
+CREATE FUNCTION kt_governance_internal.kt_export_job(OUT message text, OUT rows_touched bigint, OUT again boolean, OUT failed boolean)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
-    s kt_export_schedules;
+    s @extschema@.kt_export_schedules;
     r record;
     hi timestamptz;
     started timestamptz := clock_timestamp();
@@ -258,11 +258,11 @@ BEGIN
     IF s.pending_run_id IS NULL THEN
         hi := kt_export_horizon();
         IF hi <= s.watermark THEN
-            UPDATE kt_export_schedules x SET next_run_at = now() + s.every WHERE x.schedule_name = s.schedule_name;
+            UPDATE @extschema@.kt_export_schedules x SET next_run_at = now() + s.every WHERE x.schedule_name = s.schedule_name;
             message := format('%s: nothing below the horizon yet', s.schedule_name);
             RETURN;
         END IF;
-        UPDATE kt_export_schedules x
+        UPDATE @extschema@.kt_export_schedules x
         SET pending_run_id = to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS"Z"') || '-' || substr(md5(random()::text), 1, 6),
             pending_lo = s.watermark, pending_hi = hi
         WHERE x.schedule_name = s.schedule_name;
@@ -276,7 +276,7 @@ BEGIN
             s.schedule_name || '_' || s.pending_run_id, s.pending_run_id);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = MESSAGE_TEXT;
-        UPDATE kt_export_schedules x
+        UPDATE @extschema@.kt_export_schedules x
         SET last_error = clock_timestamp(), last_error_message = state || ': ' || detail,
             consecutive_failures = x.consecutive_failures + 1,
             next_run_at = now() + least(s.every, interval '5 minutes')
@@ -285,9 +285,9 @@ BEGIN
         failed := true;
         RETURN;
     END;
-    INSERT INTO kt_export_runs VALUES (s.pending_run_id, s.schedule_name, s.pending_lo, s.pending_hi, started,
+    INSERT INTO @extschema@.kt_export_runs VALUES (s.pending_run_id, s.schedule_name, s.pending_lo, s.pending_hi, started,
         clock_timestamp(), r.files_written, r.events_exported, r.evaluations_exported, r.bytes_written, r.manifest);
-    UPDATE kt_export_schedules x
+    UPDATE @extschema@.kt_export_schedules x
     SET watermark = s.pending_hi, pending_run_id = NULL, pending_lo = NULL, pending_hi = NULL,
         last_success = clock_timestamp(), consecutive_failures = 0,
         next_run_at = greatest(x.next_run_at + s.every, now())
@@ -295,7 +295,7 @@ BEGIN
     rows_touched := r.events_exported;
     message := format('%s: %s events, %s evaluations in %s files -> %s', s.schedule_name, r.events_exported,
                       r.evaluations_exported, r.files_written, r.manifest);
-    again := EXISTS (SELECT FROM kt_export_schedules x WHERE x.enabled AND x.next_run_at <= now());
+    again := EXISTS (SELECT FROM @extschema@.kt_export_schedules x WHERE x.enabled AND x.next_run_at <= now());
 END
 $fn$;
 COMMENT ON FUNCTION kt_export_job() IS 'Internal: one step of the export job (claim a due schedule''s range, or export a claimed one). again = true: call again after committing.';
@@ -317,14 +317,14 @@ $fn$;
 COMMENT ON PROCEDURE kt_run_export_schedules() IS 'Runs every due export schedule now, committing between the claim and the export as the worker does (CALL it outside a transaction block).';
 
 -- Rows retention must keep for schedules with spare_from_retention: created_at at or after this.
-CREATE FUNCTION kt_export_spare_from()
+CREATE FUNCTION kt_governance_internal.kt_export_spare_from()
 RETURNS timestamptz
 LANGUAGE sql
 STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     SELECT coalesce(min(least(s.watermark, s.pending_lo)), 'infinity')
-    FROM kt_export_schedules s WHERE s.spare_from_retention
+    FROM @extschema@.kt_export_schedules s WHERE s.spare_from_retention
 $fn$;
 COMMENT ON FUNCTION kt_export_spare_from() IS 'Rows with created_at >= this have not been exported by every schedule with spare_from_retention, and retention keeps them (infinity when there is no such schedule).';
 

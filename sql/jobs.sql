@@ -54,10 +54,10 @@ COMMENT ON COLUMN kt_job_runs.run_by IS 'Role that ran it (the worker runs as th
 SELECT pg_catalog.pg_extension_config_dump('kt_job_runs', '');
 
 -- Runs one job body and describes the outcome. Raises whatever the job raises.
-CREATE FUNCTION kt_execute_job(job_name text, OUT message text, OUT rows_touched bigint, OUT again boolean,
+CREATE FUNCTION kt_governance_internal.kt_execute_job(job_name text, OUT message text, OUT rows_touched bigint, OUT again boolean,
                                OUT failed boolean)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     r record;
@@ -69,7 +69,7 @@ BEGIN
         SELECT * INTO r FROM kt_export_job();
         message := r.message; rows_touched := r.rows_touched; again := r.again; failed := r.failed;
     WHEN 'refresh_metrics' THEN
-        SELECT * INTO r FROM kt_refresh_metrics();
+        SELECT * INTO r FROM @extschema@.kt_refresh_metrics();
         rows_touched := r.hours_refreshed;
         message := format('%s hours refreshed, %s of them merged from deltas', r.hours_refreshed, r.hours_merged);
     WHEN 'retention' THEN
@@ -78,11 +78,11 @@ BEGIN
         message := r.message;
         again := r.again;
     WHEN 'maintenance' THEN
-        SELECT * INTO r FROM kt_run_maintenance();
+        SELECT * INTO r FROM @extschema@.kt_run_maintenance();
         rows_touched := r.rows_moved;
         message := format('%s partitions created, %s rows moved, %s rows left in default, %s row-count rows folded, %s removed partitions reclaimed',
                           r.partitions_created, r.rows_moved, r.rows_left_in_default, kt_compact_row_counts(),
-                          (SELECT tables_dropped FROM kt_reclaim_space()));
+                          (SELECT tables_dropped FROM @extschema@.kt_reclaim_space()));
     END CASE;
 END
 $fn$;
@@ -93,7 +93,7 @@ RETURNS TABLE (status text, message text, rows_touched bigint, started_at timest
                run_again boolean)
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     wanted text := job_name;
@@ -101,7 +101,7 @@ DECLARE
     detail text;
     failed boolean;
 BEGIN
-    IF NOT EXISTS (SELECT FROM kt_jobs j WHERE j.job_name = wanted) THEN
+    IF NOT EXISTS (SELECT FROM @extschema@.kt_jobs j WHERE j.job_name = wanted) THEN
         RAISE EXCEPTION 'unknown job "%"', wanted USING ERRCODE = 'invalid_parameter_value',
             HINT = 'See SELECT job_name FROM kt_jobs.';
     END IF;
@@ -125,9 +125,9 @@ BEGIN
         RAISE WARNING 'kt_governance job % failed: %', wanted, message;
     END;
     finished_at := clock_timestamp();
-    INSERT INTO kt_job_runs (job_name, started_at, finished_at, status, message, rows_touched)
+    INSERT INTO @extschema@.kt_job_runs (job_name, started_at, finished_at, status, message, rows_touched)
     VALUES (wanted, started_at, finished_at, status, message, rows_touched);
-    UPDATE kt_jobs j SET last_started = kt_run_job.started_at, last_finished = kt_run_job.finished_at,
+    UPDATE @extschema@.kt_jobs j SET last_started = kt_run_job.started_at, last_finished = kt_run_job.finished_at,
         last_success = CASE WHEN status = 'ok' THEN kt_run_job.finished_at ELSE j.last_success END,
         last_error = CASE WHEN status = 'error' THEN kt_run_job.finished_at ELSE j.last_error END,
         last_error_message = CASE WHEN status = 'error' THEN message ELSE j.last_error_message END,
@@ -140,16 +140,16 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_run_job(text) IS 'Runs a job now (refresh_metrics, maintenance, retention or export), records the run in kt_job_runs and kt_jobs, and returns its outcome. A failing job is recorded with its SQLSTATE and message and does not raise; a job that found another run of its kind under way is recorded as skipped, with the reason. run_again = true: the job stopped early on purpose (retention drops one partition pair per run) and wants to run again after this transaction commits.';
 
-CREATE FUNCTION kt_prune_job_runs(job_name text)
+CREATE FUNCTION kt_governance_internal.kt_prune_job_runs(job_name text)
 RETURNS void
 LANGUAGE sql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     -- errors are kept longer than successes: they are what a DBA comes looking for
-    DELETE FROM kt_job_runs r
+    DELETE FROM @extschema@.kt_job_runs r
     WHERE r.job_name = kt_prune_job_runs.job_name
       AND r.run_id < ALL (
-          SELECT k.run_id FROM kt_job_runs k
+          SELECT k.run_id FROM @extschema@.kt_job_runs k
           WHERE k.job_name = r.job_name AND k.status = r.status
           ORDER BY k.run_id DESC
           LIMIT CASE r.status WHEN 'ok' THEN kt_setting('job_history_successes')::int
@@ -158,12 +158,12 @@ $fn$;
 COMMENT ON FUNCTION kt_prune_job_runs(text) IS 'Internal: keeps the newest kt_governance.job_history_successes successful and job_history_errors failed runs of a job.';
 
 -- The jobs whose interval has passed since their last start, for the worker.
-CREATE FUNCTION kt_due_jobs()
+CREATE FUNCTION kt_governance_internal.kt_due_jobs()
 RETURNS SETOF text
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
-    SELECT j.job_name FROM kt_jobs j
+    SELECT j.job_name FROM @extschema@.kt_jobs j
     CROSS JOIN LATERAL (SELECT kt_setting(j.interval_setting)::int AS seconds) i
     WHERE j.enabled AND i.seconds > 0
       AND (j.last_started IS NULL OR j.last_started + make_interval(secs => i.seconds) <= now())

@@ -6,7 +6,7 @@
 -- login may take any key (in 0.8.0, SELECT pg_advisory_lock(hashtext('kt_governance.refresh_metrics'))
 -- from a role with no grants stalled the worker's refresh for as long as it liked).
 
-CREATE TABLE kt_run_locks (
+CREATE TABLE kt_governance_internal.kt_run_locks (
     lock_name  text PRIMARY KEY,
     serializes text NOT NULL
 );
@@ -22,7 +22,7 @@ REVOKE ALL ON kt_run_locks FROM PUBLIC;
 
 -- Takes a run lock for the rest of the transaction. wait => false: returns false at once when
 -- another run holds it. Called by privileged (extension-owned) code only.
-CREATE FUNCTION kt_take_run_lock(lock_name text, wait boolean DEFAULT true)
+CREATE FUNCTION kt_governance_internal.kt_take_run_lock(lock_name text, wait boolean DEFAULT true)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -32,12 +32,12 @@ DECLARE
     taken boolean;
 BEGIN
     IF wait THEN
-        PERFORM FROM @extschema@.kt_run_locks l WHERE l.lock_name = wanted FOR UPDATE;
+        PERFORM FROM kt_governance_internal.kt_run_locks l WHERE l.lock_name = wanted FOR UPDATE;
     ELSE
-        PERFORM FROM @extschema@.kt_run_locks l WHERE l.lock_name = wanted FOR UPDATE SKIP LOCKED;
+        PERFORM FROM kt_governance_internal.kt_run_locks l WHERE l.lock_name = wanted FOR UPDATE SKIP LOCKED;
     END IF;
     taken := FOUND;
-    IF NOT taken AND NOT EXISTS (SELECT FROM @extschema@.kt_run_locks l WHERE l.lock_name = wanted) THEN
+    IF NOT taken AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_run_locks l WHERE l.lock_name = wanted) THEN
         RAISE EXCEPTION 'unknown run lock "%"', wanted USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN taken;
@@ -48,14 +48,14 @@ REVOKE ALL ON FUNCTION kt_take_run_lock(text, boolean) FROM PUBLIC;
 
 -- kt_ingest runs with its caller's rights, so it takes its lock through this door, which only
 -- writers may open: a writer can make other writers wait, no other role can.
-CREATE FUNCTION kt_take_ingest_lock()
+CREATE FUNCTION kt_governance_internal.kt_take_ingest_lock()
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    PERFORM @extschema@.kt_take_run_lock('ingest');
+    PERFORM kt_governance_internal.kt_take_run_lock('ingest');
 END
 $fn$;
 COMMENT ON FUNCTION kt_take_ingest_lock() IS 'Internal: takes the ingest run lock for kt_ingest (which runs with its caller''s rights); executable by kt_governance_writer only.';

@@ -35,14 +35,14 @@ COMMENT ON COLUMN kt_partitions.total_size IS 'total_bytes, human readable.';
 -- Keys, indexes and the foreign key of one partition pair: the one definition used for the
 -- default partitions at install and for every dated partition. Names derive from the
 -- partition's (events_2026_04_pkey, events_2026_04_user_idx, ...).
-CREATE FUNCTION kt_add_partition_keys(events_partition text, evaluations_partition text)
+CREATE FUNCTION kt_governance_internal.kt_add_partition_keys(events_partition text, evaluations_partition text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
-    ev text := format('%I.%I', '@extschema@', events_partition);
-    pe text := format('%I.%I', '@extschema@', evaluations_partition);
+    ev text := format('%I.%I', 'kt_governance_partitions', events_partition);
+    pe text := format('%I.%I', 'kt_governance_partitions', evaluations_partition);
 BEGIN
     EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, "timestamp")', ev, events_partition || '_pkey');
     -- the document's idx_events_* indexes, per partition, built ascending: "ORDER BY timestamp
@@ -73,10 +73,10 @@ REVOKE ALL ON FUNCTION kt_add_partition_keys(text, text) FROM PUBLIC;
 -- moves their rows into proper partitions. They are extension members registered for
 -- pg_dump, so their rows are dumped; dated partitions are made after install and are plain
 -- tables that pg_dump writes in full.
-CREATE TABLE events_default PARTITION OF ai_decision_events DEFAULT;
-CREATE TABLE policy_evaluations_default PARTITION OF policy_evaluations DEFAULT;
-SELECT pg_catalog.pg_extension_config_dump('events_default', '');
-SELECT pg_catalog.pg_extension_config_dump('policy_evaluations_default', '');
+CREATE TABLE kt_governance_partitions.events_default PARTITION OF ai_decision_events DEFAULT;
+CREATE TABLE kt_governance_partitions.policy_evaluations_default PARTITION OF policy_evaluations DEFAULT;
+SELECT pg_catalog.pg_extension_config_dump('kt_governance_partitions.events_default', '');
+SELECT pg_catalog.pg_extension_config_dump('kt_governance_partitions.policy_evaluations_default', '');
 SELECT pg_catalog.pg_extension_config_dump(
     pg_catalog.pg_get_serial_sequence('policy_evaluations', 'id'), '');
 
@@ -113,10 +113,10 @@ COMMENT ON FUNCTION kt_partition_range(timestamptz, text) IS 'The UTC range [ran
 
 -- Takes the locks partition DDL needs, with a short lock_timeout and retries, so a long
 -- query on the tables never makes ingest queue behind a waiting DDL for long.
-CREATE FUNCTION kt_lock_for_partition_ddl()
+CREATE FUNCTION kt_governance_internal.kt_lock_for_partition_ddl()
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     attempts int := kt_setting('ddl_retries')::int;
@@ -128,7 +128,7 @@ BEGIN
             PERFORM set_config('lock_timeout', timeout_ms, true);
             LOCK TABLE ONLY @extschema@.ai_decision_events, ONLY @extschema@.policy_evaluations
                 IN ACCESS EXCLUSIVE MODE;
-            LOCK TABLE ONLY @extschema@.events_default, ONLY @extschema@.policy_evaluations_default
+            LOCK TABLE ONLY kt_governance_partitions.events_default, ONLY kt_governance_partitions.policy_evaluations_default
                 IN ACCESS EXCLUSIVE MODE;
             PERFORM set_config('lock_timeout', previous, true);
             RETURN;
@@ -150,7 +150,7 @@ COMMENT ON FUNCTION kt_lock_for_partition_ddl() IS 'Internal: locks both partiti
 -- Makes sure a partition covers t in both tables. Any rows of the new range waiting in the
 -- default partitions are moved into it in this transaction (evaluations with their events).
 -- The caller holds the locks from kt_lock_for_partition_ddl().
-CREATE FUNCTION kt_ensure_partition(
+CREATE FUNCTION kt_governance_internal.kt_ensure_partition(
     t timestamptz,
     granularity text,
     OUT partition_name text,
@@ -159,7 +159,7 @@ CREATE FUNCTION kt_ensure_partition(
     OUT created boolean,
     OUT rows_moved bigint)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET TimeZone = 'UTC'
 AS $fn$
 DECLARE
@@ -194,35 +194,35 @@ BEGIN
          WHERE p.parent_table = 'ai_decision_events' AND p.range_start > t));
 
     suffix := wanted.name_suffix;
-    WHILE to_regclass(format('%I.%I', '@extschema@', 'events_' || suffix)) IS NOT NULL
-       OR to_regclass(format('%I.%I', '@extschema@', 'policy_evaluations_' || suffix)) IS NOT NULL LOOP
+    WHILE to_regclass(format('%I.%I', 'kt_governance_partitions', 'events_' || suffix)) IS NOT NULL
+       OR to_regclass(format('%I.%I', 'kt_governance_partitions', 'policy_evaluations_' || suffix)) IS NOT NULL LOOP
         attempt := attempt + 1;
         suffix := wanted.name_suffix || '_' || attempt;
     END LOOP;
     partition_name := 'events_' || suffix;
     evaluation_name := 'policy_evaluations_' || suffix;
 
-    stash := @extschema@.kt_stash_default_rows(range_start, range_end);
+    stash := kt_governance_internal.kt_stash_default_rows(range_start, range_end);
     rows_moved := stash.moved;
 
     EXECUTE format('CREATE TABLE %I.%I PARTITION OF @extschema@.ai_decision_events FOR VALUES FROM (%L) TO (%L)',
-                   '@extschema@', partition_name,
+                   'kt_governance_partitions', partition_name,
                    to_char(range_start, 'YYYY-MM-DD HH24:MI:SS"+00"'),
                    to_char(range_end, 'YYYY-MM-DD HH24:MI:SS"+00"'));
     EXECUTE format('CREATE TABLE %I.%I PARTITION OF @extschema@.policy_evaluations FOR VALUES FROM (%L) TO (%L)',
-                   '@extschema@', evaluation_name,
+                   'kt_governance_partitions', evaluation_name,
                    to_char(range_start, 'YYYY-MM-DD HH24:MI:SS"+00"'),
                    to_char(range_end, 'YYYY-MM-DD HH24:MI:SS"+00"'));
-    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', '@extschema@', partition_name,
+    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', 'kt_governance_partitions', partition_name,
                    format('Partition of ai_decision_events for [%s, %s) UTC, made by kt_governance.', range_start, range_end));
-    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', '@extschema@', evaluation_name,
+    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', 'kt_governance_partitions', evaluation_name,
                    format('Partition of policy_evaluations for [%s, %s) UTC, made by kt_governance.', range_start, range_end));
 
     IF rows_moved > 0 THEN
-        PERFORM @extschema@.kt_unstash_rows(stash.events_stash, stash.evaluations_stash);
+        PERFORM kt_governance_internal.kt_unstash_rows(stash.events_stash, stash.evaluations_stash);
     END IF;
     -- keys after the rows: one index build instead of row-by-row maintenance
-    PERFORM @extschema@.kt_add_partition_keys(partition_name, evaluation_name);
+    PERFORM kt_governance_internal.kt_add_partition_keys(partition_name, evaluation_name);
     created := true;
 END
 $fn$;
@@ -233,7 +233,7 @@ COMMENT ON FUNCTION kt_ensure_partition(timestamptz, text) IS 'Internal: creates
 -- stash is a new temp table with a random name, made here, so its owner is the extension owner:
 -- the caller cannot fill, alter or hang anything on it, and a name taken makes CREATE fail
 -- instead of reusing it. Dropped at commit. Returns the qualified name to use with %s.
-CREATE FUNCTION kt_private_temp_table(prefix text, definition text)
+CREATE FUNCTION kt_governance_internal.kt_private_temp_table(prefix text, definition text)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -258,24 +258,24 @@ COMMENT ON FUNCTION kt_private_temp_table(text, text) IS 'Internal: creates a te
 -- Moves the default partitions' rows of [lo, hi) into two private stash tables (see
 -- kt_private_temp_table). Must run before the partition is created: PostgreSQL refuses a new
 -- partition while the default one holds rows of its range.
-CREATE FUNCTION kt_stash_default_rows(lo timestamptz, hi timestamptz,
+CREATE FUNCTION kt_governance_internal.kt_stash_default_rows(lo timestamptz, hi timestamptz,
                                       OUT events_stash text, OUT evaluations_stash text, OUT moved bigint)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
     moved := 0;
-    IF NOT EXISTS (SELECT FROM ONLY @extschema@.events_default
+    IF NOT EXISTS (SELECT FROM ONLY kt_governance_partitions.events_default
                    WHERE "timestamp" >= lo AND "timestamp" < hi) THEN
         RETURN;
     END IF;
-    events_stash := @extschema@.kt_private_temp_table('kt_stash_events', '(LIKE @extschema@.ai_decision_events)');
-    evaluations_stash := @extschema@.kt_private_temp_table('kt_stash_evaluations', '(LIKE @extschema@.policy_evaluations)');
+    events_stash := kt_governance_internal.kt_private_temp_table('kt_stash_events', '(LIKE @extschema@.ai_decision_events)');
+    evaluations_stash := kt_governance_internal.kt_private_temp_table('kt_stash_evaluations', '(LIKE @extschema@.policy_evaluations)');
     -- evaluations first: their foreign key refuses deleting events they still reference
-    EXECUTE format('WITH gone AS (DELETE FROM ONLY @extschema@.policy_evaluations_default
+    EXECUTE format('WITH gone AS (DELETE FROM ONLY kt_governance_partitions.policy_evaluations_default
                                   WHERE event_timestamp >= $1 AND event_timestamp < $2 RETURNING *)
                     INSERT INTO %s SELECT * FROM gone', evaluations_stash) USING lo, hi;
-    EXECUTE format('WITH gone AS (DELETE FROM ONLY @extschema@.events_default
+    EXECUTE format('WITH gone AS (DELETE FROM ONLY kt_governance_partitions.events_default
                                   WHERE "timestamp" >= $1 AND "timestamp" < $2 RETURNING *)
                     INSERT INTO %s SELECT * FROM gone', events_stash) USING lo, hi;
     GET DIAGNOSTICS moved = ROW_COUNT;
@@ -283,10 +283,10 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) IS 'Internal: moves the default partitions'' rows of [lo, hi) into two private stash tables made for this call; returns their names and the number of events moved (0 and NULL names when there was nothing to move).';
 
-CREATE FUNCTION kt_unstash_rows(events_stash text, evaluations_stash text)
+CREATE FUNCTION kt_governance_internal.kt_unstash_rows(events_stash text, evaluations_stash text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
     EXECUTE format('INSERT INTO @extschema@.ai_decision_events SELECT * FROM %s', events_stash);
@@ -303,7 +303,7 @@ CREATE FUNCTION kt_create_partitions(
 RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz, rows_moved bigint)
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET TimeZone = 'UTC'
 AS $fn$
 DECLARE
@@ -323,7 +323,7 @@ BEGIN
         RAISE EXCEPTION 'start_time (%) must be before end_time (%)', start_time, end_time
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM kt_partition_range(start_time, gran);  -- validates the granularity
+    PERFORM @extschema@.kt_partition_range(start_time, gran);  -- validates the granularity
     IF end_time - start_time > max_span THEN
         RAISE EXCEPTION 'range % to % is longer than % (too many partitions at once)', start_time, end_time, max_span
             USING ERRCODE = 'program_limit_exceeded';
@@ -349,7 +349,7 @@ RETURNS TABLE (partitions_created integer, rows_moved bigint, rows_left_in_defau
                default_oldest timestamptz, default_newest timestamptz)
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET TimeZone = 'UTC'
 AS $fn$
 DECLARE
@@ -379,7 +379,7 @@ BEGIN
     IF drain_default THEN
         FOR bucket IN
             SELECT DISTINCT date_trunc(CASE gran WHEN 'daily' THEN 'day' ELSE 'month' END, e."timestamp")
-            FROM ONLY events_default e
+            FROM ONLY kt_governance_partitions.events_default e
             WHERE e."timestamp" >= oldest_allowed AND e."timestamp" < newest_allowed
             ORDER BY 1
         LOOP
@@ -391,7 +391,7 @@ BEGIN
 
     SELECT count(*), min(e."timestamp"), max(e."timestamp")
       INTO rows_left_in_default, default_oldest, default_newest
-    FROM ONLY events_default e;
+    FROM ONLY kt_governance_partitions.events_default e;
     IF rows_left_in_default > 0 AND drain_default THEN
         RAISE WARNING 'kt_governance: % events stay in events_default (from % to %): outside the drain window',
             rows_left_in_default, default_oldest, default_newest
@@ -399,8 +399,8 @@ BEGIN
     END IF;
     IF rows_moved > 0 THEN
         -- autovacuum never analyzes partitioned parents; the planner needs their statistics
-        ANALYZE ai_decision_events;
-        ANALYZE policy_evaluations;
+        ANALYZE @extschema@.ai_decision_events;
+        ANALYZE @extschema@.policy_evaluations;
     END IF;
     RETURN NEXT;
 END

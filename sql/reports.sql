@@ -4,7 +4,7 @@
 
 -- Resolves a report's time window: an explicit start_time wins over lookback; no end_time
 -- means no upper bound, as in the document's queries.
-CREATE FUNCTION kt_report_window(
+CREATE FUNCTION kt_governance_internal.kt_report_window(
     lookback interval,
     start_time timestamptz,
     end_time timestamptz,
@@ -41,7 +41,7 @@ CREATE FUNCTION kt_governance_summary(
 RETURNS TABLE (day timestamptz, decision text, event_count bigint, total_cost numeric,
                avg_latency_ms numeric, total_tokens bigint)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 -- reports read rollup rows and a few raw hours; the planner's row estimates for the raw ranges
 -- would trigger JIT compilation, which costs more than the query (measured: 40 ms of 46 ms)
 SET jit = off
@@ -132,7 +132,7 @@ CREATE FUNCTION kt_spend_by_team_model(
 RETURNS TABLE (team text, model text, request_count bigint, total_input_tokens bigint,
                total_output_tokens bigint, total_cost_usd numeric)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 -- reports read rollup rows and a few raw hours; the planner's row estimates for the raw ranges
 -- would trigger JIT compilation, which costs more than the query (measured: 40 ms of 46 ms)
 SET jit = off
@@ -197,7 +197,7 @@ CREATE FUNCTION kt_policy_effectiveness(
 RETURNS TABLE (policy_name text, evaluation_count bigint, pass_count bigint, block_count bigint,
                redact_count bigint, flag_count bigint, escalate_count bigint, block_rate_pct numeric)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     w record := kt_report_window(lookback, start_time, end_time);
@@ -210,7 +210,7 @@ BEGIN
            count(*) FILTER (WHERE pe.result = 'flag'),
            count(*) FILTER (WHERE pe.result = 'escalate'),
            round(100.0 * count(*) FILTER (WHERE pe.result = 'block') / count(*), 2)
-    FROM policy_evaluations pe
+    FROM @extschema@.policy_evaluations pe
     -- the evaluation's own copy of the event time selects the partitions to read
     WHERE pe.event_timestamp >= w.window_start AND pe.event_timestamp < w.window_end
       AND (policy IS NULL OR pe.policy_name = policy)
@@ -227,7 +227,7 @@ CREATE FUNCTION kt_policy_effectiveness_by_result(
 RETURNS TABLE (policy_name text, result text, evaluation_count bigint, block_count bigint,
                block_rate_pct numeric)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     w record := kt_report_window(lookback, start_time, end_time);
@@ -236,7 +236,7 @@ BEGIN
     SELECT pe.policy_name, pe.result, count(*),
            count(*) FILTER (WHERE pe.result = 'block'),
            round(100.0 * count(*) FILTER (WHERE pe.result = 'block') / count(*), 2)
-    FROM policy_evaluations pe
+    FROM @extschema@.policy_evaluations pe
     WHERE pe.event_timestamp >= w.window_start AND pe.event_timestamp < w.window_end
     GROUP BY pe.policy_name, pe.result
     ORDER BY 4 DESC, 1, 2;
@@ -246,10 +246,10 @@ COMMENT ON FUNCTION kt_policy_effectiveness_by_result(interval, timestamptz, tim
 
 -- True when an hour's rollup rows equal its raw rows: no dirty mark, and not before
 -- frozen_before (where raw rows may be gone).
-CREATE FUNCTION kt_hour_is_clean(hour timestamptz, frozen timestamptz DEFAULT kt_frozen_before())
+CREATE FUNCTION kt_governance_internal.kt_hour_is_clean(hour timestamptz, frozen timestamptz DEFAULT kt_frozen_before())
 RETURNS boolean
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     SELECT hour >= frozen AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = hour)
 $fn$;
@@ -267,7 +267,7 @@ RETURNS TABLE (hour timestamptz, series text, total bigint, blocked bigint, bloc
                baseline_mean double precision, baseline_stddev double precision,
                z_score double precision, status text)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 -- reports read rollup rows and a few raw hours; the planner's row estimates for the raw ranges
 -- would trigger JIT compilation, which costs more than the query (measured: 40 ms of 46 ms)
 SET jit = off

@@ -168,7 +168,7 @@ CREATE FUNCTION kt_add_legal_hold(
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     new_id bigint;
@@ -184,7 +184,7 @@ BEGIN
         RAISE EXCEPTION 'start_time (%) must be before end_time (%)', start_time, end_time
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO kt_legal_holds (team_id, user_id, gateway_id, start_time, end_time, reason)
+    INSERT INTO @extschema@.kt_legal_holds (team_id, user_id, gateway_id, start_time, end_time, reason)
     VALUES (team_id, user_id, gateway_id, start_time, end_time, reason)
     RETURNING hold_id INTO new_id;
     RETURN new_id;
@@ -196,13 +196,13 @@ CREATE FUNCTION kt_release_legal_hold(hold_id bigint)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     wanted bigint := hold_id;
     hold record;
 BEGIN
-    SELECT * INTO hold FROM kt_legal_holds h WHERE h.hold_id = wanted FOR UPDATE;
+    SELECT * INTO hold FROM @extschema@.kt_legal_holds h WHERE h.hold_id = wanted FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no legal hold with id %', wanted USING ERRCODE = 'no_data_found';
     END IF;
@@ -210,7 +210,7 @@ BEGIN
         RAISE EXCEPTION 'legal hold % was already released at % by %', wanted, hold.released_at, hold.released_by
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    UPDATE kt_legal_holds h SET released_at = now(), released_by = session_user WHERE h.hold_id = wanted;
+    UPDATE @extschema@.kt_legal_holds h SET released_at = now(), released_by = session_user WHERE h.hold_id = wanted;
 END
 $fn$;
 COMMENT ON FUNCTION kt_release_legal_hold(bigint) IS 'Releases a legal hold; the next retention run may then remove the rows it protected.';
@@ -218,9 +218,9 @@ COMMENT ON FUNCTION kt_release_legal_hold(bigint) IS 'Releases a legal hold; the
 -- Removes the events listed in the private stash table doomed (ids and timestamps, made by
 -- kt_private_temp_table) with their evaluations, archiving first when asked, and drops the
 -- stash. Returns (events, evaluations, archived).
-CREATE FUNCTION kt_remove_doomed(doomed text, archive boolean, OUT events bigint, OUT evaluations bigint, OUT archived bigint)
+CREATE FUNCTION kt_governance_internal.kt_remove_doomed(doomed text, archive boolean, OUT events bigint, OUT evaluations bigint, OUT archived bigint)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
     archived := 0;
@@ -247,18 +247,18 @@ COMMENT ON FUNCTION kt_remove_doomed(text, boolean) IS 'Internal: deletes the ev
 -- TRUNCATE of one partition, disabled triggers) would leave the counts wrong, so they are
 -- checked against the partitions' sizes and the planner's statistics, and counted when those
 -- disagree.
-CREATE FUNCTION kt_partition_pair_rows(events_partition text, evaluations_partition text,
+CREATE FUNCTION kt_governance_internal.kt_partition_pair_rows(events_partition regclass, evaluations_partition regclass,
                                        range_start timestamptz, range_end timestamptz,
                                        OUT events bigint, OUT evaluations bigint)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
-    ev regclass := format('%I.%I', '@extschema@', events_partition)::regclass;
-    pe regclass := format('%I.%I', '@extschema@', evaluations_partition)::regclass;
+    ev regclass := events_partition;
+    pe regclass := evaluations_partition;
     recounted boolean;
 BEGIN
-    SELECT c.events, c.evaluations INTO events, evaluations FROM kt_counted_rows(range_start, range_end) c;
+    SELECT c.events, c.evaluations INTO events, evaluations FROM @extschema@.kt_counted_rows(range_start, range_end) c;
     -- counts are per whole UTC hour: bounds inside an hour (a partition attached by hand) are counted
     recounted := date_trunc('hour', range_start, 'UTC') <> range_start
                  OR date_trunc('hour', range_end, 'UTC') <> range_end
@@ -272,14 +272,14 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kt_partition_pair_rows(text, text, timestamptz, timestamptz) IS 'Internal: events and evaluations of a partition pair from kt_row_counts, counted from the partitions instead when the counts cannot be used (bounds inside an hour) or disagree with their sizes or statistics (with a NOTICE).';
+COMMENT ON FUNCTION kt_partition_pair_rows(regclass, regclass, timestamptz, timestamptz) IS 'Internal: events and evaluations of a partition pair from kt_row_counts, counted from the partitions instead when the counts cannot be used (bounds inside an hour) or disagree with their sizes or statistics (with a NOTICE).';
 
 -- Whether n rows fit a table's size and statistics: an empty file holds no row, a non-empty one
 -- some; once ANALYZE or VACUUM has run, n is within 10% (or 1000 rows) of the planner's estimate.
-CREATE FUNCTION kt_count_is_plausible(rel regclass, n bigint)
+CREATE FUNCTION kt_governance_internal.kt_count_is_plausible(rel regclass, n bigint)
 RETURNS boolean
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     SELECT (n > 0) = (s.pages > 0)
            AND (c.relpages <= 0 OR c.reltuples < 0
@@ -295,7 +295,7 @@ RETURNS TABLE (cutoff timestamptz, partitions_removed text[], events_removed big
                evaluations_removed bigint, events_archived bigint, events_held bigint, more_to_do boolean)
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET kt_governance.track_changes = off
 AS $fn$
 DECLARE
@@ -312,7 +312,7 @@ DECLARE
     doomed text;
     -- rows an export schedule with spare_from_retention has not exported yet are kept like held rows
     spare timestamptz := kt_export_spare_from();
-    any_hold boolean := EXISTS (SELECT FROM kt_legal_holds WHERE released_at IS NULL) OR spare < 'infinity';
+    any_hold boolean := EXISTS (SELECT FROM @extschema@.kt_legal_holds WHERE released_at IS NULL) OR spare < 'infinity';
 BEGIN
     IF hours IS NULL OR hours <= 0 THEN
         RAISE EXCEPTION 'retention hours must be a positive number, got %', coalesce(hours::text, 'NULL')
@@ -334,7 +334,7 @@ BEGIN
 
     -- rollups first: refresh the dirty hours the cutoff reaches (later ones are not touched and
     -- wait for the refresh job), then freeze the hours about to lose raw rows
-    PERFORM kt_refresh_metrics(up_to => cutoff);
+    PERFORM @extschema@.kt_refresh_metrics(up_to => cutoff);
     INSERT INTO kt_rollup_state (frozen_before) VALUES (date_trunc('hour', cutoff, 'UTC'))
     ON CONFLICT (singleton) DO UPDATE SET frozen_before = greatest(kt_rollup_state.frozen_before, excluded.frozen_before);
 
@@ -342,17 +342,21 @@ BEGIN
 
     -- whole partition pairs older than the cutoff and free of held rows: dropped
     FOR part IN
-        SELECT ev.partition_name AS events_part, pe.partition_name AS evals_part, ev.range_start, ev.range_end
-        FROM kt_partitions ev
-        JOIN kt_partitions pe ON pe.parent_table = 'policy_evaluations' AND pe.range_start = ev.range_start
+        -- qualified names: partitions are made in kt_governance_partitions, but one attached by
+        -- hand lives wherever its owner made it
+        SELECT ev.partition_name AS events_part, pe.partition_name AS evals_part, ev.range_start, ev.range_end,
+               format('%I.%I', ev.schema_name, ev.partition_name)::regclass AS events_rel,
+               format('%I.%I', pe.schema_name, pe.partition_name)::regclass AS evals_rel
+        FROM @extschema@.kt_partitions ev
+        JOIN @extschema@.kt_partitions pe ON pe.parent_table = 'policy_evaluations' AND pe.range_start = ev.range_start
                              AND pe.range_end = ev.range_end
         WHERE ev.parent_table = 'ai_decision_events' AND NOT ev.is_default AND ev.range_end <= cutoff
         ORDER BY ev.range_start
     LOOP
         held := 0;
         IF any_hold THEN  -- a full scan of the partition only when some hold is active
-            EXECUTE format('SELECT count(*) FROM %I.%I e WHERE kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp") OR e.created_at >= %L',
-                           '@extschema@', part.events_part, spare) INTO held;
+            EXECUTE format('SELECT count(*) FROM %s e WHERE @extschema@.kt_is_held(e.team_id, e.user_id, e.gateway_id, e."timestamp") OR e.created_at >= %L',
+                           part.events_rel, spare) INTO held;
         END IF;
         IF held > 0 THEN
             CONTINUE;  -- trimmed below instead
@@ -362,16 +366,15 @@ BEGIN
             EXIT;
         END IF;
         -- locked before their rows are counted: no row comes or goes until they are dropped
-        EXECUTE format('LOCK TABLE %I.%I, %I.%I IN ACCESS EXCLUSIVE MODE',
-                       '@extschema@', part.evals_part, '@extschema@', part.events_part);
+        EXECUTE format('LOCK TABLE %s, %s IN ACCESS EXCLUSIVE MODE', part.evals_rel, part.events_rel);
         SELECT p.events, p.evaluations INTO n_events, n_evals
-        FROM kt_partition_pair_rows(part.events_part, part.evals_part, part.range_start, part.range_end) p;
+        FROM kt_partition_pair_rows(part.events_rel, part.evals_rel, part.range_start, part.range_end) p;
         -- two index probes, not a scan
-        EXECUTE format('SELECT min("timestamp"), max("timestamp") FROM %I.%I', '@extschema@', part.events_part)
+        EXECUTE format('SELECT min("timestamp"), max("timestamp") FROM %s', part.events_rel)
             INTO oldest, newest;
         IF do_archive THEN
-            EXECUTE format('INSERT INTO ai_decision_events_archive SELECT * FROM %I.%I', '@extschema@', part.events_part);
-            EXECUTE format('INSERT INTO policy_evaluations_archive SELECT * FROM %I.%I', '@extschema@', part.evals_part);
+            EXECUTE format('INSERT INTO @extschema@.ai_decision_events_archive SELECT * FROM %s', part.events_rel);
+            EXECUTE format('INSERT INTO @extschema@.policy_evaluations_archive SELECT * FROM %s', part.evals_rel);
             events_archived := events_archived + n_events;
         END IF;
         IF parquet_dest IS NOT NULL AND n_events > 0 THEN
@@ -380,7 +383,7 @@ BEGIN
                                     manifest_name => format('retention_%s', part.events_part));
         END IF;
         -- out of the tables at commit; the files are deleted right after it (sql/reclaim.sql)
-        PERFORM kt_detach_for_reclaim(part.events_part, part.evals_part);
+        PERFORM kt_detach_for_reclaim(part.events_rel, part.evals_rel);
         PERFORM kt_forget_counted_range(part.range_start, part.range_end);
         partitions_removed := partitions_removed || part.events_part;
         events_removed := events_removed + n_events;
@@ -389,7 +392,7 @@ BEGIN
     END LOOP;
 
     IF more_to_do THEN
-        INSERT INTO kt_removal_log (why, cutoff, partitions_dropped, events_removed, evaluations_removed,
+        INSERT INTO @extschema@.kt_removal_log (why, cutoff, partitions_dropped, events_removed, evaluations_removed,
                                     events_archived, archived_to)
         VALUES ('retention', cutoff, partitions_removed, events_removed, evaluations_removed, events_archived,
                 nullif(archived_to, ''));
@@ -414,7 +417,7 @@ BEGIN
     events_removed := events_removed + removed.events;
     evaluations_removed := evaluations_removed + removed.evaluations;
     events_archived := events_archived + removed.archived;
-    SELECT count(*) INTO events_held FROM ai_decision_events e WHERE e."timestamp" < cutoff;
+    SELECT count(*) INTO events_held FROM @extschema@.ai_decision_events e WHERE e."timestamp" < cutoff;
     IF removed.events > 0 THEN
         RAISE NOTICE 'kt_governance retention: deleted % events older than the cutoff from partly kept partitions', removed.events;
     END IF;
@@ -422,7 +425,7 @@ BEGIN
         RAISE NOTICE 'kt_governance retention: % events older than the cutoff kept by legal holds', events_held;
     END IF;
 
-    INSERT INTO kt_removal_log (why, cutoff, partitions_dropped, events_removed, evaluations_removed,
+    INSERT INTO @extschema@.kt_removal_log (why, cutoff, partitions_dropped, events_removed, evaluations_removed,
                                 events_archived, events_held, archived_to, oldest_removed, newest_removed)
     VALUES ('retention', cutoff, partitions_removed, events_removed, evaluations_removed, events_archived,
             events_held, nullif(archived_to, ''),
@@ -453,7 +456,7 @@ CREATE FUNCTION kt_erase_subject(user_id text)
 RETURNS TABLE (events_removed bigint, evaluations_removed bigint, archived_removed bigint, events_held bigint)
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET kt_governance.track_changes = off
 AS $fn$
 DECLARE
@@ -468,7 +471,7 @@ BEGIN
     END IF;
     PERFORM kt_take_run_lock('retention');
     -- keep the aggregate history (rollups hold no user ids): bring them up to date first
-    PERFORM kt_refresh_metrics();
+    PERFORM @extschema@.kt_refresh_metrics();
     doomed := kt_private_temp_table('kt_doomed', '(id text, ts timestamptz)');
     EXECUTE format('INSERT INTO %s
                     SELECT e.id, e."timestamp" FROM @extschema@.ai_decision_events e
@@ -478,19 +481,19 @@ BEGIN
     SELECT * INTO removed FROM kt_remove_doomed(doomed, false);
     events_removed := removed.events;
     evaluations_removed := removed.evaluations;
-    SELECT count(*) INTO events_held FROM ai_decision_events e WHERE e.user_id = subject;
+    SELECT count(*) INTO events_held FROM @extschema@.ai_decision_events e WHERE e.user_id = subject;
     -- archived copies and quarantined raw records are personal data too
-    DELETE FROM policy_evaluations_archive pa USING ai_decision_events_archive a
+    DELETE FROM @extschema@.policy_evaluations_archive pa USING @extschema@.ai_decision_events_archive a
     WHERE a.user_id = subject AND pa.event_id = a.id AND pa.event_timestamp = a."timestamp"
-      AND NOT kt_is_held(a.team_id, a.user_id, a.gateway_id, a."timestamp");
-    DELETE FROM ai_decision_events_archive a
-    WHERE a.user_id = subject AND NOT kt_is_held(a.team_id, a.user_id, a.gateway_id, a."timestamp");
+      AND NOT @extschema@.kt_is_held(a.team_id, a.user_id, a.gateway_id, a."timestamp");
+    DELETE FROM @extschema@.ai_decision_events_archive a
+    WHERE a.user_id = subject AND NOT @extschema@.kt_is_held(a.team_id, a.user_id, a.gateway_id, a."timestamp");
     GET DIAGNOSTICS archived_removed = ROW_COUNT;
-    DELETE FROM kt_ingest_errors q WHERE q.raw ->> 'user_id' = subject;
+    DELETE FROM @extschema@.kt_ingest_errors q WHERE q.raw ->> 'user_id' = subject;
     IF events_held > 0 THEN
         RAISE WARNING 'kt_governance: % events of user % are under legal hold and were not erased', events_held, subject;
     END IF;
-    INSERT INTO kt_removal_log (why, subject, events_removed, evaluations_removed, events_held, oldest_removed, newest_removed)
+    INSERT INTO @extschema@.kt_removal_log (why, subject, events_removed, evaluations_removed, events_held, oldest_removed, newest_removed)
     VALUES ('erasure', subject, events_removed, evaluations_removed, events_held, oldest, newest);
     RETURN NEXT;
 END
@@ -502,7 +505,7 @@ GRANT EXECUTE ON PROCEDURE kt_apply_retention_by_partition(integer, boolean) TO 
 REVOKE ALL ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
                        kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean, integer),
                        kt_erase_subject(text), kt_remove_doomed(text, boolean),
-                       kt_partition_pair_rows(text, text, timestamptz, timestamptz) FROM PUBLIC;
+                       kt_partition_pair_rows(regclass, regclass, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
                           kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean, integer),
                           kt_erase_subject(text) TO kt_governance_admin;
@@ -514,9 +517,9 @@ INSERT INTO kt_jobs (job_name, description, interval_setting) VALUES
 
 -- The worker's retention job: raw retention by kt_governance.retention_hours (0 = off), then
 -- rollup retention by kt_governance.rollup_retention_hours (0 = keep rollups forever).
-CREATE FUNCTION kt_retention_job(OUT events_removed bigint, OUT message text, OUT again boolean)
+CREATE FUNCTION kt_governance_internal.kt_retention_job(OUT events_removed bigint, OUT message text, OUT again boolean)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     raw_hours integer := kt_setting('retention_hours')::int;
@@ -531,7 +534,7 @@ BEGIN
     message := 'raw retention off';
     IF raw_hours > 0 THEN
         -- one partition pair per run: the worker commits and runs the job again at once
-        SELECT * INTO r FROM kt_apply_retention(raw_hours, NULL, 1);
+        SELECT * INTO r FROM @extschema@.kt_apply_retention(raw_hours, NULL, 1);
         IF NOT FOUND THEN
             -- kt_run_job records this as a skipped run, with the reason, not as a success
             RAISE EXCEPTION 'skipped: another retention or erasure run holds the retention lock'

@@ -18,7 +18,7 @@
 
 -- No unique key on purpose: concurrent writers of one hour each append a mark instead of
 -- waiting on each other's uncommitted one. Readers use DISTINCT.
-CREATE TABLE kt_dirty_hours (
+CREATE TABLE kt_governance_internal.kt_dirty_hours (
     bucket    timestamptz NOT NULL,
     marked_at timestamptz NOT NULL DEFAULT now(),
     recompute boolean     NOT NULL DEFAULT true
@@ -29,7 +29,7 @@ COMMENT ON COLUMN kt_dirty_hours.bucket IS 'Start of the UTC hour.';
 COMMENT ON COLUMN kt_dirty_hours.marked_at IS 'When the hour was first marked (transaction start of the writer).';
 COMMENT ON COLUMN kt_dirty_hours.recompute IS 'True when the hour must be recomputed from raw rows (an UPDATE or DELETE, or inserts whose deltas were not kept); false when its changes are inserts summed in kt_rollup_deltas, which the refresh merges without reading the rows.';
 
-CREATE TABLE kt_rollup_metrics_hourly (
+CREATE TABLE kt_governance_internal.kt_rollup_metrics_hourly (
     bucket              timestamptz NOT NULL,
     gateway_id          text        NOT NULL,
     model               text        NOT NULL,
@@ -68,7 +68,7 @@ COMMENT ON COLUMN kt_rollup_metrics_hourly.p99_latency IS 'PERCENTILE_CONT(0.99)
 COMMENT ON COLUMN kt_rollup_metrics_hourly.latency_histogram IS 'Exact latency histogram (count of every distinct latency_ms): merging a batch''s histogram keeps p50/p99 exact; kt_histogram_quantile(kt_histogram_merge_agg(latency_histogram), q) is the exact PERCENTILE_CONT over many hours. NULL for rows written before 0.6.0 (their hours are recomputed from raw rows when they next change).';
 COMMENT ON COLUMN kt_rollup_metrics_hourly.latency_sketch IS 'Mergeable latency sketch: kt_sketch_quantile(kt_sketch_merge_agg(latency_sketch), 0.99) gives p99 over many hours within 1%.';
 
-CREATE TABLE kt_rollup_decisions_hourly (
+CREATE TABLE kt_governance_internal.kt_rollup_decisions_hourly (
     bucket        timestamptz NOT NULL,
     decision      text        NOT NULL,
     event_count   bigint      NOT NULL,
@@ -87,7 +87,7 @@ COMMENT ON COLUMN kt_rollup_decisions_hourly.total_tokens IS 'SUM(input_tokens +
 COMMENT ON COLUMN kt_rollup_decisions_hourly.latency_sum IS 'SUM(latency_ms).';
 COMMENT ON COLUMN kt_rollup_decisions_hourly.latency_count IS 'COUNT(latency_ms).';
 
-CREATE TABLE kt_rollup_spend_hourly (
+CREATE TABLE kt_governance_internal.kt_rollup_spend_hourly (
     bucket              timestamptz NOT NULL,
     team_id             text,
     model               text        NOT NULL,
@@ -110,7 +110,7 @@ COMMENT ON COLUMN kt_rollup_spend_hourly.total_cost IS 'SUM(cost_usd).';
 
 -- Always the sum of kt_rollup_spend_hourly over the day (rebuilt from it by
 -- kt_rebuild_spend_days whenever an hour of the day changes), never computed from raw rows.
-CREATE TABLE kt_rollup_spend_daily (
+CREATE TABLE kt_governance_internal.kt_rollup_spend_daily (
     bucket              timestamptz NOT NULL,
     team_id             text,
     model               text        NOT NULL,
@@ -137,7 +137,7 @@ COMMENT ON COLUMN kt_rollup_spend_daily.total_cost IS 'SUM(cost_usd).';
 -- appended at its commit: the refresh merges an insert-only hour's deltas into the rollups
 -- instead of reading the hour's rows. No key: concurrent writers append without waiting.
 -- Not dumped: a restore's COPY of the events writes them again.
-CREATE TABLE kt_rollup_deltas (
+CREATE TABLE kt_governance_internal.kt_rollup_deltas (
     bucket              timestamptz NOT NULL,
     gateway_id          text        NOT NULL,
     model               text        NOT NULL,
@@ -164,7 +164,7 @@ COMMENT ON COLUMN kt_rollup_deltas.total_output_tokens IS 'SUM(output_tokens).';
 COMMENT ON COLUMN kt_rollup_deltas.latency_sum IS 'SUM(latency_ms); NULL when no latency was known.';
 COMMENT ON COLUMN kt_rollup_deltas.latency_count IS 'COUNT(latency_ms).';
 
-CREATE TABLE kt_latency_deltas (
+CREATE TABLE kt_governance_internal.kt_latency_deltas (
     bucket            timestamptz NOT NULL,
     gateway_id        text        NOT NULL,
     model             text        NOT NULL,
@@ -177,7 +177,7 @@ COMMENT ON COLUMN kt_latency_deltas.gateway_id IS 'Gateway.';
 COMMENT ON COLUMN kt_latency_deltas.model IS 'Model.';
 COMMENT ON COLUMN kt_latency_deltas.latency_histogram IS 'Exact histogram of the inserted events'' latency_ms (kt_histogram_*).';
 
-CREATE TABLE kt_rollup_state (
+CREATE TABLE kt_governance_internal.kt_rollup_state (
     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     frozen_before timestamptz NOT NULL DEFAULT '-infinity'
 );
@@ -185,10 +185,10 @@ COMMENT ON TABLE kt_rollup_state IS 'Rollup bookkeeping (at most one row; none m
 COMMENT ON COLUMN kt_rollup_state.singleton IS 'Always true: the table has one row.';
 COMMENT ON COLUMN kt_rollup_state.frozen_before IS 'Start of the first hour whose raw rows are complete.';
 
-CREATE FUNCTION kt_frozen_before()
+CREATE FUNCTION kt_governance_internal.kt_frozen_before()
 RETURNS timestamptz
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     SELECT coalesce((SELECT frozen_before FROM kt_rollup_state), '-infinity')
 $fn$;
@@ -204,9 +204,15 @@ SELECT pg_catalog.pg_extension_config_dump('kt_rollup_state', '');
 
 -- Row triggers on the parent are cloned onto every partition, including partitions attached
 -- later and DML aimed straight at a partition.
+-- The Rust trigger functions move to the internal schema, and nobody but the extension owner may
+-- attach them (CREATE TRIGGER needs EXECUTE): what they gather is written to bookkeeping as the
+-- extension owner (src/owner.rs), so they must only ever see rows of the extension's tables.
+ALTER FUNCTION kt_mark_dirty_hours() SET SCHEMA kt_governance_internal;
+ALTER FUNCTION kt_flush_dirty_hours() SET SCHEMA kt_governance_internal;
+REVOKE ALL ON FUNCTION kt_governance_internal.kt_mark_dirty_hours(), kt_governance_internal.kt_flush_dirty_hours() FROM PUBLIC;
 CREATE TRIGGER kt_mark_dirty_hours
     AFTER INSERT OR UPDATE OR DELETE ON ai_decision_events
-    FOR EACH ROW EXECUTE FUNCTION kt_mark_dirty_hours('@extschema@');
+    FOR EACH ROW EXECUTE FUNCTION kt_mark_dirty_hours();
 -- statement triggers are not cloned: this one fires for DML through the parent (COPY and
 -- INSERT included) and writes the statement's hours right away
 CREATE TRIGGER kt_flush_dirty_hours
@@ -216,10 +222,10 @@ CREATE TRIGGER kt_flush_dirty_hours
 -- Rollup rows written by anything but the refresh (which runs with track_changes off), such as
 -- a pg_restore of the rollups next to the events its COPY re-sums into kt_rollup_deltas: the
 -- hours are recomputed from raw rows, so no delta is ever added on top of rows that hold it.
-CREATE FUNCTION kt_recompute_written_hours()
+CREATE FUNCTION kt_governance_internal.kt_recompute_written_hours()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
     INSERT INTO kt_dirty_hours (bucket, recompute) SELECT DISTINCT bucket, true FROM written_rows;
@@ -240,7 +246,7 @@ CREATE TRIGGER kt_recompute_written_hours AFTER INSERT ON kt_rollup_spend_hourly
     WHEN (current_setting('kt_governance.track_changes', true) IS DISTINCT FROM 'off')
     EXECUTE FUNCTION kt_recompute_written_hours();
 
-CREATE AGGREGATE kt_histogram_merge_agg(bytea) (SFUNC = kt_histogram_merge, STYPE = bytea);
+CREATE AGGREGATE kt_governance_internal.kt_histogram_merge_agg(bytea) (SFUNC = kt_histogram_merge, STYPE = bytea);
 COMMENT ON AGGREGATE kt_histogram_merge_agg(bytea) IS 'Adds exact latency histograms (e.g. kt_rollup_metrics_hourly.latency_histogram over a day) into one; read it with kt_histogram_quantile().';
 COMMENT ON FUNCTION kt_histogram_merge(bytea, bytea) IS 'Adds two exact latency histograms (transition function of kt_histogram_merge_agg).';
 COMMENT ON FUNCTION kt_histogram_quantile(bytea, double precision) IS 'Exact PERCENTILE_CONT(q), q in [0, 1], of the latencies an exact histogram counts; NULL for an empty histogram.';
@@ -248,7 +254,7 @@ COMMENT ON FUNCTION kt_latency_rollup(integer[]) IS 'Exact p50 and p99 (PERCENTI
 COMMENT ON FUNCTION kt_histogram_rollup(bytea, bytea) IS 'The same from the sum of two exact histograms (either may be NULL): what the refresh stores when it merges a batch into an hour.';
 COMMENT ON FUNCTION kt_settle_pending_deltas() IS 'Internal: gives up the current transaction''s not yet written rollup deltas and marks their hours for a recompute now (kt_refresh_metrics() calls it first); returns the hours marked.';
 
-CREATE AGGREGATE kt_sketch_merge_agg(bytea) (SFUNC = kt_sketch_merge, STYPE = bytea);
+CREATE AGGREGATE kt_governance_internal.kt_sketch_merge_agg(bytea) (SFUNC = kt_sketch_merge, STYPE = bytea);
 COMMENT ON AGGREGATE kt_sketch_merge_agg(bytea) IS 'Adds latency sketches (e.g. of many hours) into one; read it with kt_sketch_quantile().';
 COMMENT ON FUNCTION kt_sketch_merge(bytea, bytea) IS 'Adds two latency sketches (transition function of kt_sketch_merge_agg).';
 COMMENT ON FUNCTION kt_sketch_quantile(bytea, double precision) IS 'Quantile q in [0, 1] of the latencies summarized by a sketch, within 1% relative error; NULL for an empty sketch.';
@@ -262,7 +268,7 @@ COMMENT ON FUNCTION kt_flush_dirty_hours() IS 'Statement trigger: writes the hou
 
 -- The whole grains (UTC hours, or UTC days) inside a window. Defined before kt_live_ranges,
 -- which builds on it.
-CREATE FUNCTION kt_rollup_hours(window_start timestamptz, window_end timestamptz, grain text DEFAULT 'hour',
+CREATE FUNCTION kt_governance_internal.kt_rollup_hours(window_start timestamptz, window_end timestamptz, grain text DEFAULT 'hour',
                                 OUT first_hour timestamptz, OUT end_hour timestamptz)
 LANGUAGE sql IMMUTABLE
 AS $fn$
@@ -277,13 +283,13 @@ COMMENT ON FUNCTION kt_rollup_hours(timestamptz, timestamptz, text) IS 'Internal
 -- ranges reports compute from raw rows; with grain 'day' (over a span of whole hours) the
 -- ranges read from hourly rollups instead of daily ones. With use_rollups = false the whole
 -- window is one range.
-CREATE FUNCTION kt_live_ranges(window_start timestamptz, window_end timestamptz, use_rollups boolean DEFAULT true,
+CREATE FUNCTION kt_governance_internal.kt_live_ranges(window_start timestamptz, window_end timestamptz, use_rollups boolean DEFAULT true,
                                grain text DEFAULT 'hour')
 RETURNS TABLE (range_start timestamptz, range_end timestamptz)
 LANGUAGE sql STABLE
 -- a handful of ranges: the planner must pick index range scans per range, not a full scan
 ROWS 4
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     WITH whole AS (SELECT * FROM kt_rollup_hours(window_start, window_end, grain))
     SELECT window_start, window_end FROM whole
@@ -308,7 +314,7 @@ COMMENT ON FUNCTION kt_live_ranges(timestamptz, timestamptz, boolean, text) IS '
 -- of the query's plan, so PostgreSQL prunes partitions while planning. Ranges computed inside
 -- the query (a join with kt_live_ranges) are pruned only at run time, after every partition has
 -- been planned: 37 ms of a 42 ms report with 60 daily partitions. An empty range is NULL.
-CREATE FUNCTION kt_raw_ranges(
+CREATE FUNCTION kt_governance_internal.kt_raw_ranges(
     window_start timestamptz,
     window_end timestamptz,
     use_rollups boolean DEFAULT true,
@@ -321,7 +327,7 @@ CREATE FUNCTION kt_raw_ranges(
     OUT dirty_start timestamptz,
     OUT dirty_end timestamptz)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     whole record := kt_rollup_hours(window_start, window_end);
@@ -354,7 +360,7 @@ COMMENT ON FUNCTION kt_raw_ranges(timestamptz, timestamptz, boolean, timestamptz
 -- Inlined into the calling query (plain SQL, no SET clause), so the bounds it compares with
 -- stay constants of the caller's plan. The dirty hours are read one index range each, within
 -- their span (the span is what prunes the partitions at planning time).
-CREATE FUNCTION kt_raw_events(
+CREATE FUNCTION kt_governance_internal.kt_raw_events(
     head_start timestamptz,
     head_end timestamptz,
     tail_start timestamptz DEFAULT NULL,
@@ -383,7 +389,7 @@ COMMENT ON FUNCTION kt_raw_events(timestamptz, timestamptz, timestamptz, timesta
 
 -- True when zone's offset from UTC is a whole number of hours at both ends of the window, so
 -- UTC hour buckets can be grouped into that zone's days and hours.
-CREATE FUNCTION kt_zone_has_whole_hours(zone text, window_start timestamptz, window_end timestamptz)
+CREATE FUNCTION kt_governance_internal.kt_zone_has_whole_hours(zone text, window_start timestamptz, window_end timestamptz)
 RETURNS boolean
 LANGUAGE sql STABLE
 AS $fn$
@@ -395,10 +401,10 @@ COMMENT ON FUNCTION kt_zone_has_whole_hours(text, timestamptz, timestamptz) IS '
 
 -- kt_rollup_spend_daily rows of the UTC days holding the given hours, summed again from
 -- kt_rollup_spend_hourly.
-CREATE FUNCTION kt_rebuild_spend_days(touched timestamptz[])
+CREATE FUNCTION kt_governance_internal.kt_rebuild_spend_days(touched timestamptz[])
 RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET jit = off
 AS $fn$
 DECLARE
@@ -423,10 +429,10 @@ REVOKE ALL ON FUNCTION kt_rebuild_spend_days(timestamptz[]) FROM PUBLIC;
 -- The given hours of every rollup recomputed from raw rows. Their deltas are deleted in the
 -- same statement that reads the rows: both come from one snapshot, so a writer's rows and its
 -- deltas are either both taken or both left for the next refresh.
-CREATE FUNCTION kt_recompute_hours(hours timestamptz[])
+CREATE FUNCTION kt_governance_internal.kt_recompute_hours(hours timestamptz[])
 RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET jit = off
 SET enable_sort = off
 SET kt_governance.track_changes = off
@@ -452,7 +458,7 @@ BEGIN
                e.team_id COLLATE "C" AS team_id, e.decision COLLATE "C" AS decision, e.cost_usd,
                e.input_tokens, e.output_tokens, e.latency_ms
         FROM unnest(hours) h
-        JOIN ai_decision_events e ON e."timestamp" >= h AND e."timestamp" < h + interval '1 hour'
+        JOIN @extschema@.ai_decision_events e ON e."timestamp" >= h AND e."timestamp" < h + interval '1 hour'
     ), fine AS MATERIALIZED (
         SELECT r.bucket, r.gateway_id, r.model, r.team_id, r.decision, count(*) AS n, sum(r.cost_usd) AS cost,
                sum(r.input_tokens) AS tin, sum(r.output_tokens) AS tout,
@@ -500,7 +506,7 @@ COMMENT ON FUNCTION kt_recompute_hours(timestamptz[]) IS 'Internal (kt_refresh_m
 REVOKE ALL ON FUNCTION kt_recompute_hours(timestamptz[]) FROM PUBLIC;
 
 -- NULL-aware addition of two sums, as SUM() over both: NULL only when both are NULL.
-CREATE FUNCTION kt_add_sums(a numeric, b numeric)
+CREATE FUNCTION kt_governance_internal.kt_add_sums(a numeric, b numeric)
 RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $fn$
@@ -510,10 +516,10 @@ COMMENT ON FUNCTION kt_add_sums(numeric, numeric) IS 'Internal: a + b where NULL
 
 -- The deltas of the given insert-only hours added into every rollup, and deleted, in one
 -- statement (one snapshot: a delta is merged exactly once).
-CREATE FUNCTION kt_merge_deltas(hours timestamptz[])
+CREATE FUNCTION kt_governance_internal.kt_merge_deltas(hours timestamptz[])
 RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET jit = off
 SET kt_governance.track_changes = off
 AS $fn$
@@ -610,7 +616,7 @@ RETURNS TABLE (hours_refreshed bigint, metric_rows bigint, oldest_hour timestamp
               hours_merged bigint)
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 -- a refresh reads a few hours of rows: compiling its plans with JIT (which the row estimates
 -- trigger at 100k+ rows) costs more than running them
 SET jit = off
@@ -709,5 +715,5 @@ GRANT EXECUTE ON FUNCTION kt_refresh_metrics(timestamptz) TO kt_governance_admin
 GRANT SELECT ON governance_metrics_hourly, kt_rollup_metrics_hourly, kt_rollup_state, kt_rollup_decisions_hourly,
                 kt_rollup_spend_hourly, kt_rollup_spend_daily, kt_dirty_hours, kt_rollup_deltas,
                 kt_latency_deltas TO kt_governance_reader;
--- writers' transactions record their dirty hours and deltas at commit
-GRANT INSERT ON kt_dirty_hours, kt_rollup_deltas, kt_latency_deltas TO kt_governance_writer;
+-- No role writes these: writers' transactions record their dirty hours and deltas at commit as
+-- the extension owner (src/owner.rs), so a writer cannot forge report numbers.

@@ -6,7 +6,7 @@
 -- The table is not dumped: restoring a dump loads the rows through the same triggers, which
 -- count them again.
 
-CREATE TABLE kt_row_counts (
+CREATE TABLE kt_governance_internal.kt_row_counts (
     hour        timestamptz NOT NULL,
     events      bigint      NOT NULL DEFAULT 0,
     evaluations bigint      NOT NULL DEFAULT 0
@@ -17,18 +17,20 @@ COMMENT ON COLUMN kt_row_counts.hour IS 'Start of the UTC hour.';
 COMMENT ON COLUMN kt_row_counts.events IS 'Events added (negative: removed) in the hour.';
 COMMENT ON COLUMN kt_row_counts.evaluations IS 'Evaluations added (negative: removed) in the hour.';
 
+ALTER FUNCTION kt_count_evaluations() SET SCHEMA kt_governance_internal;
+REVOKE ALL ON FUNCTION kt_governance_internal.kt_count_evaluations() FROM PUBLIC;
 CREATE TRIGGER kt_count_evaluations
     AFTER INSERT OR UPDATE OR DELETE ON policy_evaluations
-    FOR EACH ROW EXECUTE FUNCTION kt_count_evaluations('@extschema@');
+    FOR EACH ROW EXECUTE FUNCTION kt_count_evaluations();
 COMMENT ON FUNCTION kt_count_evaluations() IS 'Row trigger: counts inserted and deleted evaluations per hour in backend memory and appends the counts to kt_row_counts just before commit (events are counted by kt_mark_dirty_hours).';
 
 -- TRUNCATE of a parent fires no row trigger: its counts go with it. (TRUNCATE of one partition
 -- is not seen; kt_verify_row_counts() reports it and kt_rebuild_row_counts() repairs it.)
-CREATE FUNCTION kt_forget_row_counts()
+CREATE FUNCTION kt_governance_internal.kt_forget_row_counts()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
     IF TG_TABLE_NAME = 'ai_decision_events' THEN
@@ -50,7 +52,7 @@ CREATE TRIGGER kt_forget_row_counts AFTER TRUNCATE ON policy_evaluations
 CREATE FUNCTION kt_counted_rows(range_start timestamptz, range_end timestamptz,
                                 OUT events bigint, OUT evaluations bigint)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     SELECT coalesce(sum(c.events), 0)::bigint + p.events, coalesce(sum(c.evaluations), 0)::bigint + p.evaluations
     FROM kt_pending_counts(range_start, range_end) p
@@ -63,10 +65,10 @@ COMMENT ON FUNCTION kt_counted_rows(timestamptz, timestamptz) IS 'Events and eva
 -- neighbour (bounds inside an hour, only for partitions attached by hand) is counted again from
 -- the rows that stay; one statement, so a writer committing meanwhile is in exactly one of the
 -- deleted counts and the recount.
-CREATE FUNCTION kt_forget_counted_range(range_start timestamptz, range_end timestamptz)
+CREATE FUNCTION kt_governance_internal.kt_forget_counted_range(range_start timestamptz, range_end timestamptz)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
     -- counts of this transaction's own rows there, not yet appended, go too
@@ -85,8 +87,8 @@ BEGIN
     )
     INSERT INTO kt_row_counts (hour, events, evaluations)
     SELECT s.h,
-           (SELECT count(*) FROM ai_decision_events e WHERE e."timestamp" >= s.h AND e."timestamp" < s.h + interval '1 hour'),
-           (SELECT count(*) FROM policy_evaluations p WHERE p.event_timestamp >= s.h AND p.event_timestamp < s.h + interval '1 hour')
+           (SELECT count(*) FROM @extschema@.ai_decision_events e WHERE e."timestamp" >= s.h AND e."timestamp" < s.h + interval '1 hour'),
+           (SELECT count(*) FROM @extschema@.policy_evaluations p WHERE p.event_timestamp >= s.h AND p.event_timestamp < s.h + interval '1 hour')
     FROM shared s;
 END
 $fn$;
@@ -96,10 +98,10 @@ COMMENT ON FUNCTION kt_forget_counted_range(timestamptz, timestamptz) IS 'Intern
 
 -- Folds each hour's rows into one. Rows appended by transactions that commit meanwhile are
 -- not visible to the DELETE and stay as they are.
-CREATE FUNCTION kt_compact_row_counts()
+CREATE FUNCTION kt_governance_internal.kt_compact_row_counts()
 RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     folded bigint;
@@ -120,14 +122,14 @@ $fn$;
 COMMENT ON FUNCTION kt_compact_row_counts() IS 'Internal: folds the kt_row_counts rows of each hour into one (run by kt_run_maintenance); returns the rows folded.';
 
 -- What kt_row_counts should hold, counted from the tables (reads every row).
-CREATE FUNCTION kt_rows_per_hour(OUT hour timestamptz, OUT events bigint, OUT evaluations bigint)
+CREATE FUNCTION kt_governance_internal.kt_rows_per_hour(OUT hour timestamptz, OUT events bigint, OUT evaluations bigint)
 RETURNS SETOF record
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     SELECT coalesce(ev.hour, pe.hour), coalesce(ev.n, 0), coalesce(pe.n, 0)
-    FROM (SELECT date_trunc('hour', e."timestamp", 'UTC') AS hour, count(*) AS n FROM ai_decision_events e GROUP BY 1) ev
-    FULL JOIN (SELECT date_trunc('hour', p.event_timestamp, 'UTC') AS hour, count(*) AS n FROM policy_evaluations p GROUP BY 1) pe
+    FROM (SELECT date_trunc('hour', e."timestamp", 'UTC') AS hour, count(*) AS n FROM @extschema@.ai_decision_events e GROUP BY 1) ev
+    FULL JOIN (SELECT date_trunc('hour', p.event_timestamp, 'UTC') AS hour, count(*) AS n FROM @extschema@.policy_evaluations p GROUP BY 1) pe
         ON pe.hour = ev.hour
 $fn$;
 COMMENT ON FUNCTION kt_rows_per_hour() IS 'Internal: events and evaluations per UTC hour counted from the tables (reads every row); what kt_row_counts sums to when exact.';
@@ -136,7 +138,7 @@ CREATE FUNCTION kt_verify_row_counts()
 RETURNS TABLE (hour timestamptz, counted_events bigint, actual_events bigint,
                counted_evaluations bigint, actual_evaluations bigint)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     WITH counted AS (
         SELECT c.hour, sum(c.events)::bigint AS events, sum(c.evaluations)::bigint AS evaluations
@@ -155,13 +157,13 @@ CREATE FUNCTION kt_rebuild_row_counts()
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 DECLARE
     written bigint;
 BEGIN
     -- writers wait until the new counts commit; their own counts then add to them
-    LOCK TABLE ai_decision_events, policy_evaluations IN SHARE MODE;
+    LOCK TABLE @extschema@.ai_decision_events, @extschema@.policy_evaluations IN SHARE MODE;
     DELETE FROM kt_row_counts;
     INSERT INTO kt_row_counts (hour, events, evaluations) SELECT * FROM kt_rows_per_hour();
     GET DIAGNOSTICS written = ROW_COUNT;
@@ -174,5 +176,5 @@ REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts(), kt_rows
                        kt_forget_pending_counts(timestamptz, timestamptz), kt_pending_counts(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_rebuild_row_counts() TO kt_governance_admin;
 GRANT SELECT ON kt_row_counts TO kt_governance_reader;
--- writers' transactions append their counts at commit
-GRANT INSERT ON kt_row_counts TO kt_governance_writer;
+-- writers' transactions append their counts at commit as the extension owner (src/owner.rs): a
+-- forged count would make the removal log overstate what retention removed

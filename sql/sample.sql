@@ -7,7 +7,7 @@ CREATE FUNCTION kt_sample_events(
     end_time timestamptz DEFAULT now())
 RETURNS SETOF ai_decision_events
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     SELECT id, "timestamp", decision, model, provider, gateway_id, user_id, team_id,
            input_tokens, output_tokens, (cost_micros / 1000000.0)::numeric(12, 6),
@@ -24,7 +24,7 @@ CREATE FUNCTION kt_sample_evaluations(
 RETURNS TABLE (event_id text, event_timestamp timestamptz, policy_name text, result text,
                latency_ms integer, details jsonb)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     SELECT event_id, event_timestamp, policy_name, result, latency_ms, details::jsonb
     FROM kt_sample_evaluation_rows(n, days, seed, end_time)
@@ -38,13 +38,13 @@ CREATE FUNCTION kt_generate_sample_events(
     end_time timestamptz DEFAULT now())
 RETURNS TABLE (events bigint, evaluations bigint)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, @extschema@, pg_temp
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
-    INSERT INTO ai_decision_events SELECT * FROM kt_sample_events(n, days, seed, end_time);
+    INSERT INTO @extschema@.ai_decision_events SELECT * FROM @extschema@.kt_sample_events(n, days, seed, end_time);
     GET DIAGNOSTICS events = ROW_COUNT;
-    INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result, latency_ms, details)
-    SELECT * FROM kt_sample_evaluations(n, days, seed, end_time);
+    INSERT INTO @extschema@.policy_evaluations (event_id, event_timestamp, policy_name, result, latency_ms, details)
+    SELECT * FROM @extschema@.kt_sample_evaluations(n, days, seed, end_time);
     GET DIAGNOSTICS evaluations = ROW_COUNT;
     RETURN NEXT;
 END

@@ -16,6 +16,24 @@
 --  * Every unique key of policy_evaluations starts with event_id, so the schema can be
 --    distributed by Citus (events by id, evaluations by event_id, co-located).
 
+-- The trust boundary is a schema boundary (docs/security.md). The extension's schema (public
+-- by default) holds what users call and read: the documented tables, the views, the public
+-- functions. It is usually owned by the database owner, who may create, rename and drop things
+-- in it; so no privileged code resolves a name there through search_path.
+--  * kt_governance_internal: every internal function and bookkeeping table. Made here, by the
+--    role running CREATE EXTENSION (a superuser), and plain CREATE SCHEMA: a schema of that
+--    name planted beforehand makes the install fail instead of being adopted.
+--  * kt_governance_partitions: the dated partitions and the default ones, out of the user's
+--    table list, owned by the extension owner, so nobody below superuser drops one.
+-- Privileged functions pin search_path to pg_catalog, kt_governance_internal, pg_temp and reach
+-- the user's schema only by qualified names; the schema cannot be renamed (guard.sql).
+CREATE SCHEMA kt_governance_internal;
+COMMENT ON SCHEMA kt_governance_internal IS 'kt_governance internals: bookkeeping tables and internal functions. Not an API: names and signatures change between releases.';
+CREATE SCHEMA kt_governance_partitions;
+COMMENT ON SCHEMA kt_governance_partitions IS 'kt_governance: the dated and default partitions of ai_decision_events and policy_evaluations, made and removed by the extension. Query the parent tables, not these.';
+-- Unqualified names in this script: created in the user's schema, looked up in all three.
+SET search_path = @extschema@, kt_governance_internal, kt_governance_partitions;
+
 CREATE TABLE ai_decision_events (
     id              text        NOT NULL,
     "timestamp"     timestamptz NOT NULL,
@@ -102,5 +120,8 @@ $roles$;
 GRANT kt_governance_reader TO kt_governance_writer;
 GRANT kt_governance_writer TO kt_governance_admin;
 
+-- USAGE on the user's schema (when installed elsewhere than public) and on the internal one:
+-- report functions run as their caller and read rollups there
+GRANT USAGE ON SCHEMA @extschema@, kt_governance_internal TO kt_governance_reader;
 GRANT SELECT ON ai_decision_events, policy_evaluations TO kt_governance_reader;
 GRANT INSERT ON ai_decision_events, policy_evaluations TO kt_governance_writer;

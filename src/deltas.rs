@@ -25,6 +25,7 @@ use pgrx::{register_subxact_callback, register_xact_callback, PgSubXactCallbackE
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
+use crate::owner::{as_extension_owner, INTERNAL};
 use crate::sketch::{encode_histogram, Histogram};
 
 /// Above this many groups in one transaction the sums are given up for recompute marks.
@@ -72,7 +73,6 @@ struct Deltas {
     key: Vec<u8>,
     values: Vec<pg_sys::Datum>,
     nulls: Vec<bool>,
-    schema: String,
     registered: bool,
 }
 
@@ -167,11 +167,9 @@ fn push_text(key: &mut Vec<u8>, text: Option<&[u8]>) {
 
 /// Adds one inserted event to the transaction's sums. Returns false when the event's hour must
 /// be recomputed from raw rows instead (see the module comment).
-pub(crate) fn capture_insert(trigger: &PgTrigger<'_>, data: &pg_sys::TriggerData, hour: i64) -> Result<bool, PgTriggerError> {
+pub(crate) fn capture_insert(data: &pg_sys::TriggerData, hour: i64) -> bool {
     let first_in_transaction = DELTAS.with(|d| !std::mem::replace(&mut d.borrow_mut().registered, true));
     if first_in_transaction {
-        let schema = trigger.extra_args()?.into_iter().next().unwrap_or_else(|| "public".into());
-        DELTAS.with(|d| d.borrow_mut().schema = schema);
         register_xact_callback(PgXactCallbackEvent::PreCommit, flush_at_commit);
         register_xact_callback(PgXactCallbackEvent::PrePrepare, flush_at_commit);
         register_xact_callback(PgXactCallbackEvent::Abort, forget);
@@ -182,7 +180,7 @@ pub(crate) fn capture_insert(trigger: &PgTrigger<'_>, data: &pg_sys::TriggerData
             give_up();
         }
     }
-    Ok(DELTAS.with(|d| d.borrow_mut().add(data, hour)))
+    DELTAS.with(|d| d.borrow_mut().add(data, hour))
 }
 
 impl Deltas {
@@ -345,44 +343,31 @@ fn stamp(hour: i64) -> TimestampWithTimeZone {
     TimestampWithTimeZone::try_from(hour).expect("hour within the timestamptz range")
 }
 
-/// Whether the extension's SQL in `schema` has the deltas (0.6.0 on). The library is replaced
-/// before ALTER EXTENSION ... UPDATE runs; until then marks are written the old way and no
-/// deltas at all (the old refresh recomputes every dirty hour). Two catalog-cache lookups, no
-/// query: this runs at every statement's flush.
-pub(crate) fn schema_has_deltas(schema: &str) -> bool {
-    let Ok(schema) = std::ffi::CString::new(schema) else { return false };
-    // Safety: plain catalog-cache lookups by name, missing_ok
-    unsafe {
-        let namespace = pg_sys::get_namespace_oid(schema.as_ptr(), true);
-        namespace != pg_sys::InvalidOid
-            && pg_sys::get_relname_relid(c"kt_rollup_deltas".as_ptr(), namespace) != pg_sys::InvalidOid
-    }
-}
-
 /// Appends the recompute marks, then the sums and histograms; an error aborts the transaction,
-/// so rows never commit without them.
+/// so rows never commit without them. Written as the extension owner (src/owner.rs).
 fn write(d: &mut Deltas) {
-    if !schema_has_deltas(&d.schema) {
-        return;
-    }
     // rows that barely aggregate: a delta row per event costs more than recomputing the hour
     if !d.given_up && (d.fine.len() as i64) * 2 > d.rows {
         d.give_up();
     }
-    let schema = spi::quote_identifier(&d.schema);
-    if !d.recompute.is_empty() {
-        let hours: Vec<TimestampWithTimeZone> = d.recompute.iter().map(|h| stamp(*h)).collect();
-        Spi::run_with_args(
-            &format!("INSERT INTO {schema}.kt_dirty_hours (bucket, recompute) SELECT unnest($1::timestamptz[]), true"),
-            &[hours.into()],
-        )
-        .expect("could not record rollup hours to recompute");
-    }
-    write_sums(&schema, &d.fine);
-    write_histograms(&schema, &d.latencies);
+    as_extension_owner(|| {
+        if !d.recompute.is_empty() {
+            let hours: Vec<TimestampWithTimeZone> = d.recompute.iter().map(|h| stamp(*h)).collect();
+            Spi::run_with_args(
+                &format!(
+                    "INSERT INTO {INTERNAL}.kt_dirty_hours (bucket, recompute) \
+                     SELECT pg_catalog.unnest($1::pg_catalog.timestamptz[]), true"
+                ),
+                &[hours.into()],
+            )
+            .expect("could not record rollup hours to recompute");
+        }
+        write_sums(&d.fine);
+        write_histograms(&d.latencies);
+    })
 }
 
-fn write_sums(schema: &str, fine: &HashMap<Vec<u8>, Sums>) {
+fn write_sums(fine: &HashMap<Vec<u8>, Sums>) {
     if fine.is_empty() {
         return;
     }
@@ -404,11 +389,13 @@ fn write_sums(schema: &str, fine: &HashMap<Vec<u8>, Sums>) {
     }
     // micro-dollars * 0.000001 has scale 6, the scale SUM(cost_usd) has
     let sql = format!(
-        "INSERT INTO {schema}.kt_rollup_deltas (bucket, gateway_id, model, team_id, decision, event_count, total_cost,
+        "INSERT INTO {INTERNAL}.kt_rollup_deltas (bucket, gateway_id, model, team_id, decision, event_count, total_cost,
                                                  total_input_tokens, total_output_tokens, latency_sum, latency_count)
-         SELECT b, g, m, t, d, n, c * 0.000001, ti, tt, ls, ln
-         FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[],
-                     $8::int8[], $9::int8[], $10::int8[], $11::int8[]) u(b, g, m, t, d, n, c, ti, tt, ls, ln)"
+         SELECT b, g, m, t, d, n, c OPERATOR(pg_catalog.*) 0.000001, ti, tt, ls, ln
+         FROM unnest($1::pg_catalog.timestamptz[], $2::pg_catalog.text[], $3::pg_catalog.text[],
+                     $4::pg_catalog.text[], $5::pg_catalog.text[], $6::pg_catalog.int8[], $7::pg_catalog.int8[],
+                     $8::pg_catalog.int8[], $9::pg_catalog.int8[], $10::pg_catalog.int8[], $11::pg_catalog.int8[])
+              u(b, g, m, t, d, n, c, ti, tt, ls, ln)"
     );
     Spi::run_with_args(
         &sql,
@@ -429,7 +416,7 @@ fn write_sums(schema: &str, fine: &HashMap<Vec<u8>, Sums>) {
     .expect("could not record rollup deltas");
 }
 
-fn write_histograms(schema: &str, latencies: &HashMap<Vec<u8>, Histogram>) {
+fn write_histograms(latencies: &HashMap<Vec<u8>, Histogram>) {
     if latencies.is_empty() {
         return;
     }
@@ -443,8 +430,9 @@ fn write_histograms(schema: &str, latencies: &HashMap<Vec<u8>, Histogram>) {
     }
     Spi::run_with_args(
         &format!(
-            "INSERT INTO {schema}.kt_latency_deltas (bucket, gateway_id, model, latency_histogram)
-             SELECT unnest($1::timestamptz[]), unnest($2::text[]), unnest($3::text[]), unnest($4::bytea[])"
+            "INSERT INTO {INTERNAL}.kt_latency_deltas (bucket, gateway_id, model, latency_histogram)
+             SELECT pg_catalog.unnest($1::pg_catalog.timestamptz[]), pg_catalog.unnest($2::pg_catalog.text[]),
+                    pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.bytea[])"
         ),
         &[hours.into(), gateways.into(), models.into(), histograms.into()],
     )
@@ -468,7 +456,7 @@ fn flush_at_commit() {
 /// Gives up this transaction's unwritten sums and marks their hours for a recompute now. The
 /// refresh calls it first: sums written only at commit would otherwise miss the hours it
 /// refreshes. Returns the hours marked.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, schema = "kt_governance_internal")]
 fn kt_settle_pending_deltas() -> i64 {
     let marked = DELTAS.with(|d| {
         let mut d = d.borrow_mut();

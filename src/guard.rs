@@ -27,16 +27,24 @@ unsafe fn drops_us(stmt: *mut pg_sys::DropStmt, schema: &str) -> bool {
 }
 
 fn refuse_if_data_stored(schema: &str) {
-    if crate::settings::ALLOW_DROP_WITH_DATA.get() {
+    // the override is a superuser's: below superuser, stored evidence always refuses the drop
+    if crate::settings::ALLOW_DROP_WITH_DATA.get() && unsafe { pg_sys::superuser() } {
         return;
     }
     let q = spi::quote_identifier(schema);
-    let stored = Spi::get_two::<i64, i64>(&format!(
-        "SELECT (SELECT count(*) FROM (SELECT FROM {q}.ai_decision_events LIMIT 1000000) e), \
-                (SELECT count(*) FROM {q}.kt_legal_holds WHERE released_at IS NULL)"
-    ));
-    let Ok((Some(events), Some(holds))) = stored else { return };
-    if events == 0 {
+    // counted as the extension owner: the dropping role (a database owner dropping its schema)
+    // may not be allowed to read what it would drop
+    let stored = crate::owner::as_extension_owner(|| {
+        Spi::get_three::<i64, i64, i64>(&format!(
+            "SELECT (SELECT pg_catalog.count(*) FROM (SELECT FROM {q}.ai_decision_events LIMIT 1000000) e) \
+                    OPERATOR(pg_catalog.+) \
+                    (SELECT pg_catalog.count(*) FROM (SELECT FROM {q}.ai_decision_events_archive LIMIT 1000000) a), \
+                    (SELECT pg_catalog.count(*) FROM {q}.kt_legal_holds), \
+                    (SELECT pg_catalog.count(*) FROM {q}.kt_removal_log)"
+        ))
+    });
+    let Ok((Some(events), Some(holds), Some(removals))) = stored else { return };
+    if events == 0 && holds == 0 && removals == 0 {
         return;
     }
     let many = if events >= 1_000_000 { "at least " } else { "" };
@@ -44,9 +52,9 @@ fn refuse_if_data_stored(schema: &str) {
         PgLogLevel::ERROR,
         PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
         format!(
-            "cannot drop extension kt_governance: it holds {many}{events} events ({holds} active legal holds), which the drop would delete"
+            "cannot drop extension kt_governance: it holds {many}{events} events (live and archived), {holds} legal holds and {removals} removal-log entries, which the drop would delete"
         ),
-        "Dump the database or export the events first (kt_export_events), then SET kt_governance.allow_drop_with_data = on in the dropping session."
+        "Dump the database or export the events first (kt_export_events); then a superuser may SET kt_governance.allow_drop_with_data = on in the dropping session."
     );
 }
 

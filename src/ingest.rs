@@ -227,17 +227,9 @@ fn pg_timestamp(us: i64) -> TimestampWithTimeZone {
 /// Ids of this batch that are already stored, whatever their timestamp.
 /// Concurrent kt_ingest calls must not both store the same new id: they take the ingest run
 /// lock, which only writers can take (an advisory key, as before 0.9.0, any login could hold
-/// to stall every writer). The SQL of 0.8.0 and older, served until ALTER EXTENSION UPDATE runs,
-/// has no run locks and keeps its advisory key.
-fn take_ingest_lock(schema: &str) {
-    let lock_fn = format!("{}.kt_take_ingest_lock()", spi::quote_identifier(schema));
-    let exists = Spi::get_one_with_args::<bool>("SELECT pg_catalog.to_regprocedure($1) IS NOT NULL", &[lock_fn.clone().into()]);
-    let sql = if exists == Ok(Some(true)) {
-        format!("SELECT {lock_fn}")
-    } else {
-        "SELECT pg_advisory_xact_lock(hashtext('kt_governance.kt_ingest'))".to_string()
-    };
-    Spi::run(&sql).expect("ingest lock");
+/// to stall every writer).
+fn take_ingest_lock() {
+    Spi::run(&format!("SELECT {}.kt_take_ingest_lock()", crate::owner::INTERNAL)).expect("ingest lock");
 }
 
 fn stored_ids(schema: &str, ids: Vec<String>) -> HashSet<String> {
@@ -319,7 +311,7 @@ fn quarantine(schema: &str, index: usize, raw: &Value, p: &Problem) {
 }
 
 #[pg_extern(volatile, parallel_unsafe, name = "kt_ingest")]
-#[search_path(pg_catalog, @extschema@, pg_temp)]
+#[search_path(pg_catalog, kt_governance_internal, pg_temp)]
 fn ingest(
     events: pgrx::JsonB,
     mode: default!(&str, "'strict'"),
@@ -371,7 +363,7 @@ fn ingest(
         }
     }
     // concurrent kt_ingest calls must not both store the same new id
-    take_ingest_lock(&schema);
+    take_ingest_lock();
     let stored = stored_ids(&schema, good.iter().map(|r| r.id.clone()).collect());
     let mut seen: HashSet<String> = HashSet::with_capacity(good.len());
     let received = all.len() as i64;

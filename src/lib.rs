@@ -9,6 +9,7 @@ mod deltas;
 mod export;
 mod guard;
 mod ingest;
+mod owner;
 mod reclaim;
 mod rollup;
 mod rowcount;
@@ -20,6 +21,13 @@ mod worker;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+
+/// Declares the internal schema to pgrx, so Rust functions can name it (`schema = ...`). The
+/// schema itself is made by sql/schema.sql, which runs first with a plain CREATE SCHEMA (a schema
+/// of that name made beforehand by someone else makes the install fail); the
+/// `CREATE SCHEMA IF NOT EXISTS` pgrx emits for this module then does nothing.
+#[pg_schema]
+mod kt_governance_internal {}
 extension_sql_file!("../sql/settings.sql", name = "settings", requires = [settings::kt_setting]);
 extension_sql_file!("../sql/locks.sql", name = "locks", requires = ["schema", "settings"]);
 extension_sql_file!("../sql/partitions.sql", name = "partitions", requires = ["locks"]);

@@ -32,7 +32,7 @@ thread_local! {
 
 /// Arranges for a worker to drop what kt_governance_reclaim holds once this transaction ends.
 /// Called by retention after it moved a partition pair there; once per transaction is enough.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, schema = "kt_governance_internal")]
 fn kt_reclaim_after_commit() {
     if ARRANGED.with(|a| a.replace(true)) {
         return;

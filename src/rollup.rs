@@ -17,6 +17,7 @@ use pgrx::{register_xact_callback, PgXactCallbackEvent};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use crate::owner::{as_extension_owner, INTERNAL};
 use crate::rowcount::{count_row, Counted};
 
 const USEC_PER_HOUR: i64 = 3_600_000_000;
@@ -32,8 +33,6 @@ struct Pending {
     /// the (hour, flag) noted last: time-ordered COPY notes the same hour for row after row,
     /// and comparing with it is cheaper than a map insert
     last_hour: Option<(i64, bool)>,
-    /// schema of kt_dirty_hours, from the trigger's argument
-    schema: String,
     /// whether this transaction's pre-commit and abort callbacks are registered
     registered: bool,
 }
@@ -47,9 +46,9 @@ pub(crate) fn hour_of(ts: TimestampWithTimeZone) -> i64 {
     us.div_euclid(USEC_PER_HOUR) * USEC_PER_HOUR
 }
 
-/// Notes the hour of one changed row. The schema (trigger argument) is read only for the first
-/// row of a transaction: this runs once per row of every COPY, so it stays allocation-free.
-fn note_hour(trigger: &PgTrigger<'_>, hour: i64, recompute: bool) -> Result<(), PgTriggerError> {
+/// Notes the hour of one changed row. This runs once per row of every COPY, so it stays
+/// allocation-free.
+fn note_hour(hour: i64, recompute: bool) {
     let first_in_transaction = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         if p.last_hour != Some((hour, recompute)) {
@@ -59,32 +58,20 @@ fn note_hour(trigger: &PgTrigger<'_>, hour: i64, recompute: bool) -> Result<(), 
         !std::mem::replace(&mut p.registered, true)
     });
     if first_in_transaction {
-        let schema = trigger.extra_args()?.into_iter().next().unwrap_or_else(|| "public".into());
-        PENDING.with(|p| p.borrow_mut().schema = schema);
         register_xact_callback(PgXactCallbackEvent::PreCommit, flush_at_commit);
         register_xact_callback(PgXactCallbackEvent::Abort, forget_pending_hours);
     }
-    Ok(())
 }
 
 /// Writes the pending hours with one INSERT. An error here aborts the transaction, so rows
 /// never commit without their dirty marks.
 fn flush_pending_hours() {
-    let (hours, schema) = PENDING.with(|p| {
+    let hours = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.last_hour = None;
-        (std::mem::take(&mut p.hours), p.schema.clone())
+        std::mem::take(&mut p.hours)
     });
     if hours.is_empty() {
-        return;
-    }
-    let table = format!("{}.kt_dirty_hours", spi::quote_identifier(&schema));
-    if !crate::deltas::schema_has_deltas(&schema) {
-        // SQL older than the library (before ALTER EXTENSION ... UPDATE): marks have no flag
-        let stamps: Vec<TimestampWithTimeZone> =
-            hours.into_keys().filter_map(|us| TimestampWithTimeZone::try_from(us).ok()).collect();
-        Spi::run_with_args(&format!("INSERT INTO {table} (bucket) SELECT unnest($1::timestamptz[])"), &[stamps.into()])
-            .expect("could not record dirty rollup hours");
         return;
     }
     let merged_allowed = crate::deltas::keep_sums_for(&hours);
@@ -92,8 +79,12 @@ fn flush_pending_hours() {
         .into_iter()
         .filter_map(|(us, r)| TimestampWithTimeZone::try_from(us).ok().map(|t| (t, r || !merged_allowed)))
         .unzip();
-    let sql = format!("INSERT INTO {table} (bucket, recompute) SELECT unnest($1::timestamptz[]), unnest($2::bool[])");
-    Spi::run_with_args(&sql, &[stamps.into(), recompute.into()]).expect("could not record dirty rollup hours");
+    let sql = format!(
+        "INSERT INTO {INTERNAL}.kt_dirty_hours (bucket, recompute) \
+         SELECT pg_catalog.unnest($1::pg_catalog.timestamptz[]), pg_catalog.unnest($2::pg_catalog.bool[])"
+    );
+    as_extension_owner(|| Spi::run_with_args(&sql, &[stamps.into(), recompute.into()]))
+        .expect("could not record dirty rollup hours");
 }
 
 /// Pre-commit: outside any statement, so SPI needs a snapshot of its own.
@@ -160,13 +151,13 @@ fn kt_mark_dirty_hours<'a>(
     let data = trigger.trigger_data();
     let inserted = data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_INSERT;
     for (ts, sign) in changed_rows(data, c"timestamp") {
-        count_row(trigger, Counted::Events, ts, sign)?;
+        count_row(Counted::Events, ts, sign);
         let Some(hour) = ts.filter(|t| t.is_finite()).map(hour_of) else { continue };
         if track {
             // an inserted row is added to the transaction's deltas; whatever is not (updates,
             // deletes, deltas given up) makes its hour a recompute from raw rows
-            let merged = inserted && crate::deltas::capture_insert(trigger, data, hour)?;
-            note_hour(trigger, hour, !merged)?;
+            let merged = inserted && crate::deltas::capture_insert(data, hour);
+            note_hour(hour, !merged);
         }
     }
     // AFTER trigger: the return value is ignored

@@ -21,6 +21,7 @@ use pgrx::{register_subxact_callback, register_xact_callback, PgSubXactCallbackE
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use crate::owner::{as_extension_owner, INTERNAL};
 use crate::rollup::{changed_rows, hour_of};
 
 /// Which table a count belongs to (index into the per-hour pair).
@@ -34,8 +35,6 @@ pub(crate) enum Counted {
 struct Counts {
     /// (subtransaction, UTC hour in microseconds since 2000-01-01) -> [events, evaluations]
     deltas: BTreeMap<(pg_sys::SubTransactionId, i64), [i64; 2]>,
-    /// schema of kt_row_counts, from the trigger's argument
-    schema: String,
     /// whether this transaction's callbacks are registered
     registered: bool,
 }
@@ -44,15 +43,9 @@ thread_local! {
     static COUNTS: RefCell<Counts> = RefCell::new(Counts::default());
 }
 
-/// Adds `sign` rows of `table` to the hour of `ts`. Runs for every row of every COPY, so the
-/// schema (trigger argument) is read only for the first row of a transaction.
-pub(crate) fn count_row(
-    trigger: &PgTrigger<'_>,
-    table: Counted,
-    ts: Option<TimestampWithTimeZone>,
-    sign: i64,
-) -> Result<(), PgTriggerError> {
-    let Some(ts) = ts.filter(|t| t.is_finite()) else { return Ok(()) };
+/// Adds `sign` rows of `table` to the hour of `ts`. Runs for every row of every COPY.
+pub(crate) fn count_row(table: Counted, ts: Option<TimestampWithTimeZone>, sign: i64) {
+    let Some(ts) = ts.filter(|t| t.is_finite()) else { return };
     let key = (unsafe { pg_sys::GetCurrentSubTransactionId() }, hour_of(ts));
     let first_in_transaction = COUNTS.with(|c| {
         let mut c = c.borrow_mut();
@@ -60,14 +53,11 @@ pub(crate) fn count_row(
         !std::mem::replace(&mut c.registered, true)
     });
     if first_in_transaction {
-        let schema = trigger.extra_args()?.into_iter().next().unwrap_or_else(|| "public".into());
-        COUNTS.with(|c| c.borrow_mut().schema = schema);
         register_xact_callback(PgXactCallbackEvent::PreCommit, flush_counts_at_commit);
         register_xact_callback(PgXactCallbackEvent::Abort, forget_counts);
         register_subxact_callback(PgSubXactCallbackEvent::AbortSub, |sub, _parent| drop_subtransaction(sub));
         register_subxact_callback(PgSubXactCallbackEvent::CommitSub, move_to_parent);
     }
-    Ok(())
 }
 
 /// A rolled-back subtransaction's rows are gone: so are its counts.
@@ -91,7 +81,7 @@ fn move_to_parent(sub: pg_sys::SubTransactionId, parent: pg_sys::SubTransactionI
 
 /// Events and evaluations in [range_start, range_end) this transaction has counted but not
 /// appended yet: kt_counted_rows adds them, so a retention run sees its own transaction's rows.
-#[pg_extern(stable, parallel_unsafe)]
+#[pg_extern(stable, parallel_unsafe, schema = "kt_governance_internal")]
 fn kt_pending_counts(
     range_start: TimestampWithTimeZone,
     range_end: TimestampWithTimeZone,
@@ -109,7 +99,7 @@ fn kt_pending_counts(
 /// partition, so their pending counts must not be appended at commit. They are cancelled under
 /// the current subtransaction rather than deleted, so a rolled-back savepoint brings the counts
 /// back with the partition.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, schema = "kt_governance_internal")]
 fn kt_forget_pending_counts(range_start: TimestampWithTimeZone, range_end: TimestampWithTimeZone) {
     let (from, to) = (hour_of(range_start), range_end.into_inner());
     let current = unsafe { pg_sys::GetCurrentSubTransactionId() };
@@ -143,10 +133,7 @@ fn counts_per_hour(
 /// transaction, so rows never commit without their counts. Outside any statement, so SPI
 /// needs a snapshot of its own.
 fn flush_counts_at_commit() {
-    let (deltas, schema) = COUNTS.with(|c| {
-        let mut c = c.borrow_mut();
-        (std::mem::take(&mut c.deltas), std::mem::take(&mut c.schema))
-    });
+    let deltas = COUNTS.with(|c| std::mem::take(&mut c.borrow_mut().deltas));
     forget_counts();
     let per_hour = counts_per_hour(&deltas, i64::MIN..i64::MAX);
     if per_hour.is_empty() {
@@ -162,28 +149,14 @@ fn flush_counts_at_commit() {
             evaluations.push(pe);
         }
     }
-    let table = format!("{}.kt_row_counts", spi::quote_identifier(&schema));
-    // The library is replaced before ALTER EXTENSION ... UPDATE creates the table; until then
-    // nothing is recorded (the update counts every row once it has created the table).
     let sql = format!(
-        "INSERT INTO {table} (hour, events, evaluations) \
-         SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::bigint[])"
+        "INSERT INTO {INTERNAL}.kt_row_counts (hour, events, evaluations) \
+         SELECT * FROM unnest($1::pg_catalog.timestamptz[], $2::pg_catalog.int8[], $3::pg_catalog.int8[])"
     );
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-    let recorded = if table_exists(&table) {
-        Spi::run_with_args(&sql, &[hours.into(), events.into(), evaluations.into()])
-    } else {
-        Ok(())
-    };
+    let recorded = as_extension_owner(|| Spi::run_with_args(&sql, &[hours.into(), events.into(), evaluations.into()]));
     unsafe { pg_sys::PopActiveSnapshot() };
     recorded.expect("could not record row counts");
-}
-
-fn table_exists(name: &str) -> bool {
-    Spi::get_one_with_args::<bool>("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[name.into()])
-        .ok()
-        .flatten()
-        .unwrap_or(false)
 }
 
 fn forget_counts() {
@@ -198,7 +171,7 @@ fn kt_count_evaluations<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
     for (ts, sign) in changed_rows(trigger.trigger_data(), c"event_timestamp") {
-        count_row(trigger, Counted::Evaluations, ts, sign)?;
+        count_row(Counted::Evaluations, ts, sign);
     }
     // AFTER trigger: the return value is ignored
     Ok(None)

@@ -263,7 +263,7 @@ type EventRow = (
 );
 
 /// Raw generator behind kt_sample_events(); cost comes out in micro-dollars.
-#[pg_extern(stable, parallel_safe, name = "kt_sample_event_rows")]
+#[pg_extern(stable, parallel_safe, name = "kt_sample_event_rows", schema = "kt_governance_internal")]
 fn sample_event_rows(
     n: i64,
     days: i32,
@@ -314,7 +314,7 @@ fn sample_event_rows(
 }
 
 /// Raw generator behind kt_sample_evaluations(): the evaluations of the same events.
-#[pg_extern(stable, parallel_safe, name = "kt_sample_evaluation_rows")]
+#[pg_extern(stable, parallel_safe, name = "kt_sample_evaluation_rows", schema = "kt_governance_internal")]
 fn sample_evaluation_rows(
     n: i64,
     days: i32,

@@ -355,7 +355,7 @@ pub fn define_worker_settings() {
 ///
 /// Exists so that SQL code reads settings through the library: calling it loads the library,
 /// which defines the settings with their defaults even in a session that never touched them.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_safe, schema = "kt_governance_internal")]
 fn kt_setting(name: &str) -> Option<String> {
     let full = CString::new(format!("kt_governance.{name}")).unwrap_or_default();
     // GetConfigOption gives the value in its base unit without a suffix (2000, not 2s), which

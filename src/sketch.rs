@@ -84,13 +84,13 @@ fn quantile(counts: &Counts, q: f64) -> Option<f64> {
 }
 
 /// Bucket index of one latency, for building sketches in SQL with GROUP BY.
-#[pg_extern(immutable, parallel_safe, strict)]
+#[pg_extern(immutable, parallel_safe, strict, schema = "kt_governance_internal")]
 fn kt_sketch_bucket(latency_ms: f64) -> i32 {
     bucket_of(latency_ms)
 }
 
 /// Builds a sketch from bucket indexes and their counts (array_agg of a GROUP BY).
-#[pg_extern(immutable, parallel_safe, strict)]
+#[pg_extern(immutable, parallel_safe, strict, schema = "kt_governance_internal")]
 fn kt_sketch_build(buckets: Vec<Option<i32>>, counts: Vec<Option<i64>>) -> Vec<u8> {
     let mut sketch = Counts::new();
     for (bucket, count) in buckets.into_iter().zip(counts) {
@@ -111,7 +111,7 @@ fn sketch_of(values: impl IntoIterator<Item = f64>) -> Vec<u8> {
 }
 
 /// Sketch of a set of latencies.
-#[pg_extern(immutable, parallel_safe, strict)]
+#[pg_extern(immutable, parallel_safe, strict, schema = "kt_governance_internal")]
 fn kt_latency_sketch(latencies: Vec<Option<f64>>) -> Vec<u8> {
     sketch_of(latencies.into_iter().flatten())
 }
@@ -145,7 +145,7 @@ fn kt_latency_summary(
 }
 
 /// Adds two sketches (the transition function of kt_sketch_merge_agg).
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, schema = "kt_governance_internal")]
 fn kt_sketch_merge(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Vec<u8>> {
     match (a, b) {
         (None, None) => None,
@@ -179,7 +179,7 @@ fn kt_sketch_quantile(sketch: &[u8], q: f64) -> Option<f64> {
 }
 
 /// Number of values a sketch summarizes.
-#[pg_extern(immutable, parallel_safe, strict)]
+#[pg_extern(immutable, parallel_safe, strict, schema = "kt_governance_internal")]
 fn kt_sketch_count(sketch: &[u8]) -> i64 {
     decode(sketch).values().sum()
 }
@@ -328,7 +328,7 @@ fn histogram_rollup(pairs: &[(i32, i64)]) -> (Option<f64>, Option<f64>, Option<V
 
 /// Exact p50 and p99, the sketch and the exact histogram of one group's latencies: what the
 /// refresh stores for an (hour, gateway, model) it recomputes from raw rows.
-#[pg_extern(immutable, parallel_safe, strict)]
+#[pg_extern(immutable, parallel_safe, strict, schema = "kt_governance_internal")]
 fn kt_latency_rollup(
     latencies: Vec<Option<i32>>,
 ) -> TableIterator<
@@ -354,7 +354,7 @@ fn kt_latency_rollup(
 
 /// The same from two histograms added together (either may be NULL): what the refresh stores
 /// when it merges a batch's latencies into an hour's.
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, schema = "kt_governance_internal")]
 fn kt_histogram_rollup(
     a: Option<&[u8]>,
     b: Option<&[u8]>,
@@ -372,7 +372,7 @@ fn kt_histogram_rollup(
 }
 
 /// Adds two exact histograms (the transition function of kt_histogram_merge_agg).
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, schema = "kt_governance_internal")]
 fn kt_histogram_merge(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Vec<u8>> {
     if a.is_none() && b.is_none() {
         return None;

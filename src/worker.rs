@@ -57,8 +57,10 @@ where
 }
 
 fn due_jobs() -> Vec<String> {
-    let Some(schema) = extension_schema() else { return Vec::new() };
-    let sql = format!("SELECT job FROM {}.kt_due_jobs() AS job", spi::quote_identifier(&schema));
+    if extension_schema().is_none() {
+        return Vec::new();
+    }
+    let sql = format!("SELECT job FROM {}.kt_due_jobs() AS job", crate::owner::INTERNAL);
     Spi::connect(|client| {
         client
             .select(&sql, None, &[])

@@ -22,8 +22,8 @@ SELECT pg_temp.state() AS before \gset
 
 CREATE TEMP TABLE hostile (case_name text, stmt text);
 INSERT INTO hostile VALUES
- ('setting name injection', $$SELECT kt_setting('premake; DROP TABLE ai_decision_events')$$),
- ('setting name with a quote', $$SELECT kt_setting($q$premake'--$q$)$$),
+ ('setting name injection', $$SELECT kt_governance_internal.kt_setting('premake; DROP TABLE ai_decision_events')$$),
+ ('setting name with a quote', $$SELECT kt_governance_internal.kt_setting($q$premake'--$q$)$$),
  ('secret setting as non-privileged lookup path', $$SELECT kt_setting('../../postgresql')$$),
  ('job name injection', $$SELECT * FROM kt_run_job($q$maintenance'; DROP TABLE kt_jobs; --$q$)$$),
  ('job name NULL', $$SELECT * FROM kt_run_job(NULL)$$),
@@ -75,8 +75,8 @@ INSERT INTO hostile VALUES
  ('export NULL end', $$SELECT * FROM kt_export_events('s3://bucket/p', '2026-01-01', NULL)$$),
  ('export huge row groups', $$SELECT * FROM kt_export_events('s3://bucket/p', '2026-01-01', '2026-02-01', row_group_size => 2147483647)$$),
  ('export unknown layout', $$SELECT * FROM kt_export_events('s3://bucket/p', '2026-01-01', '2026-02-01', layout => 'hour')$$),
- ('export internal run id with a slash', $$SELECT * FROM kt_export_range('s3://bucket/p', '2026-01-01', '2026-02-01', run_id => '../../x')$$),
- ('export internal manifest name traversal', $$SELECT * FROM kt_export_range('s3://bucket/p', '2026-01-01', '2026-02-01', manifest_name => '../evil')$$),
+ ('export internal run id with a slash', $$SELECT * FROM kt_governance_internal.kt_export_range('s3://bucket/p', '2026-01-01', '2026-02-01', run_id => '../../x')$$),
+ ('export internal manifest name traversal', $$SELECT * FROM kt_governance_internal.kt_export_range('s3://bucket/p', '2026-01-01', '2026-02-01', manifest_name => '../evil')$$),
  ('schedule name injection', $$SELECT kt_add_export_schedule('x; DROP TABLE kt_jobs', 's3://bucket/p')$$),
  ('schedule with an http destination', $$SELECT kt_add_export_schedule('web', 'http://evil.example/p')$$),
  ('schedule every second', $$SELECT kt_add_export_schedule('fast', 's3://bucket/p', every => '1 second')$$),
@@ -159,14 +159,14 @@ INSERT INTO role_cases VALUES
  ('ingest JSON', $$SELECT kt_ingest('[]')$$),
  ('delete an event directly', $$DELETE FROM ai_decision_events WHERE id = 'edge'$$),
  ('create partitions', $$SELECT kt_create_partitions('2026-06-01', '2026-07-01')$$),
- ('drop a partition directly', $$DROP TABLE events_2026_01$$),
+ ('drop a partition directly', $$DROP TABLE kt_governance_partitions.events_2026_01$$),
  ('apply retention', $$SELECT kt_apply_retention(24 * 365 * 20)$$),
  ('add and release a hold', $$SELECT kt_release_legal_hold(kt_add_legal_hold(team_id => 'x', reason => 'role test'))$$),
  ('erase a subject', $$SELECT kt_erase_subject('nobody')$$),
  ('run a job', $$SELECT kt_run_job('refresh_metrics')$$),
  ('export to S3', $$SELECT kt_export_events('s3://X/invalid-bucket-name', '2026-01-01', '2026-01-02')$$),
  ('export to server files', $$SELECT kt_export_events('file:///tmp/kt_role_test', '2026-01-01', '2026-01-02')$$),
- ('read an S3 secret', $$SELECT kt_setting('s3_secret_access_key')$$);
+ ('read an S3 secret', $$SELECT kt_governance_internal.kt_setting('s3_secret_access_key')$$);
 CREATE FUNCTION pg_temp.as_role(r text, stmt text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE outcome text;
 BEGIN

@@ -16,7 +16,7 @@ SELECT count(*) AS events, sum(cost_usd) AS cost, sum(input_tokens) AS tokens,
        (SELECT count(*) FROM policy_evaluations) AS evaluations,
        (SELECT string_agg(md5(e::text), '' ORDER BY e.id) FROM ai_decision_events e) AS digest
 FROM ai_decision_events;
-SELECT count(*) = (SELECT events FROM before) AS all_in_default FROM ONLY events_default;
+SELECT count(*) = (SELECT events FROM before) AS all_in_default FROM ONLY kt_governance_partitions.events_default;
 
 -- maintenance: current month + 4 ahead, and the 120 days of sample data drained out
 SELECT partitions_created >= 5 AS created_enough, rows_moved = (SELECT events FROM before) - 2 AS moved_all_but_junk,
@@ -31,8 +31,8 @@ FROM before b,
              (SELECT count(*) FROM policy_evaluations) AS evaluations,
              (SELECT string_agg(md5(e::text), '' ORDER BY e.id) FROM ai_decision_events e) AS digest
       FROM ai_decision_events) a;
-SELECT id FROM ONLY events_default ORDER BY id;
-SELECT count(*) AS evaluations_left_in_default FROM ONLY policy_evaluations_default;
+SELECT id FROM ONLY kt_governance_partitions.events_default ORDER BY id;
+SELECT count(*) AS evaluations_left_in_default FROM ONLY kt_governance_partitions.policy_evaluations_default;
 -- each event's evaluations sit in the partition of the same range
 SELECT count(*) AS misplaced_evaluations
 FROM policy_evaluations pe JOIN ai_decision_events e ON e.id = pe.event_id AND e."timestamp" = pe.event_timestamp

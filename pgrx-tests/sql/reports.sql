@@ -102,7 +102,7 @@ SELECT count(*) > 0 AS reader_reads_summary FROM kt_governance_summary(lookback 
 SELECT count(*) >= 0 AS reader_reads_views FROM kt_partition_health;
 SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id) VALUES ('r', now(), 'allowed', 'm', 'p', 'g')$$) AS reader_insert;
 SELECT pg_temp.try($$DELETE FROM ai_decision_events$$) AS reader_delete;
-SELECT pg_temp.try($$DROP TABLE events_2031_06$$) AS reader_drop_partition;
+SELECT pg_temp.try($$DROP TABLE kt_governance_partitions.events_2031_06$$) AS reader_drop_partition;
 SELECT pg_temp.try($$SELECT * FROM kt_run_maintenance()$$) AS reader_maintenance;
 SELECT pg_temp.try($$SELECT * FROM kt_create_partitions('2040-01-01', '2040-02-01')$$) AS reader_create_partitions;
 SELECT pg_temp.try($$SELECT * FROM kt_generate_sample_events(10)$$) AS reader_generate;

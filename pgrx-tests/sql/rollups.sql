@@ -177,10 +177,10 @@ checked AS (SELECT q, kt_sketch_quantile(s, q) AS got, CASE q WHEN 0.5 THEN p50 
                    sorted[floor(q * (n - 1))::int + 1] AS lo, sorted[ceil(q * (n - 1))::int + 1] AS hi, n, s
             FROM sketch, exact, unnest(ARRAY[0.5, 0.99]) q)
 SELECT q, abs(got / cont - 1) <= 0.01 OR got BETWEEN 0.99 * lo AND 1.01 * hi AS within_1pct,
-       kt_sketch_count(s) = n AS sketch_counts_every_latency
+       kt_governance_internal.kt_sketch_count(s) = n AS sketch_counts_every_latency
 FROM checked ORDER BY q;
 SELECT pg_temp.try($$SELECT kt_sketch_quantile('\x0102'::bytea, 0.5)$$);
-SELECT pg_temp.try($$SELECT kt_sketch_quantile(kt_latency_sketch(ARRAY[1.0, 2.0]), 1.5)$$);
+SELECT pg_temp.try($$SELECT kt_sketch_quantile(kt_governance_internal.kt_latency_sketch(ARRAY[1.0, 2.0]), 1.5)$$);
 
 -- jobs: run now, recorded; a failing job is recorded and does not raise; it recovers
 SELECT status, rows_touched FROM kt_run_job('refresh_metrics');
@@ -243,7 +243,7 @@ SELECT date_trunc('hour', now()) - interval '70 days' AS homeless_hour \gset
 INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
 SELECT 'homeless-' || g, :'homeless_hour'::timestamptz + g * interval '1 minute', 'allowed', 'gpt-4o', 'openai', 'gw-us-east', g
 FROM generate_series(1, 20) g;
-SELECT count(*) AS waiting_in_default FROM ONLY events_default;
+SELECT count(*) AS waiting_in_default FROM ONLY kt_governance_partitions.events_default;
 SELECT hours_refreshed AS refreshed_before_the_drain FROM kt_refresh_metrics();
 SELECT rows_moved FROM kt_run_maintenance();
 SELECT count(DISTINCT bucket) AS hours_dirtied_by_the_drain FROM kt_dirty_hours;

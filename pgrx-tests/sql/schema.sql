@@ -24,12 +24,12 @@ ORDER BY 1, 2;
 -- the key's event_id prefix.
 SELECT conrelid::regclass AS table_name, conname, pg_get_constraintdef(oid)
 FROM pg_constraint
-WHERE conrelid IN ('events_default'::regclass, 'policy_evaluations_default'::regclass)
+WHERE conrelid IN ('kt_governance_partitions.events_default'::regclass, 'kt_governance_partitions.policy_evaluations_default'::regclass)
   AND contype IN ('p', 'f')
 ORDER BY 1, 2;
 SELECT indexrelid::regclass AS index_name, pg_get_indexdef(indexrelid)
 FROM pg_index
-WHERE indrelid IN ('events_default'::regclass, 'policy_evaluations_default'::regclass)
+WHERE indrelid IN ('kt_governance_partitions.events_default'::regclass, 'kt_governance_partitions.policy_evaluations_default'::regclass)
 ORDER BY 1;
 
 -- only the default partitions exist right after install; maintenance makes the dated ones

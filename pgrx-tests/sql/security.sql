@@ -69,7 +69,7 @@ RESET ROLE;
 -- ones moved into their partition), the holds too; the removal log holds the two runs, honest
 SELECT rolsuper AS attacker_is_superuser FROM pg_roles WHERE rolname = 'kt_sec_admin';
 SELECT pg_temp.evidence() = :'evidence_before' AS evidence_intact;
-SELECT count(*) AS still_waiting_in_default FROM ONLY events_default;
+SELECT count(*) AS still_waiting_in_default FROM ONLY kt_governance_partitions.events_default;
 SELECT why, subject, events_removed, events_held FROM kt_removal_log ORDER BY removal_id;
 -- privileged code names no temp table by a fixed name any more: every stash comes from
 -- kt_private_temp_table(), whose tables have random names
@@ -108,16 +108,16 @@ SELECT tables_dropped >= 0 AS reclaim_ran FROM kt_reclaim_space();
 RESET lock_timeout;
 -- the locks that replace them cannot be taken, read or waited on by that role
 SELECT * FROM dblink('nobody', 'SELECT pg_advisory_unlock_all()::text') AS t(v text);
-SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT kt_take_run_lock(''refresh_metrics'')') AS t(b boolean)$$) AS nobody_takes_run_lock;
-SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT kt_take_ingest_lock()') AS t(v text)$$) AS nobody_takes_ingest_lock;
-SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT lock_name FROM kt_run_locks FOR UPDATE') AS t(v text)$$) AS nobody_locks_the_rows;
-SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT lock_name FROM kt_run_locks FOR KEY SHARE') AS t(v text)$$) AS nobody_share_locks_the_rows;
+SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT kt_governance_internal.kt_take_run_lock(''refresh_metrics'')') AS t(b boolean)$$) AS nobody_takes_run_lock;
+SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT kt_governance_internal.kt_take_ingest_lock()') AS t(v text)$$) AS nobody_takes_ingest_lock;
+SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT lock_name FROM kt_governance_internal.kt_run_locks FOR UPDATE') AS t(v text)$$) AS nobody_locks_the_rows;
+SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT lock_name FROM kt_governance_internal.kt_run_locks FOR KEY SHARE') AS t(v text)$$) AS nobody_share_locks_the_rows;
 SELECT dblink_disconnect('nobody');
 -- a retention job that finds another removal under way (an extension session holding the
 -- retention run lock) is recorded as skipped, with the reason, and counts as no failure
 SELECT dblink_connect('owner', :'here' || ' user=postgres');
 SELECT dblink_exec('owner', 'BEGIN');
-SELECT * FROM dblink('owner', $$SELECT kt_take_run_lock('retention')$$) AS t(taken boolean);
+SELECT * FROM dblink('owner', $$SELECT kt_governance_internal.kt_take_run_lock('retention')$$) AS t(taken boolean);
 SET kt_governance.retention_hours = 100000;
 SELECT status, message FROM kt_run_job('retention');
 RESET kt_governance.retention_hours;
@@ -133,21 +133,31 @@ SELECT d, pg_temp.try(format($$SELECT * FROM kt_export_events(%L, now() - interv
 FROM unnest(ARRAY['file:///tmp/./kt_x', 'file:///tmp/kt_x/.', 'file:///tmp/../etc', 'file:///tmp/kt_x/..',
                   's3://bucket/./p', 's3://bucket/a/../p', 's3://bucket/..']) d;
 
--- Any login may attach the extension's row trigger function to a table of their own. One
--- whose gateway_id is an integer used to have its integers read as text pointers (a crash of
--- the server, every session with it); the columns' types are checked now, so the rows are only
--- marked for a recompute, and the commit is refused as it is for any role that may not write
--- the bookkeeping.
+-- Class 6: the row trigger functions write what they gather to bookkeeping as the extension
+-- owner, so nobody else may attach them to a table (EXECUTE revoked, internal schema not
+-- theirs): a login's look-alike table with the trigger is refused at CREATE TRIGGER.
 CREATE ROLE kt_sec_login LOGIN;
 SET ROLE kt_sec_login;
 CREATE TEMP TABLE lookalike ("timestamp" timestamptz, decision text, model text, gateway_id int, team_id text,
                              cost_usd numeric, input_tokens int, output_tokens int, latency_ms int);
-CREATE TRIGGER kt_mark_dirty_hours AFTER INSERT ON pg_temp.lookalike FOR EACH ROW EXECUTE FUNCTION kt_mark_dirty_hours('public');
--- (terse: the refusal at commit still carries a Rust backtrace in its DETAIL, issue 20 class 10)
-\set VERBOSITY terse
-INSERT INTO pg_temp.lookalike SELECT now() - g * interval '1 minute', 'allowed', 'm', 12345678, 't', 1, 1, 1, 1 FROM generate_series(1, 50) g;
-\set VERBOSITY default
+SELECT pg_temp.try($$CREATE TRIGGER kt_mark_dirty_hours AFTER INSERT ON pg_temp.lookalike
+                     FOR EACH ROW EXECUTE FUNCTION kt_governance_internal.kt_mark_dirty_hours()$$) AS login_attaches_trigger;
 RESET ROLE;
+GRANT USAGE ON SCHEMA kt_governance_internal TO kt_sec_login;
+SET ROLE kt_sec_login;
+SELECT pg_temp.try($$CREATE TRIGGER kt_mark_dirty_hours AFTER INSERT ON pg_temp.lookalike
+                     FOR EACH ROW EXECUTE FUNCTION kt_governance_internal.kt_mark_dirty_hours()$$) AS login_with_usage_attaches_trigger;
+RESET ROLE;
+-- Even a superuser's look-alike whose gateway_id is an integer must not have its integers read
+-- as text pointers (a server crash, as it was once): the columns' types are checked, and its
+-- rows are only marked for a recompute.
+BEGIN;
+CREATE TEMP TABLE lookalike_su ("timestamp" timestamptz, decision text, model text, gateway_id int, team_id text,
+                                cost_usd numeric, input_tokens int, output_tokens int, latency_ms int);
+CREATE TRIGGER kt_mark_dirty_hours AFTER INSERT ON pg_temp.lookalike_su FOR EACH ROW EXECUTE FUNCTION kt_governance_internal.kt_mark_dirty_hours();
+INSERT INTO pg_temp.lookalike_su SELECT '2019-03-03 10:00+00'::timestamptz + g * interval '1 minute', 'allowed', 'm', 12345678, 't', 1, 1, 1, 1 FROM generate_series(1, 50) g;
+SELECT count(*) AS lookalike_rows FROM pg_temp.lookalike_su;
+ROLLBACK;
 SELECT 'the server is still up' AS after_the_lookalike;
 DROP OWNED BY kt_sec_login;
 DROP ROLE kt_sec_login;

@@ -421,8 +421,8 @@ fn valid_name(name: &str) -> bool {
 
 /// The export behind kt_export_events() and the export schedules.
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, @extschema@, pg_temp)]
+#[pg_extern(volatile, parallel_unsafe, schema = "kt_governance_internal")]
+#[search_path(pg_catalog, kt_governance_internal, pg_temp)]
 fn kt_export_range(
     destination: &str,
     start_time: TimestampWithTimeZone,
