@@ -25,5 +25,4 @@ COMMENT ON FUNCTION kt_ingest(jsonb, text, boolean) IS 'Stores gateway decision 
 
 REVOKE ALL ON FUNCTION kt_ingest(jsonb, text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_ingest(jsonb, text, boolean) TO kt_governance_writer;
-GRANT INSERT ON kt_ingest_errors TO kt_governance_writer;
 GRANT SELECT ON kt_ingest_errors TO kt_governance_reader;

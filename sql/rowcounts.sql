@@ -42,6 +42,7 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
+REVOKE ALL ON FUNCTION kt_governance_internal.kt_forget_row_counts() FROM PUBLIC;
 COMMENT ON FUNCTION kt_forget_row_counts() IS 'Statement trigger: TRUNCATE of ai_decision_events or policy_evaluations resets its row counts.';
 CREATE TRIGGER kt_forget_row_counts AFTER TRUNCATE ON ai_decision_events
     FOR EACH STATEMENT EXECUTE FUNCTION kt_forget_row_counts();

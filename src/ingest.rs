@@ -295,9 +295,12 @@ fn insert_evaluations(schema: &str, rows: &[EventRow]) -> i64 {
     evals.len() as i64
 }
 
+/// Written as the extension owner: a writer may quarantine records only through kt_ingest, which
+/// says what was wrong with them (ingested_by stays the session user).
 fn quarantine(schema: &str, index: usize, raw: &Value, p: &Problem) {
     let sql = format!(
-        "INSERT INTO {}.kt_ingest_errors (record_index, event_id, field, reason, raw) VALUES ($1, $2, $3, $4, $5::jsonb)",
+        "INSERT INTO {}.kt_ingest_errors (record_index, event_id, field, reason, raw) \
+         VALUES ($1, $2, $3, $4, $5::pg_catalog.jsonb)",
         spi::quote_identifier(schema)
     );
     let args = [
@@ -307,7 +310,7 @@ fn quarantine(schema: &str, index: usize, raw: &Value, p: &Problem) {
         p.reason.clone().into(),
         raw.to_string().into(),
     ];
-    Spi::run_with_args(&sql, &args).expect("recording a quarantined record");
+    crate::owner::as_extension_owner(|| Spi::run_with_args(&sql, &args)).expect("recording a quarantined record");
 }
 
 #[pg_extern(volatile, parallel_unsafe, name = "kt_ingest")]

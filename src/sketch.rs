@@ -431,7 +431,7 @@ mod tests {
                   s AS (SELECT * FROM kt_latency_summary((SELECT array_agg(l) FROM v)))
              SELECT s.p50 = percentile_cont(0.5) WITHIN GROUP (ORDER BY l)
                 AND s.p99 = percentile_cont(0.99) WITHIN GROUP (ORDER BY l)
-                AND s.sketch = kt_latency_sketch(array_agg(l::float8))
+                AND s.sketch = kt_governance_internal.kt_latency_sketch(array_agg(l::float8))
              FROM v, s GROUP BY s.p50, s.p99, s.sketch",
         );
         assert_eq!(same, Ok(Some(true)));
@@ -446,19 +446,19 @@ mod tests {
         let same = Spi::get_one::<bool>(
             "WITH v AS (SELECT i, CASE WHEN i % 97 = 0 THEN NULL ELSE (exp(random() * 8))::int END AS l
                         FROM generate_series(1, 5001) i),
-                  a AS (SELECT * FROM kt_latency_rollup((SELECT array_agg(l) FROM v WHERE i % 3 = 0))),
-                  b AS (SELECT * FROM kt_latency_rollup((SELECT array_agg(l) FROM v WHERE i % 3 <> 0))),
-                  m AS (SELECT s.* FROM a, b, kt_histogram_rollup(a.histogram, b.histogram) s)
+                  a AS (SELECT * FROM kt_governance_internal.kt_latency_rollup((SELECT array_agg(l) FROM v WHERE i % 3 = 0))),
+                  b AS (SELECT * FROM kt_governance_internal.kt_latency_rollup((SELECT array_agg(l) FROM v WHERE i % 3 <> 0))),
+                  m AS (SELECT s.* FROM a, b, kt_governance_internal.kt_histogram_rollup(a.histogram, b.histogram) s)
              SELECT m.p50 = percentile_cont(0.5) WITHIN GROUP (ORDER BY l)
                 AND m.p99 = percentile_cont(0.99) WITHIN GROUP (ORDER BY l)
                 AND kt_histogram_quantile(m.histogram, 0.9) = percentile_cont(0.9) WITHIN GROUP (ORDER BY l)
-                AND m.sketch = kt_latency_sketch(array_agg(l::float8))
-                AND m.histogram = kt_histogram_merge((SELECT histogram FROM a), (SELECT histogram FROM b))
+                AND m.sketch = kt_governance_internal.kt_latency_sketch(array_agg(l::float8))
+                AND m.histogram = kt_governance_internal.kt_histogram_merge((SELECT histogram FROM a), (SELECT histogram FROM b))
              FROM v, m GROUP BY m.p50, m.p99, m.sketch, m.histogram",
         );
         assert_eq!(same, Ok(Some(true)));
         let empty = Spi::get_one::<bool>(
-            "SELECT p50 IS NULL AND histogram IS NULL FROM kt_histogram_rollup(NULL, NULL)",
+            "SELECT p50 IS NULL AND histogram IS NULL FROM kt_governance_internal.kt_histogram_rollup(NULL, NULL)",
         );
         assert_eq!(empty, Ok(Some(true)));
     }

@@ -73,15 +73,15 @@ crash_while_blocked() {
 }
 # rollup rows of hours retention pruned (before kt_frozen_before()) outlive their raw rows; the
 # hour straddling the cutoff keeps its pre-pruning totals until a change there is refreshed
-rollups_equal_raw="$(rollup_mismatch_sql "coalesce(kt_frozen_before() + interval '1 hour', '-infinity')")"
+rollups_equal_raw="$(rollup_mismatch_sql "coalesce(kt_governance_internal.kt_frozen_before() + interval '1 hour', '-infinity')")"
 
 echo "-- refresh"
 sql "SELECT count(*) FROM kt_create_partitions(now() - interval '20 days', now() + interval '1 day')" >/dev/null
 sql "SELECT kt_generate_sample_events(300000, 20, 1, now())" >/dev/null
 # the daily spend rollup is written last: the refresh has taken the dirty hours and rewritten
 # the hourly rollups when it waits for it
-crash_while_blocked refresh kt_rollup_spend_daily "SELECT * FROM kt_refresh_metrics()"
-check "dirty hours survive the crash" "$(sql "SELECT count(*) > 0 FROM kt_dirty_hours")" t
+crash_while_blocked refresh kt_governance_internal.kt_rollup_spend_daily "SELECT * FROM kt_refresh_metrics()"
+check "dirty hours survive the crash" "$(sql "SELECT count(*) > 0 FROM kt_governance_internal.kt_dirty_hours")" t
 sql "SELECT * FROM kt_refresh_metrics()" >/dev/null
 check "after the next refresh rollups equal raw rows" "$(sql "$rollups_equal_raw")" 0
 
@@ -136,8 +136,8 @@ cluster_start "$dir"
 sql "UPDATE kt_jobs SET enabled = true WHERE job_name IN ('refresh_metrics', 'maintenance')" >/dev/null
 sql "ALTER SYSTEM SET kt_governance.refresh_interval = 1" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
-for i in $(seq 90); do [ "$(sql "SELECT count(*) FROM kt_dirty_hours")" = 0 ] && break; sleep 1; done
-check "the worker resumed and refreshed by itself" "$(sql "SELECT count(*) FROM kt_dirty_hours")" 0
+for i in $(seq 90); do [ "$(sql "SELECT count(*) FROM kt_governance_internal.kt_dirty_hours")" = 0 ] && break; sleep 1; done
+check "the worker resumed and refreshed by itself" "$(sql "SELECT count(*) FROM kt_governance_internal.kt_dirty_hours")" 0
 check "rollups equal raw rows after recovery" "$(sql "$rollups_equal_raw")" 0
 echo "crash: $crash_points crash points tried"
 e2e_finish crash

@@ -47,7 +47,7 @@ fingerprint() {
         (SELECT md5(string_agg(partition_name || ':' || coalesce(range_start::text, 'default'), ',' ORDER BY partition_name)) FROM kt_partitions) || ' ' ||
         (SELECT md5(string_agg(m::text, ',' ORDER BY m::text)) FROM governance_metrics_hourly m) || ' ' ||
         (SELECT count(*) FROM kt_legal_holds) || ' ' || (SELECT count(*) FROM kt_removal_log) || ' ' ||
-        (SELECT count(*) FROM kt_job_runs) || ' ' || kt_frozen_before() || ' ' ||
+        (SELECT count(*) FROM kt_job_runs) || ' ' || kt_governance_internal.kt_frozen_before() || ' ' ||
         (SELECT string_agg(schedule_name || '@' || watermark, ',') FROM kt_export_schedules) || ' ' ||
         (SELECT count(*) || ':' || sum(events_exported) FROM kt_export_runs)"
 }
@@ -63,14 +63,14 @@ else
 fi
 check "rows, digests and partitions identical after restore" "$(fingerprint dst)" "$before"
 # kt_row_counts is not dumped: the restore's COPY goes through the row triggers, which count
-check "row counts exact after restore" "$(q "$dir" "$port" dst "SELECT count(*) FROM kt_verify_row_counts()")|$(q "$dir" "$port" dst "SELECT sum(events) > 0 FROM kt_row_counts")" "0|t"
+check "row counts exact after restore" "$(q "$dir" "$port" dst "SELECT count(*) FROM kt_verify_row_counts()")|$(q "$dir" "$port" dst "SELECT sum(events) > 0 FROM kt_governance_internal.kt_row_counts")" "0|t"
 # the restored rollups already hold the batch the restore's COPY summed again into deltas: their
 # hours are recomputed, not merged on top (no double count)
-restored_deltas="$(q "$dir" "$port" dst "SELECT count(*) > 0 FROM kt_rollup_deltas")"
+restored_deltas="$(q "$dir" "$port" dst "SELECT count(*) > 0 FROM kt_governance_internal.kt_rollup_deltas")"
 q "$dir" "$port" dst "SELECT * FROM kt_refresh_metrics()" >/dev/null
 check "after restore and refresh: every rollup bucket equals the raw computation (deltas were re-summed: $restored_deltas)" \
-    "$(q "$dir" "$port" dst "$(rollup_mismatch_sql "kt_frozen_before() + interval '1 hour'")")" 0
-check "default partition rows restored" "$(q "$dir" "$port" dst "SELECT count(*) FROM ONLY events_default")" 1
+    "$(q "$dir" "$port" dst "$(rollup_mismatch_sql "kt_governance_internal.kt_frozen_before() + interval '1 hour'")")" 0
+check "default partition rows restored" "$(q "$dir" "$port" dst "SELECT count(*) FROM ONLY kt_governance_partitions.events_default")" 1
 check "dated partitions are not extension members" \
     "$(q "$dir" "$port" dst "SELECT count(*) FROM pg_depend d JOIN pg_class c ON c.oid = d.objid WHERE d.deptype = 'e' AND c.relname ~ '_[0-9]{4}_[0-9]{2}'")" 0
 new_id="$(q "$dir" "$port" dst "INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result) SELECT id, \"timestamp\", 'after-restore', 'pass' FROM ai_decision_events WHERE id = 'junk-1' RETURNING id")"

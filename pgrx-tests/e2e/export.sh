@@ -125,8 +125,8 @@ check "admin may export to S3" "$(as_role kt_e2e_admin "SELECT kt_export_events(
 check "admin cannot schedule server-file exports either" \
     "$(as_role kt_e2e_admin "SELECT kt_add_export_schedule('x', 'file://$out/c')")" 42501
 check "secret settings are hidden from non-superusers" \
-    "$(as_role kt_e2e_admin "SELECT kt_setting('s3_secret_access_key')")$(kt_psql "$dir" "$port" -d kt -U kt_e2e_admin -At -c "SELECT count(*) FROM pg_settings WHERE name = 'kt_governance.s3_secret_access_key'")" 425010
-loaded="SELECT kt_setting('premake');"
+    "$(as_role kt_e2e_admin "SELECT kt_governance_internal.kt_setting('s3_secret_access_key')")$(kt_psql "$dir" "$port" -d kt -U kt_e2e_admin -At -c "SELECT count(*) FROM pg_settings WHERE name = 'kt_governance.s3_secret_access_key'")" 425010
+loaded="SELECT kt_governance_internal.kt_setting('premake');"
 check "SET of a secret is refused" "$(sql_err "$loaded SET kt_governance.s3_secret_access_key = 'x'")" 55P02
 check "ALTER SYSTEM of a secret is refused" "$(sql_err "$loaded" "ALTER SYSTEM SET kt_governance.s3_secret_access_key = 'x'")" 55P02
 check "SET before the library loads does not take" \

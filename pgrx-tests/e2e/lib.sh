@@ -18,14 +18,14 @@ e2e_finish() {
 # from SINCE (an SQL timestamptz expression, default all)
 rollup_mismatch_sql() {
     local since="${1:-'-infinity'}"
-    local rollup="SELECT bucket, gateway_id, model, total_requests, blocked, total_cost, p50_latency, p99_latency FROM kt_rollup_metrics_hourly WHERE bucket >= $since"
+    local rollup="SELECT bucket, gateway_id, model, total_requests, blocked, total_cost, p50_latency, p99_latency FROM kt_governance_internal.kt_rollup_metrics_hourly WHERE bucket >= $since"
     local raw="SELECT date_trunc('hour', \"timestamp\"), gateway_id, model, count(*), count(*) FILTER (WHERE decision = 'blocked'), sum(cost_usd),
                       percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)
                FROM ai_decision_events WHERE \"timestamp\" >= $since GROUP BY 1, 2, 3"
-    local spend="SELECT bucket, team_id, model, decision, request_count, total_input_tokens, total_output_tokens, total_cost FROM kt_rollup_spend_hourly WHERE bucket >= $since"
+    local spend="SELECT bucket, team_id, model, decision, request_count, total_input_tokens, total_output_tokens, total_cost FROM kt_governance_internal.kt_rollup_spend_hourly WHERE bucket >= $since"
     local raw_spend="SELECT date_trunc('hour', \"timestamp\"), team_id, model, decision, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd)
                      FROM ai_decision_events WHERE \"timestamp\" >= $since GROUP BY 1, 2, 3, 4"
-    local decisions="SELECT bucket, decision, event_count, total_cost, total_tokens, latency_sum, latency_count FROM kt_rollup_decisions_hourly WHERE bucket >= $since"
+    local decisions="SELECT bucket, decision, event_count, total_cost, total_tokens, latency_sum, latency_count FROM kt_governance_internal.kt_rollup_decisions_hourly WHERE bucket >= $since"
     local raw_decisions="SELECT date_trunc('hour', \"timestamp\"), decision, count(*), sum(cost_usd), sum(input_tokens + output_tokens), sum(latency_ms), count(latency_ms)
                          FROM ai_decision_events WHERE \"timestamp\" >= $since GROUP BY 1, 2"
     echo "SELECT (SELECT count(*) FROM (($rollup EXCEPT $raw) UNION ALL ($raw EXCEPT $rollup)) d)" \

@@ -90,7 +90,7 @@ sql "SELECT * FROM kt_refresh_metrics()" >/dev/null
 check "rollups equal the raw computation for every hour after the cutoff" \
     "$(sql "$(rollup_mismatch_sql "date_trunc('hour', '$cutoff'::timestamptz) + interval '1 hour'")")" 0
 check "rollups kept the whole hours retention pruned" \
-    "$(sql "SELECT count(*) > 0 FROM kt_rollup_metrics_hourly WHERE bucket < date_trunc('hour', '$cutoff'::timestamptz)")" t
+    "$(sql "SELECT count(*) > 0 FROM kt_governance_internal.kt_rollup_metrics_hourly WHERE bucket < date_trunc('hour', '$cutoff'::timestamptz)")" t
 sql "UPDATE kt_export_schedules SET next_run_at = now()" >/dev/null
 kt_psql "$dir" "$port" -d kt -c "CALL kt_run_export_schedules()" >/dev/null
 exported="$(sql "SELECT sum(events_exported) FROM kt_export_runs")"

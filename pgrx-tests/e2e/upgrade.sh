@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Upgrades to the current version from every released one (0.1.0 to 0.4.0, whose generated SQL
-# is kept in pgrx-tests/upgrade/): a database created with the old SQL, holding data, keeps
+# Upgrades to the current version from every released one whose generated install script is
+# frozen in pgrx-tests/upgrade/ (kt_governance--<version>.sql; the chain restarted at 1.0.0, so
+# there is none until 1.0.0 is released): a database created with the old SQL, holding data, keeps
 # working on the current library before the update, then ALTER EXTENSION kt_governance UPDATE
 # makes its extension objects equal a fresh install's, compared from the catalogs
 # (pgrx-tests/upgrade/members.sql), with the data and the reports intact.
@@ -10,7 +11,15 @@ source "$(dirname "$0")/lib.sh"
 dir="$KT_ROOT/build/e2e_upgrade"; port=55437
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
 current="$(sed -n 's/^version = "\(.*\)"/\1/p' "$KT_ROOT/Cargo.toml" | head -1)"
-released=(0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0)
+released=()
+for snapshot in "$KT_ROOT"/pgrx-tests/upgrade/kt_governance--*.sql; do
+    [ -e "$snapshot" ] || continue
+    v="${snapshot##*--}"; released+=("${v%.sql}")
+done
+if [ "${#released[@]}" = 0 ]; then
+    echo "upgrade: no released version older than $current is frozen in pgrx-tests/upgrade/: nothing to upgrade from"
+    exit 0
+fi
 sharedir="$("$PG_BIN/pg_config" --sharedir)/extension"
 for v in "${released[@]}"; do cp "$KT_ROOT/pgrx-tests/upgrade/kt_governance--$v.sql" "$sharedir/"; done
 cluster_create "$dir" "$port" "timezone = 'UTC'"
@@ -52,7 +61,7 @@ upgrade_from() {
     check "$from SQL on the $current library: ingest" \
         "$(old "SELECT inserted FROM kt_ingest('[{\"id\": \"up-1\", \"timestamp\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"decision\": \"allowed\", \"model\": \"m\", \"provider\": \"p\", \"gateway_id\": \"g\"}]')")" 1
     check "$from SQL on the $current library: jobs" "$(old "SELECT status FROM kt_run_job('refresh_metrics')")" ok
-    check "$from SQL on the $current library: settings" "$(old "SELECT kt_setting('premake')")" 4
+    check "$from SQL on the $current library: settings" "$(old "SELECT kt_governance_internal.kt_setting('premake')")" 4
     old "DELETE FROM ai_decision_events WHERE id = 'up-1'; SELECT * FROM kt_refresh_metrics()" >/dev/null
     local before reports_before
     before="$(old "$digest")"; reports_before="$(old "$reports")"

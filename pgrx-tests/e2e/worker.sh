@@ -32,21 +32,21 @@ kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE kt"
 kt_psql "$dir" "$port" -d kt -c "CREATE EXTENSION kt_governance"
 wait_for "worker runs maintenance by itself" "SELECT count(*) > 0 FROM kt_job_runs WHERE job_name = 'maintenance' AND status = 'ok'" t 60
 sql "SELECT * FROM kt_generate_sample_events(5000, 2, 1, now())" >/dev/null
-wait_for "worker refreshes dirty hours by itself" "SELECT count(*) FROM kt_dirty_hours" 0
+wait_for "worker refreshes dirty hours by itself" "SELECT count(*) FROM kt_governance_internal.kt_dirty_hours" 0
 check "rollup totals equal raw after worker refresh" \
-    "$(sql "SELECT (SELECT sum(total_requests) FROM kt_rollup_metrics_hourly) = (SELECT count(*) FROM ai_decision_events)")" t
+    "$(sql "SELECT (SELECT sum(total_requests) FROM kt_governance_internal.kt_rollup_metrics_hourly) = (SELECT count(*) FROM ai_decision_events)")" t
 
 # a failing job is recorded; the other job keeps running; the worker survives
 pid_before="$(worker_pid)"
-sql "ALTER TABLE kt_rollup_spend_hourly ADD CONSTRAINT e2e_refuse CHECK (false) NOT VALID" >/dev/null
+sql "ALTER TABLE kt_governance_internal.kt_rollup_spend_hourly ADD CONSTRAINT e2e_refuse CHECK (false) NOT VALID" >/dev/null
 sql "INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id) VALUES ('poison', now(), 'allowed', 'm', 'p', 'g')" >/dev/null
 wait_for "failing refresh is recorded" "SELECT count(*) > 0 FROM kt_job_runs WHERE job_name = 'refresh_metrics' AND status = 'error'" t
 maint_runs="$(sql "SELECT count(*) FROM kt_job_runs WHERE job_name = 'maintenance'")"
 sleep 5
 check "maintenance keeps running while refresh fails" "$(sql "SELECT count(*) > $maint_runs FROM kt_job_runs WHERE job_name = 'maintenance'")" t
 check "worker survived the failing job" "$(worker_pid)" "$pid_before"
-sql "ALTER TABLE kt_rollup_spend_hourly DROP CONSTRAINT e2e_refuse" >/dev/null
-wait_for "refresh recovers once the cause is gone" "SELECT count(*) FROM kt_dirty_hours" 0
+sql "ALTER TABLE kt_governance_internal.kt_rollup_spend_hourly DROP CONSTRAINT e2e_refuse" >/dev/null
+wait_for "refresh recovers once the cause is gone" "SELECT count(*) FROM kt_governance_internal.kt_dirty_hours" 0
 
 # SIGHUP: switch maintenance off in postgresql.conf and reload; no more maintenance runs
 echo "kt_governance.maintenance_interval = 0" >> "$dir/data/postgresql.conf"
@@ -66,7 +66,7 @@ done
 wait
 sql "SELECT * FROM kt_refresh_metrics()" >/dev/null
 check "after concurrent writers: rollup totals == raw totals" \
-    "$(sql "SELECT (SELECT sum(total_requests) FROM kt_rollup_metrics_hourly) || '/' || (SELECT sum(total_cost) FROM kt_rollup_metrics_hourly)")" \
+    "$(sql "SELECT (SELECT sum(total_requests) FROM kt_governance_internal.kt_rollup_metrics_hourly) || '/' || (SELECT sum(total_cost) FROM kt_governance_internal.kt_rollup_metrics_hourly)")" \
     "$(sql "SELECT count(*) || '/' || sum(cost_usd) FROM ai_decision_events")"
 check "after concurrent writers: every bucket equals the raw computation" \
     "$(sql "$(rollup_mismatch_sql)")" 0
@@ -90,9 +90,9 @@ done
 wait
 sql "SELECT * FROM kt_refresh_metrics()" >/dev/null
 check "batches were merged from deltas during the run" "$(awk '$1 > 0 {n++} END {print (n > 0)}' "$dir/merged.txt")" 1
-check "after concurrent merges: no delta left" "$(sql "SELECT (SELECT count(*) FROM kt_rollup_deltas) + (SELECT count(*) FROM kt_latency_deltas)")" 0
+check "after concurrent merges: no delta left" "$(sql "SELECT (SELECT count(*) FROM kt_governance_internal.kt_rollup_deltas) + (SELECT count(*) FROM kt_governance_internal.kt_latency_deltas)")" 0
 check "after concurrent merges: rollup totals == raw totals" \
-    "$(sql "SELECT (SELECT sum(total_requests) FROM kt_rollup_metrics_hourly) || '/' || (SELECT sum(total_cost) FROM kt_rollup_metrics_hourly)")" \
+    "$(sql "SELECT (SELECT sum(total_requests) FROM kt_governance_internal.kt_rollup_metrics_hourly) || '/' || (SELECT sum(total_cost) FROM kt_governance_internal.kt_rollup_metrics_hourly)")" \
     "$(sql "SELECT count(*) || '/' || sum(cost_usd) FROM ai_decision_events")"
 check "after concurrent merges: every bucket equals the raw computation" \
     "$(sql "$(rollup_mismatch_sql)")" 0
@@ -105,7 +105,7 @@ victim="$(q "$dir" "$port" postgres "SELECT pid FROM pg_stat_activity WHERE quer
 kill -9 "$victim"
 wait_for "worker is back after a crash restart" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kt_governance'" 1 60
 sql "SELECT * FROM kt_generate_sample_events(100, 1, 999, now())" >/dev/null
-wait_for "jobs run again after the restart" "SELECT count(*) FROM kt_dirty_hours" 0 60
+wait_for "jobs run again after the restart" "SELECT count(*) FROM kt_governance_internal.kt_dirty_hours" 0 60
 
 # retention by the worker: old partition pairs dropped one per transaction, each run recorded
 sql "SELECT count(*) FROM kt_create_partitions('2020-01-01', '2020-04-01')" >/dev/null
@@ -148,7 +148,7 @@ rm -rf $worker_out
 # SIGTERM while a job is stuck in a statement (the refresh waits for a lock a session holds): the
 # statement is cancelled and the worker exits at once; the postmaster starts it again
 sql "INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id) VALUES ('stuck', now(), 'allowed', 'm', 'p', 'g')" >/dev/null
-kt_psql "$dir" "$port" -d kt -c "BEGIN; LOCK TABLE kt_rollup_metrics_hourly IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
+kt_psql "$dir" "$port" -d kt -c "BEGIN; LOCK TABLE kt_governance_internal.kt_rollup_metrics_hourly IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
 locker=$!
 wait_for "a job waits for the lock" "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'kt_governance' AND wait_event_type = 'Lock'" t 30
 pid_before="$(worker_pid)"
@@ -162,7 +162,7 @@ check "SIGTERM cancels a waiting job's statement: worker gone within 5 s" "$stop
 sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
 wait "$locker" 2>/dev/null || true
 wait_for "worker started again after it" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kt_governance'" 1 30
-wait_for "and refreshes the hour the stuck job left dirty" "SELECT count(*) FROM kt_dirty_hours" 0 30
+wait_for "and refreshes the hour the stuck job left dirty" "SELECT count(*) FROM kt_governance_internal.kt_dirty_hours" 0 30
 
 # SIGTERM: the worker stops promptly
 pid_before="$(worker_pid)"

@@ -161,3 +161,87 @@ ROLLBACK;
 SELECT 'the server is still up' AS after_the_lookalike;
 DROP OWNED BY kt_sec_login;
 DROP ROLE kt_sec_login;
+
+-- Class 6: a writer may write the documented tables and call kt_ingest, nothing else. The
+-- bookkeeping its inserts leave behind is written as the extension owner; writing it directly
+-- (forged deltas made a summary show 1,000,000 escalated events with no raw row, a forged row
+-- count overstated what retention removed) is refused.
+CREATE ROLE kt_sec_writer LOGIN IN ROLE kt_governance_writer;
+SELECT coalesce(sum(events), 0) AS counted_before FROM kt_governance_internal.kt_row_counts \gset
+SET ROLE kt_sec_writer;
+SELECT pg_temp.try($$INSERT INTO kt_governance_internal.kt_dirty_hours (bucket, recompute) VALUES (date_trunc('hour', now()), false)$$) AS writer_marks_hour;
+SELECT pg_temp.try($$INSERT INTO kt_governance_internal.kt_rollup_deltas (bucket, gateway_id, model, team_id, decision, event_count, total_cost,
+                     total_input_tokens, total_output_tokens, latency_sum, latency_count)
+                     VALUES (date_trunc('hour', now()), 'g', 'm', 't', 'escalated', 1000000, 0, 0, 0, 0, 0)$$) AS writer_forges_delta;
+SELECT pg_temp.try($$INSERT INTO kt_governance_internal.kt_row_counts (hour, events, evaluations) VALUES (date_trunc('hour', now()), 5000, 0)$$) AS writer_forges_count;
+SELECT pg_temp.try($$SELECT kt_governance_internal.kt_settle_pending_deltas()$$) AS writer_calls_internal;
+-- and the writer's own rows are still counted and marked, by the extension
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, team_id)
+VALUES ('writer-1', now() - interval '2 hours', 'allowed', 'm', 'p', 'g', 'team-writer');
+RESET ROLE;
+SELECT sum(events) - :counted_before AS counted_for_the_writer FROM kt_governance_internal.kt_row_counts;
+SELECT count(*) > 0 AS hour_marked_for_the_writer FROM kt_governance_internal.kt_dirty_hours
+WHERE bucket = date_trunc('hour', now() - interval '2 hours', 'UTC');
+DELETE FROM ai_decision_events WHERE id = 'writer-1';
+DROP ROLE kt_sec_writer;
+
+-- Classes 2 and 3: a database owner who is not a superuser. It owns public (the extension's
+-- schema) through pg_database_owner, so it may create, rename and drop things there.
+CREATE ROLE kt_sec_dbowner LOGIN;
+SELECT current_database() AS db, pg_temp.evidence() AS evidence_before_owner,
+       (SELECT md5(string_agg(l::text, ',' ORDER BY removal_id)) FROM kt_removal_log l) AS removals_before_owner,
+       (SELECT max(removal_id) FROM kt_removal_log) AS last_removal_before_owner \gset
+ALTER DATABASE :"db" OWNER TO kt_sec_dbowner;
+SELECT partition_name AS held_partition FROM kt_partitions
+WHERE parent_table = 'ai_decision_events' AND NOT is_default ORDER BY range_start LIMIT 1 \gset
+SET ROLE kt_sec_dbowner;
+-- class 2: renaming the schema privileged code names, to plant a new one under its name, is refused
+SELECT pg_temp.try($$ALTER SCHEMA public RENAME TO public_moved$$) AS dbowner_renames_schema;
+-- what it may still plant in public is never reached by privileged code: look-alikes of
+-- internal names and better-matching overloads of pg_catalog functions and operators, each
+-- noting who ran it
+CREATE TABLE public.planted_calls (what text, by_role text);
+GRANT INSERT ON public.planted_calls TO PUBLIC;
+CREATE FUNCTION public.kt_setting(name text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.planted_calls VALUES ('kt_setting', current_user); RETURN NULL; END $$;
+CREATE FUNCTION public.kt_frozen_before() RETURNS timestamptz LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.planted_calls VALUES ('kt_frozen_before', current_user); RETURN '-infinity'; END $$;
+CREATE FUNCTION public.format(text, bigint) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.planted_calls VALUES ('format', current_user); RETURN $1; END $$;
+CREATE FUNCTION public.date_trunc(text, timestamptz, text) RETURNS timestamptz LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.planted_calls VALUES ('date_trunc', current_user); RETURN $2; END $$;
+CREATE FUNCTION public.planted_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.planted_calls VALUES ('=', current_user); RETURN $1 OPERATOR(pg_catalog.=) $2; END $$;
+CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.planted_eq);
+CREATE TABLE public.kt_dirty_hours (bucket timestamptz, marked_at timestamptz, recompute boolean);
+CREATE TABLE public.kt_run_locks (lock_name text);
+-- class 3: the dated partitions are the extension owner's, in its schema
+SELECT pg_temp.try(pg_catalog.format('DROP TABLE kt_governance_partitions.%I', :'held_partition')) AS dbowner_drops_partition;
+SELECT pg_temp.try(pg_catalog.format('TRUNCATE kt_governance_partitions.%I', :'held_partition')) AS dbowner_truncates_partition;
+SELECT pg_temp.try($$TRUNCATE ai_decision_events CASCADE$$) AS dbowner_truncates_events;
+SELECT pg_temp.try($$DELETE FROM ai_decision_events$$) AS dbowner_deletes_events;
+SELECT pg_temp.try($$DROP TABLE ai_decision_events CASCADE$$) AS dbowner_drops_events;
+SELECT pg_temp.try($$DROP TABLE kt_legal_holds$$) AS dbowner_drops_holds;
+SELECT pg_temp.try($$ALTER TABLE kt_removal_log RENAME TO kt_removal_log_gone$$) AS dbowner_renames_log;
+-- the schema drop cascades past ownership checks; the guard refuses it, and the override
+-- setting is a superuser's
+SELECT pg_temp.try($$DROP SCHEMA public CASCADE$$) AS dbowner_drops_schema;
+SELECT pg_temp.try($$SET kt_governance.allow_drop_with_data = on$$) AS dbowner_sets_override;
+RESET ROLE;
+-- a superuser (the worker) runs every job and verb that touches what the owner planted next to
+SELECT job_name, status FROM kt_governance_internal.kt_due_jobs() j(job_name), LATERAL kt_run_job(job_name) ORDER BY 1;
+SELECT status FROM kt_run_job('maintenance');
+SELECT status FROM kt_run_job('refresh_metrics');
+SELECT count(*) >= 0 AS report_ran FROM kt_governance_summary(lookback => '30 days');
+SELECT count(*) >= 0 AS spend_ran FROM kt_spend_by_team_model(lookback => '30 days');
+SELECT events_removed FROM kt_erase_subject('nobody-at-all');
+SELECT count(*) AS planted_code_ran FROM public.planted_calls;
+SELECT pg_temp.evidence() = :'evidence_before_owner' AS superuser_finds_the_evidence_intact,
+       (SELECT md5(string_agg(l::text, ',' ORDER BY removal_id)) FROM kt_removal_log l
+        WHERE removal_id <= :last_removal_before_owner) = :'removals_before_owner' AS removal_log_intact;
+DROP OPERATOR public.= (text, text);
+DROP FUNCTION public.planted_eq(text, text), public.kt_setting(text), public.kt_frozen_before(),
+              public.format(text, bigint), public.date_trunc(text, timestamptz, text);
+DROP TABLE public.planted_calls, public.kt_dirty_hours, public.kt_run_locks;
+ALTER DATABASE :"db" OWNER TO postgres;
+DROP ROLE kt_sec_dbowner;
