@@ -164,6 +164,30 @@ wait "$locker" 2>/dev/null || true
 wait_for "worker started again after it" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kt_governance'" 1 30
 wait_for "and refreshes the hour the stuck job left dirty" "SELECT count(*) FROM kt_governance_internal.kt_dirty_hours" 0 30
 
+# Issue 20 class 2, against the preloaded worker: a database owner who is not a superuser owns
+# public (pg_database_owner). In 0.8.0 it renamed public, made a new one and planted kt_jobs and
+# kt_setting(text) there, which the worker ran as postgres within a second. Now the rename is
+# refused, and what it plants next to the extension is never called by the worker's jobs.
+kt_psql "$dir" "$port" -d postgres -c "CREATE ROLE kt_e2e_dbowner LOGIN" -c "ALTER DATABASE kt OWNER TO kt_e2e_dbowner" >/dev/null
+as_dbowner() { kt_psql "$dir" "$port" -d kt -U kt_e2e_dbowner -At -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
+check "database owner may not rename the extension's schema" \
+    "$(as_dbowner "ALTER SCHEMA public RENAME TO public_moved" | grep -o 'cannot rename schema public' || true)" "cannot rename schema public"
+as_dbowner "CREATE TABLE public.planted_calls (what text, by_role text); GRANT INSERT ON public.planted_calls TO PUBLIC;
+CREATE FUNCTION public.kt_setting(name text) RETURNS text LANGUAGE plpgsql AS \$\$
+BEGIN INSERT INTO public.planted_calls VALUES ('kt_setting', current_user); RETURN NULL; END \$\$;
+CREATE FUNCTION public.kt_due_jobs() RETURNS SETOF text LANGUAGE plpgsql AS \$\$
+BEGIN INSERT INTO public.planted_calls VALUES ('kt_due_jobs', current_user); RETURN; END \$\$;
+CREATE FUNCTION public.format(text, bigint) RETURNS text LANGUAGE plpgsql AS \$\$
+BEGIN INSERT INTO public.planted_calls VALUES ('format', current_user); RETURN \$1; END \$\$;
+CREATE TABLE public.kt_run_locks (lock_name text)" >/dev/null
+runs_before="$(sql "SELECT count(*) FROM kt_job_runs WHERE status = 'ok'")"
+sql "SELECT * FROM kt_generate_sample_events(500, 1, 9, now())" >/dev/null
+wait_for "the worker keeps running its jobs next to the planted objects" \
+    "SELECT count(*) > $runs_before + 2 FROM kt_job_runs WHERE status = 'ok' AND job_name IN ('refresh_metrics', 'maintenance')" t 30
+wait_for "and refreshes what was written meanwhile" "SELECT count(*) FROM kt_governance_internal.kt_dirty_hours" 0 30
+check "no planted function ran (as the worker's superuser or anyone)" "$(sql "SELECT count(*) FROM public.planted_calls")" 0
+kt_psql "$dir" "$port" -d postgres -c "ALTER DATABASE kt OWNER TO postgres" >/dev/null
+
 # SIGTERM: the worker stops promptly
 pid_before="$(worker_pid)"
 kill -TERM "$pid_before"
