@@ -81,7 +81,7 @@ COMMENT ON COLUMN kt_export_schedules.decision IS 'Only events with this decisio
 COMMENT ON COLUMN kt_export_schedules.gateway_id IS 'Only events of this gateway (NULL = all).';
 COMMENT ON COLUMN kt_export_schedules.team_id IS 'Only events of this team (NULL = all).';
 COMMENT ON COLUMN kt_export_schedules.layout IS 'Hive directories per day or per month.';
-COMMENT ON COLUMN kt_export_schedules.spare_from_retention IS 'When true, retention keeps rows this schedule has not exported yet (created_at >= watermark).';
+COMMENT ON COLUMN kt_export_schedules.spare_from_retention IS 'When true and the schedule is enabled, retention keeps rows this schedule has not exported yet (created_at >= watermark).';
 COMMENT ON COLUMN kt_export_schedules.enabled IS 'Whether the worker runs the schedule.';
 COMMENT ON COLUMN kt_export_schedules.watermark IS 'Rows with created_at below this have been exported.';
 COMMENT ON COLUMN kt_export_schedules.pending_run_id IS 'Run id of a claimed, not yet finished run; a retry reuses it, so its files replace the failed attempt''s.';
@@ -103,6 +103,19 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
+    -- audit and progress columns are the extension's, never the caller's: created_by is who
+    -- made the schedule, and a made-up watermark or pending range would make retention spare
+    -- rows forever (spare_from_retention)
+    IF TG_OP = 'INSERT' THEN
+        NEW.created_by := current_user;
+        NEW.pending_run_id := NULL; NEW.pending_lo := NULL; NEW.pending_hi := NULL;
+        IF NEW.watermark IS NULL OR NOT isfinite(NEW.watermark) OR NEW.watermark < timestamptz '1970-01-01 00:00:00+00' THEN
+            RAISE EXCEPTION 'an export schedule starts at a finite time from 1970 on, got %', NEW.watermark
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    ELSE
+        NEW.created_by := OLD.created_by;
+    END IF;
     IF TG_OP = 'UPDATE' AND NEW.destination = OLD.destination THEN
         RETURN NEW;  -- the export job's own bookkeeping, or a pause/resume
     END IF;
@@ -116,7 +129,7 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kt_export_schedule_guard() IS 'Internal: trigger checking that whoever sets a schedule''s destination may export there.';
+COMMENT ON FUNCTION kt_export_schedule_guard() IS 'Internal: trigger checking that whoever sets a schedule''s destination may export there, and setting created_by and the progress columns itself.';
 CREATE TRIGGER kt_export_schedule_guard BEFORE INSERT OR UPDATE ON kt_export_schedules
     FOR EACH ROW EXECUTE FUNCTION kt_export_schedule_guard();
 
@@ -324,9 +337,9 @@ STABLE
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
     SELECT coalesce(min(least(s.watermark, s.pending_lo)), 'infinity')
-    FROM @extschema@.kt_export_schedules s WHERE s.spare_from_retention
+    FROM @extschema@.kt_export_schedules s WHERE s.spare_from_retention AND s.enabled
 $fn$;
-COMMENT ON FUNCTION kt_export_spare_from() IS 'Rows with created_at >= this have not been exported by every schedule with spare_from_retention, and retention keeps them (infinity when there is no such schedule).';
+COMMENT ON FUNCTION kt_export_spare_from() IS 'Rows with created_at >= this have not been exported by every enabled schedule with spare_from_retention, and retention keeps them (infinity when there is no such schedule). A disabled schedule spares nothing: it would keep every later row forever.';
 
 INSERT INTO kt_jobs (job_name, description, interval_setting) VALUES
     ('export', 'Due export schedules (kt_export_schedules): claim a range, then export it', 'export_interval');

@@ -20,6 +20,9 @@ BEGIN
     IF lookback < interval '0' THEN
         RAISE EXCEPTION 'lookback must not be negative, got %', lookback USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF lookback > interval '1000 years' THEN  -- events are stored from 1970 on
+        RAISE EXCEPTION 'lookback must be at most 1000 years, got %', lookback USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF start_time IS NOT NULL AND end_time IS NOT NULL AND start_time > end_time THEN
         RAISE EXCEPTION 'start_time (%) is after end_time (%)', start_time, end_time
             USING ERRCODE = 'invalid_parameter_value';

@@ -206,6 +206,14 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no legal hold with id %', wanted USING ERRCODE = 'no_data_found';
     END IF;
+    -- a hold binds other admins: only whoever placed it (a member of its creator's role) or the
+    -- legal-hold role may lift it. session_user: this function runs as its owner.
+    IF NOT (pg_has_role(session_user, 'kt_governance_legal_hold', 'MEMBER')
+            OR (to_regrole(quote_ident(hold.created_by)) IS NOT NULL
+                AND pg_has_role(session_user, to_regrole(quote_ident(hold.created_by)), 'MEMBER'))) THEN
+        RAISE EXCEPTION 'legal hold % was placed by %; only a member of that role or of kt_governance_legal_hold may release it',
+            wanted, hold.created_by USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF hold.released_at IS NOT NULL THEN
         RAISE EXCEPTION 'legal hold % was already released at % by %', wanted, hold.released_at, hold.released_by
             USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -213,7 +221,7 @@ BEGIN
     UPDATE @extschema@.kt_legal_holds h SET released_at = now(), released_by = session_user WHERE h.hold_id = wanted;
 END
 $fn$;
-COMMENT ON FUNCTION kt_release_legal_hold(bigint) IS 'Releases a legal hold; the next retention run may then remove the rows it protected.';
+COMMENT ON FUNCTION kt_release_legal_hold(bigint) IS 'Releases a legal hold; the next retention run may then remove the rows it protected. Only a member of the role that placed the hold (created_by) or of kt_governance_legal_hold may (SQLSTATE 42501 otherwise).';
 
 -- Removes the events listed in the private stash table doomed (ids and timestamps, made by
 -- kt_private_temp_table) with their evaluations, archiving first when asked, and drops the
@@ -314,8 +322,8 @@ DECLARE
     spare timestamptz := kt_export_spare_from();
     any_hold boolean := EXISTS (SELECT FROM @extschema@.kt_legal_holds WHERE released_at IS NULL) OR spare < 'infinity';
 BEGIN
-    IF hours IS NULL OR hours <= 0 THEN
-        RAISE EXCEPTION 'retention hours must be a positive number, got %', coalesce(hours::text, 'NULL')
+    IF hours IS NULL OR hours <= 0 OR hours > 8766000 THEN
+        RAISE EXCEPTION 'retention hours must be between 1 and 8766000 (1000 years), got %', coalesce(hours::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'kt_apply_retention never means "delete everything".';
     END IF;
@@ -509,6 +517,8 @@ REVOKE ALL ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestam
 GRANT EXECUTE ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
                           kt_release_legal_hold(bigint), kt_apply_retention(integer, boolean, integer),
                           kt_erase_subject(text) TO kt_governance_admin;
+GRANT EXECUTE ON FUNCTION kt_add_legal_hold(text, text, text, timestamptz, timestamptz, text),
+                          kt_release_legal_hold(bigint) TO kt_governance_legal_hold;
 GRANT SELECT ON kt_legal_holds, kt_legal_hold_status, kt_removal_log, kt_removals,
                 ai_decision_events_archive, policy_evaluations_archive TO kt_governance_reader;
 

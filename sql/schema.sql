@@ -53,7 +53,21 @@ CREATE TABLE ai_decision_events (
     CONSTRAINT ai_decision_events_id_not_empty CHECK (id <> ''),
     CONSTRAINT ai_decision_events_decision_check
         CHECK (decision IN ('allowed', 'blocked', 'escalated', 'redacted')),
-    CONSTRAINT ai_decision_events_timestamp_finite CHECK (isfinite("timestamp")),
+    -- the door refuses what would break the store for everyone (issue 20 class 7): a time no
+    -- report can compute a window around (one event at 294276-12-31 made every report fail for
+    -- every reader), a created_at in the future (retention spares rows stored after the export
+    -- horizon, so 'infinity' kept a row forever), unbounded text in the grouping columns
+    CONSTRAINT ai_decision_events_timestamp_in_range
+        CHECK ("timestamp" >= '1970-01-01 00:00:00+00' AND "timestamp" < '10000-01-01 00:00:00+00'),
+    CONSTRAINT ai_decision_events_created_at_not_future CHECK (created_at <= now() AND isfinite(created_at)),
+    CONSTRAINT ai_decision_events_id_length CHECK (octet_length(id) <= 256),
+    CONSTRAINT ai_decision_events_model_length CHECK (octet_length(model) <= 256),
+    CONSTRAINT ai_decision_events_provider_length CHECK (octet_length(provider) <= 256),
+    CONSTRAINT ai_decision_events_gateway_id_length CHECK (octet_length(gateway_id) <= 256),
+    CONSTRAINT ai_decision_events_user_id_length CHECK (octet_length(user_id) <= 256),
+    CONSTRAINT ai_decision_events_team_id_length CHECK (octet_length(team_id) <= 256),
+    CONSTRAINT ai_decision_events_request_source_length CHECK (octet_length(request_source) <= 256),
+    CONSTRAINT ai_decision_events_batch_id_length CHECK (octet_length(batch_id) <= 256),
     CONSTRAINT ai_decision_events_tokens_check CHECK (input_tokens >= 0 AND output_tokens >= 0),
     CONSTRAINT ai_decision_events_cost_check CHECK (cost_usd >= 0),
     CONSTRAINT ai_decision_events_latency_check CHECK (latency_ms >= 0)
@@ -70,13 +84,16 @@ CREATE TABLE policy_evaluations (
     created_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT policy_evaluations_result_check
         CHECK (result IN ('pass', 'block', 'redact', 'flag', 'escalate')),
-    CONSTRAINT policy_evaluations_latency_check CHECK (latency_ms >= 0)
+    CONSTRAINT policy_evaluations_latency_check CHECK (latency_ms >= 0),
+    CONSTRAINT policy_evaluations_created_at_not_future CHECK (created_at <= now() AND isfinite(created_at)),
+    CONSTRAINT policy_evaluations_event_id_length CHECK (octet_length(event_id) <= 256),
+    CONSTRAINT policy_evaluations_policy_name_length CHECK (octet_length(policy_name) <= 256)
 ) PARTITION BY RANGE (event_timestamp);
 
 COMMENT ON TABLE ai_decision_events IS
-    'One row per governed LLM request: the gateway''s decision and its usage. Range-partitioned by "timestamp" (monthly by default); rows outside every partition land in events_default until kt_run_maintenance() moves them. Every partition has PRIMARY KEY (id, "timestamp") and the document''s indexes.';
+    'One row per governed LLM request: the gateway''s decision and its usage. Range-partitioned by "timestamp" (monthly by default); rows outside every partition land in events_default until kt_run_maintenance() moves them. Every partition has PRIMARY KEY (id, "timestamp") and the document''s indexes. Text columns hold at most 256 bytes each.';
 COMMENT ON COLUMN ai_decision_events.id IS 'Event id assigned by the gateway; unique per event (the key is (id, "timestamp") because of partitioning).';
-COMMENT ON COLUMN ai_decision_events."timestamp" IS 'When the gateway decided (UTC instant); the partition key. Must be finite.';
+COMMENT ON COLUMN ai_decision_events."timestamp" IS 'When the gateway decided (UTC instant); the partition key. From 1970-01-01 to before 10000-01-01 UTC.';
 COMMENT ON COLUMN ai_decision_events.decision IS 'Outcome: allowed, blocked, escalated or redacted.';
 COMMENT ON COLUMN ai_decision_events.model IS 'Requested model name, e.g. gpt-4o.';
 COMMENT ON COLUMN ai_decision_events.provider IS 'Model provider, e.g. openai, anthropic.';
@@ -89,7 +106,7 @@ COMMENT ON COLUMN ai_decision_events.cost_usd IS 'Cost of the request in USD, 6 
 COMMENT ON COLUMN ai_decision_events.latency_ms IS 'End-to-end latency in milliseconds; NULL when unknown.';
 COMMENT ON COLUMN ai_decision_events.request_source IS 'Where the request came from (api, sdk, ide, ...).';
 COMMENT ON COLUMN ai_decision_events.batch_id IS 'Export or batch the event arrived in, if any.';
-COMMENT ON COLUMN ai_decision_events.created_at IS 'When the row was stored (transaction start time of the load).';
+COMMENT ON COLUMN ai_decision_events.created_at IS 'When the row was stored (transaction start time of the load); never in the future.';
 
 COMMENT ON TABLE policy_evaluations IS
     'One row per policy evaluated for an event. Partitioned by event_timestamp with the same bounds as ai_decision_events; each partition''s foreign key (event_id, event_timestamp) to its events partition means no evaluation outlives its event.';
@@ -115,10 +132,16 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'kt_governance_admin') THEN
         CREATE ROLE kt_governance_admin NOLOGIN;
     END IF;
+    -- legal holds are a separate duty: this role may place and release any hold, and is not
+    -- part of admin
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'kt_governance_legal_hold') THEN
+        CREATE ROLE kt_governance_legal_hold NOLOGIN;
+    END IF;
 END
 $roles$;
 GRANT kt_governance_reader TO kt_governance_writer;
 GRANT kt_governance_writer TO kt_governance_admin;
+GRANT kt_governance_reader TO kt_governance_legal_hold;
 
 -- USAGE on the user's schema (when installed elsewhere than public) and on the internal one:
 -- report functions run as their caller and read rollups there

@@ -7,7 +7,7 @@
 //! with an error naming the record, its id, the field and the problem, or go to
 //! kt_ingest_errors ('quarantine') while the good ones are stored.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use pgrx::prelude::*;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -92,10 +92,27 @@ pub fn parse_timestamp(raw: &str, assume_utc: bool) -> Result<i64, Problem> {
             naive.and_utc()
         }
     };
+    // the range the table's timestamp_in_range constraint takes
+    if parsed.year() < 1970 || parsed.year() > 9999 {
+        return Err(problem("timestamp", format!("\"{raw}\" is outside 1970-01-01 .. 9999-12-31 UTC")));
+    }
     Ok(parsed.timestamp_micros() - PG_EPOCH_OFFSET_US)
 }
 
+/// The longest text the tables take in an id or grouping column (their *_length constraints).
+pub const MAX_TEXT_BYTES: usize = 256;
+
 fn text(obj: &Map<String, Value>, field: &'static str, required: bool) -> Result<Option<String>, Problem> {
+    let value = text_value(obj, field, required)?;
+    match value {
+        Some(s) if s.len() > MAX_TEXT_BYTES => {
+            Err(problem(field, format!("is {} bytes long, at most {MAX_TEXT_BYTES} are stored", s.len())))
+        }
+        v => Ok(v),
+    }
+}
+
+fn text_value(obj: &Map<String, Value>, field: &'static str, required: bool) -> Result<Option<String>, Problem> {
     match obj.get(field) {
         None | Some(Value::Null) if required => Err(problem(field, "is required")),
         None | Some(Value::Null) => Ok(None),

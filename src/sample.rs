@@ -234,7 +234,9 @@ fn end_micros(end_time: Option<TimestampWithTimeZone>) -> i64 {
     end.into_inner()
 }
 
-fn check_counts(n: i64, days: i32) {
+/// The arguments, checked before anything is generated: the events must fit the range the
+/// table takes ("timestamp" from 1970-01-01 to before 10000-01-01 UTC).
+fn check_span(n: i64, days: i32, end_us: i64) -> Span {
     if n < 0 || days < 1 {
         ereport!(
             PgLogLevel::ERROR,
@@ -242,6 +244,17 @@ fn check_counts(n: i64, days: i32) {
             format!("n must be >= 0 and days >= 1 (got n = {n}, days = {days})")
         );
     }
+    const UNIX_EPOCH_US: i64 = -946_684_800_000_000; // 1970-01-01 in PostgreSQL's microseconds
+    const YEAR_10000_US: i64 = 252_455_616_000_000_000; // 10000-01-01
+    let start_us = end_us.checked_sub(days as i64 * 86_400_000_000);
+    if end_us > YEAR_10000_US || start_us.is_none_or(|s| s < UNIX_EPOCH_US) {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{days} days before end_time reach outside 1970-01-01 .. 9999-12-31 UTC, where events are stored")
+        );
+    }
+    Span::new(n, days, end_us)
 }
 
 type EventRow = (
@@ -289,8 +302,7 @@ fn sample_event_rows(
         name!(created_at, TimestampWithTimeZone),
     ),
 > {
-    check_counts(n, days);
-    let span = Span::new(n, days, end_micros(end_time));
+    let span = check_span(n, days, end_micros(end_time));
     TableIterator::new((0..n as u64).map(move |i| -> EventRow {
         let e = sample_event(seed, i, span);
         (
@@ -331,8 +343,7 @@ fn sample_evaluation_rows(
         name!(details, Option<String>),
     ),
 > {
-    check_counts(n, days);
-    let span = Span::new(n, days, end_micros(end_time));
+    let span = check_span(n, days, end_micros(end_time));
     TableIterator::new((0..n as u64).flat_map(move |i| {
         let e = sample_event(seed, i, span);
         let ts = to_tstz(e.timestamp_us);

@@ -245,3 +245,65 @@ DROP FUNCTION public.planted_eq(text, text), public.kt_setting(text), public.kt_
 DROP TABLE public.planted_calls, public.kt_dirty_hours, public.kt_run_locks;
 ALTER DATABASE :"db" OWNER TO postgres;
 DROP ROLE kt_sec_dbowner;
+
+-- Class 7: the door refuses what would break the store for everyone, and keeps what is stored.
+-- (One event at 294276-12-31 made every report fail for every reader; a 50 MB model broke
+-- refresh and erasure; created_at 'infinity' kept a row past retention.)
+CREATE ROLE kt_sec_writer2 LOGIN IN ROLE kt_governance_writer;
+SELECT pg_temp.counts() AS counts_before_door \gset
+SET ROLE kt_sec_writer2;
+SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+                     VALUES ('far-future', '294276-12-31 23:30+00', 'allowed', 'm', 'p', 'g')$$) AS writer_far_future;
+SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+                     VALUES ('ancient', '1969-12-31 23:59+00', 'allowed', 'm', 'p', 'g')$$) AS writer_before_1970;
+SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+                     VALUES ('huge-model', now(), 'allowed', repeat('m', 257), 'p', 'g')$$) AS writer_huge_model;
+SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, created_at)
+                     VALUES ('kept-forever', now() - interval '400 days', 'allowed', 'm', 'p', 'g', 'infinity')$$) AS writer_created_at_infinity;
+SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, created_at)
+                     VALUES ('kept-long', now() - interval '400 days', 'allowed', 'm', 'p', 'g', now() + interval '10 years')$$) AS writer_created_at_future;
+SELECT pg_temp.try($$INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result)
+                     SELECT id, "timestamp", repeat('p', 300), 'pass' FROM ai_decision_events LIMIT 1$$) AS writer_huge_policy_name;
+SELECT pg_temp.try(format($$SELECT * FROM kt_ingest('[{"id": "j1", "timestamp": "294276-12-31T23:30:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}]')$$)) AS ingest_far_future;
+SELECT pg_temp.try(format($$SELECT * FROM kt_ingest('[{"id": "j2", "timestamp": "2026-06-01T00:00:00Z", "decision": "allowed", "model": "%s", "provider": "p", "gateway_id": "g"}]')$$,
+                          repeat('m', 300))) AS ingest_huge_model;
+RESET ROLE;
+SELECT pg_temp.counts() = :'counts_before_door' AS nothing_stored_nothing_lost;
+SELECT count(*) >= 0 AS reports_still_work FROM kt_governance_summary(lookback => '3650 days');
+-- arguments that would make a window or a span overflow get a clear error, not 22008 / XX000
+SELECT pg_temp.try($$SELECT * FROM kt_governance_summary(lookback => '300000 years')$$) AS lookback_too_long;
+SELECT pg_temp.try($$SELECT * FROM kt_apply_retention(2147483647)$$) AS retention_hours_too_many;
+SELECT pg_temp.try($$SELECT kt_generate_sample_events(10, 100000000)$$) AS sample_span_too_long;
+DROP ROLE kt_sec_writer2;
+
+-- Class 10: holds and retention defeated. A hold is released only by a member of the role that
+-- placed it or of kt_governance_legal_hold; a schedule's created_by and progress are set by the
+-- extension; a disabled schedule spares nothing from retention.
+CREATE ROLE kt_sec_admin_a LOGIN IN ROLE kt_governance_admin;
+CREATE ROLE kt_sec_admin_b LOGIN IN ROLE kt_governance_admin;
+CREATE ROLE kt_sec_counsel LOGIN IN ROLE kt_governance_legal_hold;
+SET SESSION AUTHORIZATION kt_sec_admin_a;
+SELECT kt_add_legal_hold(team_id => 'team-a-matter', reason => 'placed by a') AS hold_a \gset
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION kt_sec_admin_b;
+SELECT pg_temp.try(format('SELECT kt_release_legal_hold(%s)', :hold_a)) AS other_admin_releases;
+SELECT pg_temp.try('SELECT kt_release_legal_hold(1)') AS other_admin_releases_the_first_hold;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION kt_sec_counsel;
+SELECT pg_temp.try(format('SELECT kt_release_legal_hold(%s)', :hold_a)) AS legal_hold_role_releases;
+SELECT kt_add_legal_hold(team_id => 'team-counsel', reason => 'placed by counsel') AS hold_c \gset
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION kt_sec_admin_a;
+SELECT pg_temp.try(format('SELECT kt_release_legal_hold(%s)', :hold_c)) AS admin_releases_counsels_hold;
+-- a schedule made by hand, claiming to be postgres's, with a made-up progress
+SELECT pg_temp.try($$INSERT INTO kt_export_schedules (schedule_name, destination, every, watermark, spare_from_retention, enabled, created_by)
+                     VALUES ('forged', 's3://bucket/forged', '1 hour', '-infinity', true, false, 'postgres')$$) AS schedule_from_minus_infinity;
+INSERT INTO kt_export_schedules (schedule_name, destination, every, watermark, spare_from_retention, enabled, created_by)
+VALUES ('forged', 's3://bucket/forged', '1 hour', '1970-01-01', true, false, 'postgres');
+RESET SESSION AUTHORIZATION;
+SELECT schedule_name, created_by, pending_run_id IS NULL AS no_pending_run FROM kt_export_schedules WHERE schedule_name = 'forged';
+SELECT kt_governance_internal.kt_export_spare_from() AS disabled_schedule_spares_from;
+DELETE FROM kt_export_schedules WHERE schedule_name = 'forged';
+SELECT hold_id = :hold_a AS released_hold, released_by FROM kt_legal_holds WHERE released_at IS NOT NULL AND hold_id = :hold_a;
+SELECT pg_temp.try(format('SELECT kt_release_legal_hold(%s)', :hold_c)) AS superuser_releases;
+DROP ROLE kt_sec_admin_a, kt_sec_admin_b, kt_sec_counsel;
