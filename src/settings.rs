@@ -41,9 +41,6 @@ pub static S3_ENDPOINT: GucSetting<Option<CString>> = GucSetting::<Option<CStrin
 pub static S3_REGION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"us-east-1"));
 pub static S3_ALLOW_HTTP: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static S3_PATH_STYLE: GucSetting<bool> = GucSetting::<bool>::new(false);
-pub static S3_ACCESS_KEY_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static S3_SECRET_ACCESS_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static S3_SESSION_TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static S3_CREDENTIALS_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static S3_PROFILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"default"));
 pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
@@ -292,23 +289,23 @@ pub fn define_export_settings() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    let secret = GucFlags::SUPERUSER_ONLY | GucFlags::DISALLOW_IN_AUTO_FILE;
-    let secrets = [
-        (c"kt_governance.s3_access_key_id", c"S3 access key id (postgresql.conf only).", &S3_ACCESS_KEY_ID),
-        (c"kt_governance.s3_secret_access_key", c"S3 secret access key (postgresql.conf only; hidden from non-superusers).", &S3_SECRET_ACCESS_KEY),
-        (c"kt_governance.s3_session_token", c"S3 session token (postgresql.conf only).", &S3_SESSION_TOKEN),
+    // No setting holds a secret: a refused SET of one would put it in the server log's STATEMENT
+    // line. Keys come from a credentials file this setting names, or the server's environment
+    // (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), as pg_parquet reads them.
+    let file_only = GucFlags::SUPERUSER_ONLY | GucFlags::DISALLOW_IN_AUTO_FILE;
+    let files = [
         (c"kt_governance.s3_credentials_file", c"AWS shared-credentials file to read S3 keys from (postgresql.conf only).", &S3_CREDENTIALS_FILE),
         (c"kt_governance.s3_profile", c"Profile to use from kt_governance.s3_credentials_file.", &S3_PROFILE),
     ];
-    for (name, short, setting) in secrets {
+    for (name, short, setting) in files {
         GucRegistry::define_string_guc(
             name,
             short,
-            c"Reload-only: SET and ALTER SYSTEM are refused so the value never lands in logs or \
-              postgresql.auto.conf. Unset: the standard AWS environment and credentials chain.",
+            c"Reload-only: SET and ALTER SYSTEM are refused. Unset: the server's environment \
+              (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) and the standard AWS chain.",
             setting,
             GucContext::Sighup,
-            secret,
+            file_only,
         );
     }
 }

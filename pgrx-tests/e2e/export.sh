@@ -9,15 +9,21 @@ source "$(dirname "$0")/lib.sh"
 dir="$KT_ROOT/build/e2e_export"; port=55435
 py="$KT_ROOT/build/venv/bin/python"; check_py="$KT_ROOT/pgrx-tests/e2e/parquet_check.py"
 out="$(e2e_tmp export)"   # directly under /tmp: the server (user postgres) writes here
-s3_port=55436; s3="http://127.0.0.1:$s3_port"
+s3_port=55436; s3="http://127.0.0.1:$s3_port"; echo_port=55435
+# keys come from a credentials file (no setting holds a secret)
+creds="$(e2e_tmp export_credentials)"
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
 
 "$KT_ROOT/build/venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$KT_ROOT/build/moto.log" 2>&1 &
 moto_pid=$!
 cluster_create "$dir" "$port" "timezone = 'UTC'" \
     "kt_governance.s3_endpoint = '$s3'" "kt_governance.s3_allow_http = on" "kt_governance.s3_path_style = on" \
-    "kt_governance.s3_access_key_id = 'test'" "kt_governance.s3_secret_access_key = 'test'"
-trap 'cluster_destroy "$dir"; kill $moto_pid 2>/dev/null || true; rm -rf "$out"' EXIT
+    "kt_governance.s3_credentials_file = '$creds'"
+printf '[default]\naws_access_key_id = kt-e2e-key-id-0001\naws_secret_access_key = kt-e2e-secret-key-0001\naws_session_token = kt-e2e-session-token-0001\n' > "$creds"
+chown postgres:postgres "$creds"; chmod 600 "$creds"
+"$py" "$check_py" s3-echo-server "$echo_port" &
+echo_pid=$!
+trap 'cluster_destroy "$dir"; kill $moto_pid $echo_pid 2>/dev/null || true; rm -rf "$out" "$creds"' EXIT
 rm -rf "$out"; mkdir -p "$out"; chown postgres:postgres "$out"
 for i in $(seq 30); do curl -s -o /dev/null "$s3" && break; sleep 0.5; done
 "$py" "$check_py" s3-mkbucket "$s3" kt-lake
@@ -124,20 +130,36 @@ check "admin without pg_write_server_files cannot write server files" \
 check "admin may export to S3" "$(as_role kt_e2e_admin "SELECT kt_export_events('s3://kt-lake/admin', '$lo', '$hi')")" ok
 check "admin cannot schedule server-file exports either" \
     "$(as_role kt_e2e_admin "SELECT kt_add_export_schedule('x', 'file://$out/c')")" 42501
-check "secret settings are hidden from non-superusers" \
-    "$(as_role kt_e2e_admin "SELECT kt_governance_internal.kt_setting('s3_secret_access_key')")$(kt_psql "$dir" "$port" -d kt -U kt_e2e_admin -At -c "SELECT count(*) FROM pg_settings WHERE name = 'kt_governance.s3_secret_access_key'")" 425010
+check "no setting holds a secret (a refused SET would echo it into the log)" \
+    "$(sql "SELECT count(*) FROM pg_settings WHERE name LIKE 'kt_governance.%' AND name ~ '(secret|key_id|token|password)'")" 0
+check "the credentials file setting is hidden from non-superusers" \
+    "$(as_role kt_e2e_admin "SELECT kt_governance_internal.kt_setting('s3_credentials_file')")$(kt_psql "$dir" "$port" -d kt -U kt_e2e_admin -At -c "SELECT count(*) FROM pg_settings WHERE name = 'kt_governance.s3_credentials_file'")" 425010
 loaded="SELECT kt_governance_internal.kt_setting('premake');"
-check "SET of a secret is refused" "$(sql_err "$loaded SET kt_governance.s3_secret_access_key = 'x'")" 55P02
-check "ALTER SYSTEM of a secret is refused" "$(sql_err "$loaded" "ALTER SYSTEM SET kt_governance.s3_secret_access_key = 'x'")" 55P02
-check "SET before the library loads does not take" \
-    "$(sql "SET kt_governance.s3_secret_access_key = 'x'; $loaded SELECT current_setting('kt_governance.s3_secret_access_key')" 2>/dev/null | tail -1)" test
-# ALTER SYSTEM in a session that has not loaded the library cannot be stopped; the secret is
+check "SET of the credentials file is refused" "$(sql_err "$loaded SET kt_governance.s3_credentials_file = '/tmp/x'")" 55P02
+check "ALTER SYSTEM of the credentials file is refused" "$(sql_err "$loaded" "ALTER SYSTEM SET kt_governance.s3_credentials_file = '/tmp/x'")" 55P02
+# ALTER SYSTEM in a session that has not loaded the library cannot be stopped; the setting is
 # then refused where it would be used
-kt_psql "$dir" "$port" -d kt -c "ALTER SYSTEM SET kt_governance.s3_secret_access_key = 'leaked'" -c "SELECT pg_reload_conf()" >/dev/null
+kt_psql "$dir" "$port" -d kt -c "ALTER SYSTEM SET kt_governance.s3_credentials_file = '/tmp/x'" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1
-check "a secret from ALTER SYSTEM is refused at use" "$(sql_err "SELECT kt_export_events('s3://kt-lake/z', '$lo', '$hi')")" F0000
-kt_psql "$dir" "$port" -d kt -c "ALTER SYSTEM RESET kt_governance.s3_secret_access_key" -c "SELECT pg_reload_conf()" >/dev/null
+check "a credentials file from ALTER SYSTEM is refused at use" "$(sql_err "SELECT kt_export_events('s3://kt-lake/z', '$lo', '$hi')")" F0000
+kt_psql "$dir" "$port" -d kt -c "ALTER SYSTEM RESET kt_governance.s3_credentials_file" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1
+# issue 20 class 5: an S3 server whose error bodies echo the credentials it was sent. The
+# keys reach neither the client's error, nor the schedule row, nor job history, nor the log.
+echo_dest="SET kt_governance.s3_endpoint = 'http://127.0.0.1:$echo_port';"
+echo_err="$(kt_psql "$dir" "$port" -d kt -At -c "$echo_dest SELECT kt_export_events('s3://kt-lake/echo', '$lo', '$hi')" 2>&1 || true)"
+check "the echoing server refused the export" "$(echo "$echo_err" | grep -c 'SignatureDoesNotMatch')" 1
+check "no credential in the client's error" "$(echo "$echo_err" | grep -c 'kt-e2e-key-id-0001\|kt-e2e-secret-key-0001\|kt-e2e-session-token-0001')" 0
+kt_psql "$dir" "$port" -d kt -c "ALTER DATABASE kt SET kt_governance.s3_endpoint = 'http://127.0.0.1:$echo_port'" >/dev/null
+sql "SELECT kt_add_export_schedule('echoing', 's3://kt-lake/echo', '1 minute', start_from => '$lo')" >/dev/null
+kt_psql "$dir" "$port" -d kt -At -c "SELECT status FROM kt_run_job('export')" -c "SELECT status FROM kt_run_job('export')" >/dev/null 2>&1 || true
+check "the schedule recorded the failure" "$(sql "SELECT last_error_message LIKE '%SignatureDoesNotMatch%' FROM kt_export_schedules WHERE schedule_name = 'echoing'")" t
+check "no credential in schedules, runs or job history" \
+    "$(sql "SELECT count(*) FROM (SELECT last_error_message AS m FROM kt_export_schedules UNION ALL SELECT message FROM kt_job_runs) t
+            WHERE m ~ 'kt-e2e-(key-id|secret-key|session-token)-0001'")" 0
+check "no credential in the server log" "$(grep -c 'kt-e2e-key-id-0001\|kt-e2e-secret-key-0001\|kt-e2e-session-token-0001' "$dir/server.log" || true)" 0
+sql "SELECT kt_remove_export_schedule('echoing')" >/dev/null
+kt_psql "$dir" "$port" -d kt -c "ALTER DATABASE kt RESET kt_governance.s3_endpoint" >/dev/null
 check "the admin's S3 export is complete" "$("$py" "$check_py" s3-list "$s3" kt-lake admin | grep -c '\.parquet$')" 22
 
 echo "-- cancelled and killed exports leave no visible file"
@@ -206,9 +228,13 @@ kt_psql "$dir" "$port" -d kt -c "CALL kt_run_export_schedules()" >/dev/null
 check "every stored event exported exactly once over the schedule's runs (Hive glob)" \
     "$(reader_summary "$out/sched")" "$(db_summary "true")"
 check "a schedule's unexported rows are spared by retention" \
-    "$(sql "UPDATE kt_export_schedules SET spare_from_retention = true, enabled = false WHERE schedule_name = 'lake';
+    "$(sql "UPDATE kt_export_schedules SET spare_from_retention = true, next_run_at = now() + interval '1 day' WHERE schedule_name = 'lake';
             INSERT INTO ai_decision_events (id, \"timestamp\", decision, model, provider, gateway_id) VALUES ('late-old', '2026-01-02', 'allowed', 'm', 'p', 'g');
             SELECT events_held FROM kt_apply_retention(24 * 100)")" 1
+# a disabled schedule never exports, so it would keep every later row forever: it spares nothing
+check "a disabled schedule spares nothing" \
+    "$(sql "UPDATE kt_export_schedules SET enabled = false WHERE schedule_name = 'lake';
+            SELECT events_held FROM kt_apply_retention(24 * 100)")" 0
 echo "-- retention archives to Parquet before it removes anything"
 sql "SELECT count(*) FROM kt_create_partitions('2020-01-01', '2020-03-01')" >/dev/null
 sql "SELECT kt_generate_sample_events(4000, 50, 12, '2020-02-20')" >/dev/null

@@ -126,8 +126,45 @@ def s3_keys(endpoint, bucket, prefix):
         token = page["NextContinuationToken"]
 
 
+def echo_server(port):
+    """An S3 endpoint that refuses every request the way AWS refuses a bad signature: 403 with a
+    SignatureDoesNotMatch body echoing the access key id, the string to sign and the session
+    token it was sent (AWS does echo the first two). Used to prove error text is scrubbed."""
+    import http.server
+    import re
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            auth = self.headers.get("Authorization", "")
+            key = (re.search(r"Credential=([^/]+)/", auth) or [None, "none"])[1]
+            token = self.headers.get("x-amz-security-token", "none")
+            body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch</Code>"
+                    "<Message>The request signature we calculated does not match the signature you provided.</Message>"
+                    f"<AWSAccessKeyId>{key}</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256 {auth}</StringToSign>"
+                    f"<Token>{token}</Token><SignatureProvided>{auth[-16:]}</SignatureProvided></Error>").encode()
+            length = int(self.headers.get("Content-Length", 0) or 0)
+            if length:
+                self.rfile.read(length)
+            self.send_response(403)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = answer
+
+        def log_message(self, *args):
+            pass
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), Refuse).serve_forever()
+
+
 def main():
     cmd = sys.argv[1]
+    if cmd == "s3-echo-server":
+        echo_server(sys.argv[2])
+        return
     if cmd == "summary":
         summarize(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
     elif cmd == "s3-list":

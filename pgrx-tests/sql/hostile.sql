@@ -84,7 +84,7 @@ INSERT INTO hostile VALUES
  ('remove unknown schedule', $$SELECT kt_remove_export_schedule('nope')$$),
  ('setting premake negative', $$SET kt_governance.premake = -1$$),
  ('setting unknown partition interval', $$SET kt_governance.partition_interval = 'hourly'$$),
- ('setting secret with SET', $$SET kt_governance.s3_secret_access_key = 'x'$$);
+ ('setting the credentials file with SET', $$SET kt_governance.s3_credentials_file = '/tmp/x'$$);
 SELECT case_name, pg_temp.try(stmt) AS outcome FROM hostile ORDER BY case_name;
 SELECT count(*) AS hostile_cases,
        count(*) FILTER (WHERE pg_temp.try(stmt) LIKE 'XX%') AS internal_errors
@@ -166,7 +166,7 @@ INSERT INTO role_cases VALUES
  ('run a job', $$SELECT kt_run_job('refresh_metrics')$$),
  ('export to S3', $$SELECT kt_export_events('s3://X/invalid-bucket-name', '2026-01-01', '2026-01-02')$$),
  ('export to server files', $$SELECT kt_export_events('file:///tmp/kt_role_test', '2026-01-01', '2026-01-02')$$),
- ('read an S3 secret', $$SELECT kt_governance_internal.kt_setting('s3_secret_access_key')$$);
+ ('read the S3 credentials file setting', $$SELECT kt_governance_internal.kt_setting('s3_credentials_file')$$);
 CREATE FUNCTION pg_temp.as_role(r text, stmt text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE outcome text;
 BEGIN

@@ -11,6 +11,7 @@
 
 mod columns;
 mod manifest;
+mod scrub;
 mod sink;
 
 use parquet::arrow::ArrowWriter;

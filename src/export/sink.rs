@@ -34,8 +34,9 @@ pub struct Published {
     pub sha256: String,
 }
 
+/// Every export error goes through here, scrubbed: it may hold an S3 response body.
 pub fn fail(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
-    ereport!(PgLogLevel::ERROR, code, message, hint);
+    ereport!(PgLogLevel::ERROR, code, crate::export::scrub::scrub(&message), hint);
     unreachable!("ereport(ERROR) does not return")
 }
 
@@ -150,9 +151,14 @@ fn s3_store(bucket: &str) -> AmazonS3 {
         let profile = setting(&settings::S3_PROFILE).unwrap_or_else(|| "default".into());
         (key, secret, token) = credentials_from_file(&file, &profile);
     }
-    key = secret_setting("kt_governance.s3_access_key_id", &settings::S3_ACCESS_KEY_ID).or(key);
-    secret = secret_setting("kt_governance.s3_secret_access_key", &settings::S3_SECRET_ACCESS_KEY).or(secret);
-    token = secret_setting("kt_governance.s3_session_token", &settings::S3_SESSION_TOKEN).or(token);
+    // every key in reach is scrubbed from error text, wherever it came from
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    crate::export::scrub::remember_secrets(
+        [key.clone(), secret.clone(), token.clone()]
+            .into_iter()
+            .chain(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"].map(from_env))
+            .flatten(),
+    );
     if let (Some(key), Some(secret)) = (key, secret) {
         builder = builder.with_access_key_id(key).with_secret_access_key(secret);
         if let Some(token) = token {
@@ -265,34 +271,34 @@ impl Sink {
     fn upload(&self, staged: &Path, relative: &str) -> Result<(), String> {
         let Sink::S3 { store, runtime, .. } = self else { unreachable!("only S3 uploads") };
         let location = self.object(relative);
-        let size = fs::metadata(staged).map_err(|e| e.to_string())?.len() as usize;
-        let mut file = File::open(staged).map_err(|e| e.to_string())?;
+        let size = fs::metadata(staged).map_err(|e| crate::export::scrub::scrub(&e.to_string()))?.len() as usize;
+        let mut file = File::open(staged).map_err(|e| crate::export::scrub::scrub(&e.to_string()))?;
         if size <= PART_BYTES {
             let mut body = Vec::with_capacity(size);
-            file.read_to_end(&mut body).map_err(|e| e.to_string())?;
-            runtime.block_on(store.put(&location, PutPayload::from(body))).map_err(|e| e.to_string())?;
+            file.read_to_end(&mut body).map_err(|e| crate::export::scrub::scrub(&e.to_string()))?;
+            runtime.block_on(store.put(&location, PutPayload::from(body))).map_err(|e| crate::export::scrub::scrub(&e.to_string()))?;
             return Ok(());
         }
         // a multipart upload stays invisible until complete(); an error or a cancel between
         // parts aborts it, so no reader ever sees part of the file
-        let mut upload = runtime.block_on(store.put_multipart(&location)).map_err(|e| e.to_string())?;
+        let mut upload = runtime.block_on(store.put_multipart(&location)).map_err(|e| crate::export::scrub::scrub(&e.to_string()))?;
         let mut buffer = vec![0u8; PART_BYTES];
         loop {
-            let n = read_full(&mut file, &mut buffer).map_err(|e| e.to_string())?;
+            let n = read_full(&mut file, &mut buffer).map_err(|e| crate::export::scrub::scrub(&e.to_string()))?;
             if n == 0 {
                 break;
             }
             let part = upload.put_part(PutPayload::from(buffer[..n].to_vec()));
             if let Err(e) = runtime.block_on(part) {
                 let _ = runtime.block_on(upload.abort());
-                return Err(e.to_string());
+                return Err(crate::export::scrub::scrub(&e.to_string()));
             }
             if interrupt_pending() {
                 let _ = runtime.block_on(upload.abort());
                 check_for_interrupts!();
             }
         }
-        runtime.block_on(upload.complete()).map_err(|e| e.to_string())?;
+        runtime.block_on(upload.complete()).map_err(|e| crate::export::scrub::scrub(&e.to_string()))?;
         Ok(())
     }
 
