@@ -349,6 +349,9 @@ REVOKE ALL ON FUNCTION kt_export_events(text, timestamptz, timestamptz, text, in
                        kt_remove_export_schedule(text), kt_export_horizon(), kt_export_claim_due(), kt_export_job(),
                        kt_export_spare_from() FROM PUBLIC;
 REVOKE ALL ON PROCEDURE kt_run_export_schedules() FROM PUBLIC;
+-- kt_export_range is internal but runs as its caller (the file-privilege check needs the
+-- caller's roles), so admins, whose kt_export_events calls it, execute it; a manifest it would
+-- replace must be theirs (src/export/mod.rs)
 GRANT EXECUTE ON FUNCTION kt_export_events(text, timestamptz, timestamptz, text, integer, boolean, text, text, text, text),
                           kt_export_range(text, timestamptz, timestamptz, text, text, integer, boolean, text, text, text, text, text, text),
                           kt_add_export_schedule(text, text, interval, timestamptz, text, integer, boolean, text, text, text, text, boolean),

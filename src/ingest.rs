@@ -330,10 +330,13 @@ fn quarantine(schema: &str, index: usize, raw: &Value, p: &Problem) {
     crate::owner::as_extension_owner(|| Spi::run_with_args(&sql, &args)).expect("recording a quarantined record");
 }
 
-#[pg_extern(volatile, parallel_unsafe, name = "kt_ingest")]
+/// The body of kt_ingest(jsonb) (sql/ingest.sql), which passes the document as text: jsonb
+/// takes numbers (1e400) that do not fit a JSON parser's float, and pgrx's own jsonb argument
+/// conversion fails on those with XX000; parsed here, they get a clear 22P02.
+#[pg_extern(volatile, parallel_unsafe, name = "kt_ingest_json", schema = "kt_governance_internal")]
 #[search_path(pg_catalog, kt_governance_internal, pg_temp)]
 fn ingest(
-    events: pgrx::JsonB,
+    events: &str,
     mode: default!(&str, "'strict'"),
     assume_utc: default!(bool, false),
 ) -> TableIterator<
@@ -361,7 +364,16 @@ fn ingest(
     };
     // kt_ingest itself belongs to the extension, so the schema is always there
     let schema = crate::extension_schema().unwrap_or_else(|| "public".into());
-    let all = records(&events.0);
+    let events: Value = serde_json::from_str(events).unwrap_or_else(|e| {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            format!("kt_ingest: the events are not JSON this loader can read: {e}"),
+            "Numbers must fit a double precision value (latency_ms, tokens and cost_usd are far below that)."
+        );
+        unreachable!("ereport(ERROR) does not return")
+    });
+    let all = records(&events);
     let mut good: Vec<EventRow> = Vec::with_capacity(all.len());
     let mut quarantined = 0i64;
     for (index, raw) in all.iter().enumerate() {

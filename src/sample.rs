@@ -237,11 +237,11 @@ fn end_micros(end_time: Option<TimestampWithTimeZone>) -> i64 {
 /// The arguments, checked before anything is generated: the events must fit the range the
 /// table takes ("timestamp" from 1970-01-01 to before 10000-01-01 UTC).
 fn check_span(n: i64, days: i32, end_us: i64) -> Span {
-    if n < 0 || days < 1 {
+    if !(0..=1_000_000_000).contains(&n) || days < 1 {
         ereport!(
             PgLogLevel::ERROR,
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("n must be >= 0 and days >= 1 (got n = {n}, days = {days})")
+            format!("n must be between 0 and 1000000000 and days >= 1 (got n = {n}, days = {days})")
         );
     }
     const UNIX_EPOCH_US: i64 = -946_684_800_000_000; // 1970-01-01 in PostgreSQL's microseconds

@@ -17,12 +17,20 @@ fn gamma() -> f64 {
 
 /// Bucket of a latency: values in (gamma^(i-1), gamma^i] share bucket i (>= 1); 0 is bucket 0.
 fn bucket_of(value: f64) -> i32 {
-    if value <= 0.0 {
+    if !(value.is_finite() && value >= 0.0) {
+        refuse(format!("a latency must be a finite number >= 0, got {value}"));
+    }
+    if value == 0.0 {
         0
     } else {
         // +1 keeps values in (0, 1] at index >= 1, away from the zero bucket
-        (value.ln() / gamma().ln()).ceil() as i32 + 1
+        ((value.ln() / gamma().ln()).ceil() as i32).saturating_add(1)
     }
+}
+
+fn refuse(message: String) -> ! {
+    ereport!(PgLogLevel::ERROR, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message);
+    unreachable!("ereport(ERROR) does not return")
 }
 
 /// The value reported for a bucket: the point whose relative error to every value in the
@@ -92,10 +100,14 @@ fn kt_sketch_bucket(latency_ms: f64) -> i32 {
 /// Builds a sketch from bucket indexes and their counts (array_agg of a GROUP BY).
 #[pg_extern(immutable, parallel_safe, strict, schema = "kt_governance_internal")]
 fn kt_sketch_build(buckets: Vec<Option<i32>>, counts: Vec<Option<i64>>) -> Vec<u8> {
+    if buckets.len() != counts.len() {
+        refuse(format!("{} buckets but {} counts", buckets.len(), counts.len()));
+    }
     let mut sketch = Counts::new();
     for (bucket, count) in buckets.into_iter().zip(counts) {
         if let (Some(b), Some(c)) = (bucket, count) {
-            *sketch.entry(b).or_insert(0) += c;
+            let total = sketch.entry(b).or_insert(0);
+            *total = total.checked_add(c).filter(|_| c >= 0).unwrap_or_else(|| refuse(format!("bad count {c} for bucket {b}")));
         }
     }
     encode(&sketch)

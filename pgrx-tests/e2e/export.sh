@@ -130,6 +130,28 @@ check "admin without pg_write_server_files cannot write server files" \
 check "admin may export to S3" "$(as_role kt_e2e_admin "SELECT kt_export_events('s3://kt-lake/admin', '$lo', '$hi')")" ok
 check "admin cannot schedule server-file exports either" \
     "$(as_role kt_e2e_admin "SELECT kt_add_export_schedule('x', 'file://$out/c')")" 42501
+# issue 20 class 4: a manifest is replaced only by whoever wrote it, and a previous manifest is
+# trusted only for plain part-file names inside its own destination
+sql "CREATE ROLE kt_e2e_admin2 LOGIN IN ROLE kt_governance_admin" >/dev/null
+check "another admin may not replace an admin's manifest (and delete its files)" \
+    "$(as_role kt_e2e_admin2 "SELECT kt_export_events('s3://kt-lake/admin', '$lo', '$hi')")" 42501
+check "the first admin's files are all still there" "$("$py" "$check_py" s3-list "$s3" kt-lake admin | grep -c '\.parquet$')" 22
+check "the admin who wrote it may" "$(as_role kt_e2e_admin "SELECT kt_export_events('s3://kt-lake/admin', '$lo', '$hi')")" ok
+victim="$(e2e_tmp export_victim)"; echo keep > "$victim"; chown postgres:postgres "$victim"
+sql "SELECT kt_export_events('file://$out/plant', '$lo', '$hi')" >/dev/null
+planted="$(ls "$out/plant/_manifests/"*.json | head -1)"
+"$py" - "$planted" "$victim" <<'PY'
+import json, sys
+path, victim = sys.argv[1], sys.argv[2]
+m = json.load(open(path))
+m["datasets"]["events"]["files"] += [{"path": victim}, {"path": "../../../../.." + victim},
+                                     {"path": "events/../../../../../.." + victim}]
+json.dump(m, open(path, "w"))
+PY
+sql "SELECT kt_export_events('file://$out/plant', '$lo', '$hi')" >/dev/null
+check "a planted manifest's absolute and .. paths are not deleted by the re-run" "$(cat "$victim" 2>/dev/null)" keep
+check "no staging file is left in the destination" "$(find "$out/plant" -name '*.tmp' | wc -l)" 0
+rm -f "$victim"
 check "no setting holds a secret (a refused SET would echo it into the log)" \
     "$(sql "SELECT count(*) FROM pg_settings WHERE name LIKE 'kt_governance.%' AND name ~ '(secret|key_id|token|password)'")" 0
 check "the credentials file setting is hidden from non-superusers" \

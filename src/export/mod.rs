@@ -239,7 +239,7 @@ fn open_file(sink: &Sink, ds: &Dataset, spec: &Spec, at_us: i64, seq: usize, lef
     let relative = format!("{}/{directory}/part-{}-{seq:05}.parquet", ds.name, spec.run_id);
     let path = sink.staging_path(&relative, &spec.run_id);
     left.borrow_mut().staged.push(path.clone());
-    let file = File::create(&path).unwrap_or_else(|e| sink::io_fail(&format!("creating {}", path.display()), e));
+    let file = sink::create_staged(&path);
     let writer = ArrowWriter::try_new(file, ds.schema(), Some(writer_properties(ds, spec)))
         .expect("the dataset schema is valid Parquet");
     let staged = Staged { relative, path, rows: 0, min_us: i64::MAX, max_us: i64::MIN };
@@ -354,10 +354,38 @@ fn publish_all(sink: &Sink, staged: Vec<Staged>, left: &RefCell<Leftovers>) -> V
         .collect()
 }
 
+fn manifest_path(spec: &Spec) -> String {
+    format!("_manifests/{}.json", spec.manifest_name)
+}
+
+fn session_user() -> String {
+    Spi::get_one::<String>("SELECT pg_catalog.session_user()::pg_catalog.text")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// A manifest is replaced, and the files it lists removed, only by the role that wrote it or a
+/// superuser: an admin re-using a retention archive's manifest name used to empty the archive.
+/// Checked before anything is written.
+fn refuse_foreign_manifest(sink: &Sink, spec: &Spec, destination: &str, me: &str) {
+    let Some(bytes) = sink.read_small(&manifest_path(spec)) else { return };
+    let previous = Manifest::previous(&bytes, destination);
+    let Some(owner) = previous.created_by.filter(|_| previous.ours) else { return };
+    if owner != me && !unsafe { pg_sys::superuser() } {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("export: manifest \"{}\" in {destination} was written by {owner}; only {owner} or a superuser may replace it", spec.manifest_name),
+            "Choose another destination, or another filter or range (the manifest name derives from them)."
+        );
+    }
+}
+
 /// Publishes the manifest, then removes the files of the manifest it replaces.
-fn commit(sink: &Sink, spec: &Spec, destination: &str, outcome: &Outcome) -> String {
-    let relative = format!("_manifests/{}.json", spec.manifest_name);
-    let previous = sink.read_small(&relative).and_then(|bytes| Manifest::file_paths(&bytes));
+fn commit(sink: &Sink, spec: &Spec, destination: &str, outcome: &Outcome, me: &str) -> String {
+    let relative = manifest_path(spec);
+    let previous = sink.read_small(&relative).map(|bytes| Manifest::previous(&bytes, destination).paths);
     let document = Manifest {
         run_id: &spec.run_id,
         destination,
@@ -371,6 +399,7 @@ fn commit(sink: &Sink, spec: &Spec, destination: &str, outcome: &Outcome) -> Str
         files: &outcome.files,
         events: outcome.events,
         evaluations: outcome.evaluations,
+        created_by: me,
     };
     sink.write_small(&relative, &document.to_json(), &spec.run_id);
     for old in previous.unwrap_or_default() {
@@ -392,7 +421,7 @@ fn run_export(sink: &Sink, schema: &str, spec: &Spec, destination: &str, left: &
         staged.extend(more);
     }
     let outcome = Outcome { files: publish_all(sink, staged, left), events, evaluations };
-    let manifest = commit(sink, spec, destination, &outcome);
+    let manifest = commit(sink, spec, destination, &outcome, &session_user());
     left.borrow_mut().forget();
     (outcome, manifest)
 }
@@ -485,6 +514,7 @@ fn kt_export_range(
     }
     let sink = Sink::open(destination);
     sink.probe(&spec.run_id);
+    refuse_foreign_manifest(&sink, &spec, destination, &session_user());
     let schema = crate::extension_schema().expect("kt_export_range belongs to the extension");
     let left = RefCell::new(Leftovers::default());
     // the closure only borrows; nothing it touches is observed half-updated after an error

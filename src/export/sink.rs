@@ -48,6 +48,25 @@ pub fn io_fail(what: &str, error: impl std::fmt::Display) -> ! {
     )
 }
 
+/// 16 random bytes from PostgreSQL's strong random source, as hex.
+fn unguessable() -> String {
+    let mut bytes = [0u8; 16];
+    if !unsafe { pg_sys::pg_strong_random(bytes.as_mut_ptr().cast(), bytes.len()) } {
+        fail(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "export: no random bytes for a staging name".into(), "");
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a staging file that must not exist yet: O_CREAT | O_EXCL, which also refuses a
+/// symlink in its place instead of following it.
+pub fn create_staged(path: &Path) -> File {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .unwrap_or_else(|e| io_fail(&format!("creating {}", path.display()), e))
+}
+
 pub fn is_local(destination: &str) -> bool {
     destination.starts_with("file://")
 }
@@ -225,8 +244,11 @@ impl Sink {
         }
     }
 
-    /// Where to write a file before it is published as `relative`.
+    /// Where to write a file before it is published as `relative`: a name nobody can guess (a
+    /// planted file or symlink there would otherwise receive the export), created exclusively
+    /// by `create_staged`.
     pub fn staging_path(&self, relative: &str, run_id: &str) -> PathBuf {
+        let token = unguessable();
         match self {
             Sink::Local { root } => {
                 let target = root.join(relative);
@@ -234,14 +256,14 @@ impl Sink {
                 fs::create_dir_all(dir)
                     .unwrap_or_else(|e| io_fail(&format!("creating directory {}", dir.display()), e));
                 let name = target.file_name().expect("a file name").to_string_lossy();
-                dir.join(format!(".{name}.{run_id}.tmp"))
+                dir.join(format!(".{name}.{run_id}.{token}.tmp"))
             }
             Sink::S3 { .. } => {
                 // PostgreSQL removes pgsql_tmp* files in base/pgsql_tmp when it restarts
                 let dir = PathBuf::from("base/pgsql_tmp");
                 fs::create_dir_all(&dir).unwrap_or_else(|e| io_fail("creating base/pgsql_tmp", e));
                 let flat = relative.replace('/', "_");
-                dir.join(format!("pgsql_tmp_kt_export_{}_{run_id}_{flat}", std::process::id()))
+                dir.join(format!("pgsql_tmp_kt_export_{}_{run_id}_{token}_{flat}", std::process::id()))
             }
         }
     }
@@ -320,8 +342,8 @@ impl Sink {
     /// Writes a small file (a manifest) atomically.
     pub fn write_small(&self, relative: &str, content: &[u8], run_id: &str) -> Published {
         let staged = self.staging_path(relative, run_id);
-        File::create(&staged)
-            .and_then(|mut f| f.write_all(content))
+        create_staged(&staged)
+            .write_all(content)
             .unwrap_or_else(|e| io_fail(&format!("writing {}", staged.display()), e));
         self.publish(&staged, relative)
     }
