@@ -1,9 +1,9 @@
 -- Parquet export (src/export/): kt_export_events() for one range, and export schedules that
 -- the worker runs with a watermark so each row is exported exactly once.
 
-COMMENT ON FUNCTION kt_export_range(text, timestamptz, timestamptz, text, text, integer, boolean, text, text, text, text, text, text) IS
-    'Internal engine of kt_export_events() and the export schedules: range_column ''timestamp'' (event time) or ''created_at'' (storage time); manifest_name and run_id name the manifest and files (generated when NULL). Requires kt_governance_admin, plus pg_write_server_files for file:// destinations.';
-REVOKE ALL ON FUNCTION kt_export_range(text, timestamptz, timestamptz, text, text, integer, boolean, text, text, text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION kt_export_range(text, timestamptz, timestamptz, text, text, integer, boolean, text, text, text, text, text, text, text) IS
+    'Internal engine of kt_export_events() and the export schedules: range_column ''timestamp'' (event time) or ''created_at'' (storage time); manifest_name and run_id name the manifest and files (generated when NULL); run_as (the export job only, as a superuser) runs the export as the schedule''s creator, with its privileges and row-level security. Requires kt_governance_admin, plus pg_write_server_files for file:// destinations. A manifest it would replace must have been written by the same role.';
+REVOKE ALL ON FUNCTION kt_export_range(text, timestamptz, timestamptz, text, text, integer, boolean, text, text, text, text, text, text, text) FROM PUBLIC;
 
 CREATE FUNCTION kt_export_events(
     destination text,
@@ -286,7 +286,7 @@ BEGIN
     BEGIN
         SELECT * INTO r FROM kt_export_range(s.destination, s.pending_lo, s.pending_hi, 'created_at', s.compression,
             s.row_group_size, s.include_evaluations, s.decision, s.gateway_id, s.team_id, s.layout,
-            s.schedule_name || '_' || s.pending_run_id, s.pending_run_id);
+            s.schedule_name || '_' || s.pending_run_id, s.pending_run_id, run_as => s.created_by);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = MESSAGE_TEXT;
         UPDATE @extschema@.kt_export_schedules x
@@ -353,7 +353,7 @@ REVOKE ALL ON PROCEDURE kt_run_export_schedules() FROM PUBLIC;
 -- caller's roles), so admins, whose kt_export_events calls it, execute it; a manifest it would
 -- replace must be theirs (src/export/mod.rs)
 GRANT EXECUTE ON FUNCTION kt_export_events(text, timestamptz, timestamptz, text, integer, boolean, text, text, text, text),
-                          kt_export_range(text, timestamptz, timestamptz, text, text, integer, boolean, text, text, text, text, text, text),
+                          kt_export_range(text, timestamptz, timestamptz, text, text, integer, boolean, text, text, text, text, text, text, text),
                           kt_add_export_schedule(text, text, interval, timestamptz, text, integer, boolean, text, text, text, text, boolean),
                           kt_remove_export_schedule(text) TO kt_governance_admin;
 GRANT EXECUTE ON PROCEDURE kt_run_export_schedules() TO kt_governance_admin;

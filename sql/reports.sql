@@ -72,7 +72,8 @@ BEGIN
     -- the decisions rollup has no gateway/team/model, and UTC hours only make days of zones
     -- that are whole hours from UTC; otherwise everything is read from raw rows
     use_rollups := f_gateway IS NULL AND f_team IS NULL AND f_model IS NULL
-                   AND kt_zone_has_whole_hours(zone, w.window_start, w.window_end);
+                   AND kt_zone_has_whole_hours(zone, w.window_start, w.window_end)
+                   AND NOT kt_rls_applies();
     raw := kt_raw_ranges(w.window_start, w.window_end, use_rollups, frozen);
     -- With rollups, each partial edge range lies inside one UTC hour, hence inside one day of
     -- the zone: its rows are summed per decision and dated by the range's start, without a
@@ -149,7 +150,9 @@ DECLARE
     -- UTC days holding a dirty hour: their daily rows are stale (a handful at most)
     dirty_days timestamptz[] := ARRAY(SELECT DISTINCT date_trunc('day', d.bucket, 'UTC') FROM kt_dirty_hours d
                                       WHERE d.bucket >= frozen);
-    raw record := kt_raw_ranges(w.window_start, w.window_end, true, frozen);
+    -- rollups hold every row; a caller that row-level security limits reads raw rows only
+    rls boolean := kt_rls_applies();
+    raw record := kt_raw_ranges(w.window_start, w.window_end, NOT rls, frozen);
 BEGIN
     IF decisions IS NULL OR cardinality(decisions) = 0 THEN
         RAISE EXCEPTION 'decisions must list at least one decision' USING ERRCODE = 'invalid_parameter_value';
@@ -162,7 +165,7 @@ BEGIN
         SELECT r.team_id AS team, r.model AS mdl, r.request_count AS n, r.total_input_tokens AS tin,
                r.total_output_tokens AS tout, r.total_cost AS cost
         FROM kt_rollup_spend_daily r
-        WHERE r.bucket >= days.first_hour AND r.bucket < days.end_hour
+        WHERE NOT rls AND r.bucket >= days.first_hour AND r.bucket < days.end_hour
           AND r.decision = ANY (decisions)
           AND r.bucket <> ALL (dirty_days)
         UNION ALL
@@ -174,7 +177,7 @@ BEGIN
         CROSS JOIN LATERAL (SELECT * FROM kt_rollup_spend_hourly x
                             WHERE x.bucket >= hourly.range_start AND x.bucket < hourly.range_end
                             OFFSET 0) r
-        WHERE r.decision = ANY (decisions)
+        WHERE NOT rls AND r.decision = ANY (decisions)
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
                           AND d.bucket >= frozen)
         UNION ALL
@@ -282,7 +285,8 @@ DECLARE
     whole record := kt_rollup_hours(w.window_start, w.window_end);
     -- the metrics rollup has gateway and model but not team; hours must be whole in this zone
     use_rollups boolean := coalesce(dimension, '') <> 'team_id'
-        AND kt_zone_has_whole_hours(current_setting('TimeZone'), w.window_start, w.window_end);
+        AND kt_zone_has_whole_hours(current_setting('TimeZone'), w.window_start, w.window_end)
+        AND NOT kt_rls_applies();
     -- A partial edge hour is read either as its rows inside the window, or as the hour's rollup
     -- rows minus its rows outside the window, whichever reads fewer rows. For the usual window
     -- ending now, the last hour's rows outside it are in the future: none to read.

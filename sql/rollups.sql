@@ -676,11 +676,26 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_refresh_metrics(timestamptz) IS 'Brings every dirty hour (kt_dirty_hours) of every rollup up to date, exactly, in the caller''s transaction: hours changed only by summed inserts get their kt_rollup_deltas merged in; the others are recomputed from raw rows. A concurrent refresh waits for it. up_to: only hours starting before it (retention refreshes up to its cutoff). Returns how many hours were refreshed (hours_merged of them from deltas), the rollup rows written and the hours'' span. The worker runs it every kt_governance.refresh_interval.';
 
-CREATE VIEW governance_metrics_hourly AS
+-- Rollups are computed over every row. Where row-level security limits what the caller sees
+-- of the documented tables, a report must give exactly what the caller's visible rows give, so
+-- reports and views read raw rows only for such a caller (as the caller: the policies apply).
+CREATE FUNCTION kt_governance_internal.kt_rls_applies()
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+    SELECT row_security_active('@extschema@.ai_decision_events'::regclass)
+        OR row_security_active('@extschema@.policy_evaluations'::regclass)
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_rls_applies() IS 'Internal: whether row-level security limits what the current user sees of ai_decision_events or policy_evaluations; reports then read raw rows only.';
+
+-- security_invoker: the caller's row-level security policies apply to the raw rows it reads
+CREATE VIEW governance_metrics_hourly WITH (security_invoker = true) AS
 SELECT r.bucket AS hour, r.gateway_id, r.model, r.total_requests, r.allowed, r.blocked, r.escalated,
        r.total_cost, r.p50_latency, r.p99_latency, r.total_input_tokens, r.total_output_tokens, r.redacted
 FROM kt_rollup_metrics_hourly r
-WHERE NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
+WHERE NOT (SELECT kt_rls_applies())
+  AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
                   AND d.bucket >= kt_frozen_before())
 UNION ALL
 -- hours changed since the last refresh, computed live, so the view is always exact
@@ -691,11 +706,22 @@ SELECT d.bucket, e.gateway_id, e.model, count(*),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms),
        sum(e.input_tokens), sum(e.output_tokens), count(*) FILTER (WHERE e.decision = 'redacted')
 FROM (SELECT DISTINCT bucket FROM kt_dirty_hours
-      WHERE bucket >= kt_frozen_before()) d
+      WHERE bucket >= kt_frozen_before() AND NOT (SELECT kt_rls_applies())) d
 CROSS JOIN LATERAL (SELECT * FROM ai_decision_events x
                     WHERE x."timestamp" >= d.bucket AND x."timestamp" < d.bucket + interval '1 hour') e
-GROUP BY d.bucket, e.gateway_id, e.model;
-COMMENT ON VIEW governance_metrics_hourly IS 'The document''s hourly metrics (plus redacted), always exact: refreshed hours from kt_rollup_metrics_hourly, hours changed since the last kt_refresh_metrics() computed live. Hours are UTC hours (as the document''s view in a UTC session). Filter on hour to use the rollup''s key.';
+GROUP BY d.bucket, e.gateway_id, e.model
+UNION ALL
+-- a caller limited by row-level security: every hour from the rows it may see
+SELECT date_trunc('hour', e."timestamp", 'UTC'), e.gateway_id, e.model, count(*),
+       count(*) FILTER (WHERE e.decision = 'allowed'), count(*) FILTER (WHERE e.decision = 'blocked'),
+       count(*) FILTER (WHERE e.decision = 'escalated'), sum(e.cost_usd),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY e.latency_ms),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms),
+       sum(e.input_tokens), sum(e.output_tokens), count(*) FILTER (WHERE e.decision = 'redacted')
+FROM ai_decision_events e
+WHERE (SELECT kt_rls_applies())
+GROUP BY 1, 2, 3;
+COMMENT ON VIEW governance_metrics_hourly IS 'The document''s hourly metrics (plus redacted), always exact: refreshed hours from kt_rollup_metrics_hourly, hours changed since the last kt_refresh_metrics() computed live; for a caller limited by row-level security, every hour computed from the rows it may see. Hours are UTC hours (as the document''s view in a UTC session). Filter on hour to use the rollup''s key.';
 COMMENT ON COLUMN governance_metrics_hourly.hour IS 'Start of the UTC hour.';
 COMMENT ON COLUMN governance_metrics_hourly.gateway_id IS 'Gateway.';
 COMMENT ON COLUMN governance_metrics_hourly.model IS 'Model.';

@@ -79,3 +79,49 @@ pub(crate) fn as_extension_owner<R>(write: impl FnOnce() -> R) -> R {
     }
     result
 }
+
+/// The identity in force before `act_as` switched it, to put back with `restore`.
+pub(crate) struct Acting {
+    caller: pg_sys::Oid,
+    context: i32,
+}
+
+/// Makes `role` the current user for what follows, as a scheduled job runs as the role that
+/// made it (pg_cron and TimescaleDB do the same): its privileges, its row-level security
+/// policies. Only a superuser (the worker's job runner) may switch; an unknown role is an error.
+pub(crate) fn act_as(role: &str) -> Acting {
+    if !unsafe { pg_sys::superuser() } {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "running an export as another role is reserved to the export job"
+        );
+    }
+    let oid = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+        &[role.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("role \"{role}\", which created this export schedule, does not exist"),
+            "Remove the schedule and create it again as a role that exists."
+        );
+        unreachable!("ereport(ERROR) does not return")
+    });
+    let (mut caller, mut context) = (pg_sys::Oid::INVALID, 0);
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut caller, &mut context);
+        pg_sys::SetUserIdAndSecContext(oid, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+    }
+    Acting { caller, context }
+}
+
+impl Acting {
+    pub(crate) fn restore(self) {
+        unsafe { pg_sys::SetUserIdAndSecContext(self.caller, self.context) };
+    }
+}

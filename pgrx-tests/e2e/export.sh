@@ -182,6 +182,24 @@ check "no credential in schedules, runs or job history" \
 check "no credential in the server log" "$(grep -c 'kt-e2e-key-id-0001\|kt-e2e-secret-key-0001\|kt-e2e-session-token-0001' "$dir/server.log" || true)" 0
 sql "SELECT kt_remove_export_schedule('echoing')" >/dev/null
 kt_psql "$dir" "$port" -d kt -c "ALTER DATABASE kt RESET kt_governance.s3_endpoint" >/dev/null
+# issue 20 class 9: a schedule's runs export as the role that made it, with its row-level
+# security, not as the worker's superuser (35,741 rows went out where the owner could see 5,381)
+rls_team="$(sql "SELECT team_id FROM ai_decision_events WHERE team_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")"
+sql "ALTER TABLE ai_decision_events ENABLE ROW LEVEL SECURITY;
+     CREATE POLICY e2e_one_team ON ai_decision_events TO kt_e2e_admin USING (team_id = '$rls_team')" >/dev/null
+as_role kt_e2e_admin "SELECT kt_add_export_schedule('rlsfeed', 's3://kt-lake/rls', '1 minute', include_evaluations => false)" >/dev/null
+kt_psql "$dir" "$port" -d kt -At -c "SELECT status FROM kt_run_job('export')" -c "SELECT status FROM kt_run_job('export')" >/dev/null
+rls_dir="$(e2e_tmp export_rls)"; rm -rf "$rls_dir"
+"$py" "$check_py" s3-fetch "$s3" kt-lake rls "$rls_dir" >/dev/null
+check "the schedule's run exported only the rows its creator may see" \
+    "$("$py" "$check_py" summary "$rls_dir" | grep -o 'events=[0-9]*')" "events=$(sql "SELECT count(*) FROM ai_decision_events WHERE team_id = '$rls_team'")"
+check "and its manifest names the creator" \
+    "$(cat "$rls_dir"/_manifests/*.json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["created_by"])')" kt_e2e_admin
+rm -rf "$rls_dir"
+# (its run record goes too: the schedule checks below count every run)
+sql "SELECT kt_remove_export_schedule('rlsfeed'); DELETE FROM kt_export_runs WHERE schedule_name = 'rlsfeed';
+     DROP POLICY e2e_one_team ON ai_decision_events;
+     ALTER TABLE ai_decision_events DISABLE ROW LEVEL SECURITY" >/dev/null
 check "the admin's S3 export is complete" "$("$py" "$check_py" s3-list "$s3" kt-lake admin | grep -c '\.parquet$')" 22
 
 echo "-- cancelled and killed exports leave no visible file"

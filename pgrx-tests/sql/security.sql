@@ -307,3 +307,45 @@ DELETE FROM kt_export_schedules WHERE schedule_name = 'forged';
 SELECT hold_id = :hold_a AS released_hold, released_by FROM kt_legal_holds WHERE released_at IS NOT NULL AND hold_id = :hold_a;
 SELECT pg_temp.try(format('SELECT kt_release_legal_hold(%s)', :hold_c)) AS superuser_releases;
 DROP ROLE kt_sec_admin_a, kt_sec_admin_b, kt_sec_counsel;
+
+-- Class 9: row-level security is honoured. A reader limited to one team by a policy gets from
+-- every report and from governance_metrics_hourly exactly what its visible rows give (the
+-- rollups, computed over every row, are not used for it); a superuser still sees everything.
+SELECT * FROM kt_refresh_metrics() \gset refreshed_
+SELECT team_id AS rls_team FROM ai_decision_events WHERE team_id IS NOT NULL
+GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1 \gset
+CREATE ROLE kt_sec_team_reader LOGIN IN ROLE kt_governance_reader;
+ALTER TABLE ai_decision_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE policy_evaluations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY one_team ON ai_decision_events TO kt_sec_team_reader USING (team_id = :'rls_team');
+CREATE POLICY one_team ON policy_evaluations TO kt_sec_team_reader
+    USING (EXISTS (SELECT FROM ai_decision_events e WHERE e.id = event_id AND e."timestamp" = event_timestamp));
+SELECT (SELECT count(*) FROM ai_decision_events) AS all_events \gset
+SET ROLE kt_sec_team_reader;
+SELECT count(*) < :all_events AS policy_limits_the_reader FROM ai_decision_events;
+SELECT count(*) AS visible_events FROM ai_decision_events \gset
+SELECT (SELECT sum(event_count) FROM kt_governance_summary(lookback => '3650 days'))
+     = (SELECT count(*) FROM ai_decision_events WHERE "timestamp" >= now() - interval '3650 days') AS summary_gives_visible_rows;
+SELECT count(*) AS spend_rows, bool_and(team = :'rls_team') AS spend_only_the_visible_team,
+       sum(request_count) = (SELECT count(*) FROM ai_decision_events WHERE "timestamp" >= now() - interval '3650 days')
+           AS spend_counts_visible_rows
+FROM (SELECT DISTINCT team, sum(request_count) OVER (PARTITION BY team) AS request_count
+      FROM kt_spend_by_team_model(lookback => '3650 days', decisions => ARRAY['allowed', 'blocked', 'escalated', 'redacted'])) s;
+SELECT (SELECT sum(total_requests) FROM governance_metrics_hourly) = (SELECT count(*) FROM ai_decision_events)
+    AS metrics_view_gives_visible_rows;
+SELECT (SELECT sum(total) FROM kt_anomalies(start_time => now() - interval '3 days', end_time => now() - interval '1 day'))
+     = (SELECT count(*) FROM ai_decision_events WHERE "timestamp" >= now() - interval '3 days' AND "timestamp" < now() - interval '1 day')
+    AS anomalies_give_visible_rows;
+SELECT (SELECT sum(evaluation_count) FROM kt_policy_effectiveness(lookback => '3650 days'))
+     = (SELECT count(*) FROM policy_evaluations pe WHERE pe.event_timestamp >= now() - interval '3650 days')
+    AS policy_report_gives_visible_rows;
+RESET ROLE;
+-- (the superuser's reports come from the rollups, which also keep what erasure removed earlier
+-- in this file: more than the team's rows, whatever the exact number)
+SELECT (SELECT sum(event_count) FROM kt_governance_summary(lookback => '3650 days')) > :visible_events AS superuser_sees_more,
+       (SELECT sum(total_requests) FROM governance_metrics_hourly) > :visible_events AS superuser_view_sees_more;
+DROP POLICY one_team ON ai_decision_events;
+DROP POLICY one_team ON policy_evaluations;
+ALTER TABLE ai_decision_events DISABLE ROW LEVEL SECURITY;
+ALTER TABLE policy_evaluations DISABLE ROW LEVEL SECURITY;
+DROP ROLE kt_sec_team_reader;

@@ -358,8 +358,10 @@ fn manifest_path(spec: &Spec) -> String {
     format!("_manifests/{}.json", spec.manifest_name)
 }
 
-fn session_user() -> String {
-    Spi::get_one::<String>("SELECT pg_catalog.session_user()::pg_catalog.text")
+/// The role the export runs as (the caller, the schedule's creator, or for retention's
+/// archives the extension owner): it is recorded in the manifest.
+fn acting_role() -> String {
+    Spi::get_one::<String>("SELECT pg_catalog.current_user()::pg_catalog.text")
         .ok()
         .flatten()
         .unwrap_or_default()
@@ -421,7 +423,7 @@ fn run_export(sink: &Sink, schema: &str, spec: &Spec, destination: &str, left: &
         staged.extend(more);
     }
     let outcome = Outcome { files: publish_all(sink, staged, left), events, evaluations };
-    let manifest = commit(sink, spec, destination, &outcome, &session_user());
+    let manifest = commit(sink, spec, destination, &outcome, &acting_role());
     left.borrow_mut().forget();
     (outcome, manifest)
 }
@@ -467,6 +469,7 @@ fn kt_export_range(
     layout: default!(&str, "'day'"),
     manifest_name: default!(Option<String>, "NULL"),
     run_id: default!(Option<String>, "NULL"),
+    run_as: default!(Option<String>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -477,6 +480,9 @@ fn kt_export_range(
         name!(manifest, String),
     ),
 > {
+    // a schedule's run exports as the role that made the schedule: its privileges and its
+    // row-level security policies, not the worker's superuser
+    let acting = run_as.as_deref().map(crate::owner::act_as);
     check_privileges(sink::is_local(destination));
     let start_us = finite_micros("start_time", start_time);
     let end_us = finite_micros("end_time", end_time);
@@ -514,7 +520,7 @@ fn kt_export_range(
     }
     let sink = Sink::open(destination);
     sink.probe(&spec.run_id);
-    refuse_foreign_manifest(&sink, &spec, destination, &session_user());
+    refuse_foreign_manifest(&sink, &spec, destination, &acting_role());
     let schema = crate::extension_schema().expect("kt_export_range belongs to the extension");
     let left = RefCell::new(Leftovers::default());
     // the closure only borrows; nothing it touches is observed half-updated after an error
@@ -530,5 +536,8 @@ fn kt_export_range(
         outcome.files.len(),
         bytes
     );
+    if let Some(acting) = acting {
+        acting.restore();
+    }
     TableIterator::once((outcome.files.len() as i32, outcome.events, outcome.evaluations, bytes as i64, manifest))
 }
