@@ -11,7 +11,7 @@ source "$(dirname "$0")/../scripts/lib/cluster.sh"
 dir="$KT_ROOT/build/regress"
 port=55431
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
-cluster_create "$dir" "$port" "timezone = 'UTC'" "lc_messages = 'C'"
+cluster_create "$dir" "$port" "timezone = 'UTC'" "lc_messages = 'C'" "max_prepared_transactions = 4"
 trap 'cluster_destroy "$dir"' EXIT
 # results outlive the cluster, so a failure can be read after the run
 results="$KT_ROOT/build/regress_results"

@@ -106,7 +106,11 @@ BEGIN
     -- audit and progress columns are the extension's, never the caller's: created_by is who
     -- made the schedule, and a made-up watermark or pending range would make retention spare
     -- rows forever (spare_from_retention)
-    IF TG_OP = 'INSERT' THEN
+    IF TG_OP = 'INSERT' AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+       AND NEW.created_by IS NOT NULL THEN
+        NULL;  -- a superuser's row is taken as given: that is how pg_restore brings schedules
+               -- back (its COPY fires this trigger), with their creators and progress
+    ELSIF TG_OP = 'INSERT' THEN
         NEW.created_by := current_user;
         NEW.pending_run_id := NULL; NEW.pending_lo := NULL; NEW.pending_hi := NULL;
         IF NEW.watermark IS NULL OR NOT isfinite(NEW.watermark) OR NEW.watermark < timestamptz '1970-01-01 00:00:00+00' THEN
@@ -228,9 +232,13 @@ AS $fn$
     SELECT least(now(), (SELECT min(a.xact_start) FROM pg_stat_activity a
                          WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
                            AND a.backend_type = 'client backend'
-                           AND a.xact_start IS NOT NULL))
+                           AND a.xact_start IS NOT NULL
+                           -- only a session that may store events can commit rows stamped
+                           -- before now; anyone else's idle transaction used to stall every
+                           -- schedule (and, with spare_from_retention, retention)
+                           AND has_table_privilege(a.usesysid, '@extschema@.ai_decision_events'::regclass, 'INSERT')))
 $fn$;
-COMMENT ON FUNCTION kt_export_horizon() IS 'Upper bound of what a scheduled export may take: now(), or the start of the oldest open transaction in this database if earlier.';
+COMMENT ON FUNCTION kt_export_horizon() IS 'Upper bound of what a scheduled export may take: now(), or the start of the oldest open transaction in this database, of a role that may insert events, if earlier.';
 
 -- The schedule whose pending run or next claim is due, locked; NULL when none.
 CREATE FUNCTION kt_governance_internal.kt_export_claim_due()
@@ -321,7 +329,7 @@ DECLARE
 BEGIN
     LOOP
         -- no SET clause (a procedure with one cannot COMMIT): names are qualified instead
-        SELECT * INTO r FROM @extschema@.kt_run_job('export');
+        SELECT * INTO r FROM @extschema@.kt_run_job('export'::text);
         COMMIT;
         EXIT WHEN NOT r.run_again;
     END LOOP;

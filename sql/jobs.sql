@@ -69,7 +69,7 @@ BEGIN
         SELECT * INTO r FROM kt_export_job();
         message := r.message; rows_touched := r.rows_touched; again := r.again; failed := r.failed;
     WHEN 'refresh_metrics' THEN
-        SELECT * INTO r FROM @extschema@.kt_refresh_metrics();
+        SELECT * INTO r FROM @extschema@.kt_refresh_metrics('infinity'::timestamptz);
         rows_touched := r.hours_refreshed;
         message := format('%s hours refreshed, %s of them merged from deltas', r.hours_refreshed, r.hours_merged);
     WHEN 'retention' THEN
@@ -78,7 +78,7 @@ BEGIN
         message := r.message;
         again := r.again;
     WHEN 'maintenance' THEN
-        SELECT * INTO r FROM @extschema@.kt_run_maintenance();
+        SELECT * INTO r FROM @extschema@.kt_run_maintenance(NULL::integer, true);
         rows_touched := r.rows_moved;
         message := format('%s partitions created, %s rows moved, %s rows left in default, %s row-count rows folded, %s removed partitions reclaimed',
                           r.partitions_created, r.rows_moved, r.rows_left_in_default, kt_compact_row_counts(),

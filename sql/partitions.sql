@@ -160,6 +160,9 @@ CREATE FUNCTION kt_governance_internal.kt_ensure_partition(
     OUT rows_moved bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
+-- partition bounds are read back from their text form: ISO output has numeric offsets, where
+-- another DateStyle's zone abbreviation (IST) could be read as another zone
+SET DateStyle = 'ISO, MDY'
 SET TimeZone = 'UTC'
 AS $fn$
 DECLARE
@@ -183,7 +186,7 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT * INTO wanted FROM @extschema@.kt_partition_range(t, granularity);
+    SELECT * INTO wanted FROM @extschema@.kt_partition_range(t::timestamptz, granularity::text);
     -- after a change of granularity the natural range may overlap existing partitions:
     -- clip it to the gap around t (greatest/least ignore the NULL of "no neighbour")
     range_start := greatest(wanted.range_start,
@@ -223,6 +226,11 @@ BEGIN
     END IF;
     -- keys after the rows: one index build instead of row-by-row maintenance
     PERFORM kt_governance_internal.kt_add_partition_keys(partition_name, evaluation_name);
+    -- TRUNCATE of the partition itself fires only its own triggers (sql/guard.sql)
+    EXECUTE format('CREATE TRIGGER kt_guard_truncate BEFORE TRUNCATE ON %I.%I FOR EACH STATEMENT
+                    EXECUTE FUNCTION kt_governance_internal.kt_guard_truncate()', 'kt_governance_partitions', partition_name);
+    EXECUTE format('CREATE TRIGGER kt_guard_truncate BEFORE TRUNCATE ON %I.%I FOR EACH STATEMENT
+                    EXECUTE FUNCTION kt_governance_internal.kt_guard_truncate()', 'kt_governance_partitions', evaluation_name);
     created := true;
 END
 $fn$;
@@ -304,6 +312,9 @@ RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamp
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
+-- partition bounds are read back from their text form: ISO output has numeric offsets, where
+-- another DateStyle's zone abbreviation (IST) could be read as another zone
+SET DateStyle = 'ISO, MDY'
 SET TimeZone = 'UTC'
 AS $fn$
 DECLARE
@@ -323,7 +334,7 @@ BEGIN
         RAISE EXCEPTION 'start_time (%) must be before end_time (%)', start_time, end_time
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM @extschema@.kt_partition_range(start_time, gran);  -- validates the granularity
+    PERFORM @extschema@.kt_partition_range(start_time::timestamptz, gran::text);  -- validates the granularity
     IF end_time - start_time > max_span THEN
         RAISE EXCEPTION 'range % to % is longer than % (too many partitions at once)', start_time, end_time, max_span
             USING ERRCODE = 'program_limit_exceeded';
@@ -350,6 +361,9 @@ RETURNS TABLE (partitions_created integer, rows_moved bigint, rows_left_in_defau
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
+-- partition bounds are read back from their text form: ISO output has numeric offsets, where
+-- another DateStyle's zone abbreviation (IST) could be read as another zone
+SET DateStyle = 'ISO, MDY'
 SET TimeZone = 'UTC'
 AS $fn$
 DECLARE

@@ -184,6 +184,9 @@ BEGIN
         RAISE EXCEPTION 'start_time (%) must be before end_time (%)', start_time, end_time
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- waits for a retention or erasure run in progress: a hold committed while one runs would
+    -- report success and still see its rows removed
+    PERFORM kt_take_run_lock('retention', wait => true);
     INSERT INTO @extschema@.kt_legal_holds (team_id, user_id, gateway_id, start_time, end_time, reason)
     VALUES (team_id, user_id, gateway_id, start_time, end_time, reason)
     RETURNING hold_id INTO new_id;
@@ -266,7 +269,7 @@ DECLARE
     pe regclass := evaluations_partition;
     recounted boolean;
 BEGIN
-    SELECT c.events, c.evaluations INTO events, evaluations FROM @extschema@.kt_counted_rows(range_start, range_end) c;
+    SELECT c.events, c.evaluations INTO events, evaluations FROM @extschema@.kt_counted_rows(range_start::timestamptz, range_end::timestamptz) c;
     -- counts are per whole UTC hour: bounds inside an hour (a partition attached by hand) are counted
     recounted := date_trunc('hour', range_start, 'UTC') <> range_start
                  OR date_trunc('hour', range_end, 'UTC') <> range_end
@@ -304,6 +307,9 @@ RETURNS TABLE (cutoff timestamptz, partitions_removed text[], events_removed big
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
+-- partition bounds are read back from their text form: ISO output has numeric offsets, where
+-- another DateStyle's zone abbreviation (IST) could be read as another zone
+SET DateStyle = 'ISO, MDY'
 SET kt_governance.track_changes = off
 AS $fn$
 DECLARE
@@ -319,8 +325,8 @@ DECLARE
     newest timestamptz;
     doomed text;
     -- rows an export schedule with spare_from_retention has not exported yet are kept like held rows
-    spare timestamptz := kt_export_spare_from();
-    any_hold boolean := EXISTS (SELECT FROM @extschema@.kt_legal_holds WHERE released_at IS NULL) OR spare < 'infinity';
+    spare timestamptz;
+    any_hold boolean;
 BEGIN
     IF hours IS NULL OR hours <= 0 OR hours > 8766000 THEN
         RAISE EXCEPTION 'retention hours must be between 1 and 8766000 (1000 years), got %', coalesce(hours::text, 'NULL')
@@ -335,6 +341,10 @@ BEGIN
         RAISE NOTICE 'kt_governance: another retention or erasure run is in progress; skipping';
         RETURN;
     END IF;
+    -- holds and schedules are read once the lock is held: a hold is placed under the same lock,
+    -- so none can commit between this read and the removals
+    spare := kt_export_spare_from();
+    any_hold := EXISTS (SELECT FROM @extschema@.kt_legal_holds WHERE released_at IS NULL) OR spare < 'infinity';
     cutoff := now() - make_interval(hours => hours);
     partitions_removed := '{}';
     events_removed := 0; evaluations_removed := 0; events_archived := 0; events_held := 0;
@@ -342,7 +352,7 @@ BEGIN
 
     -- rollups first: refresh the dirty hours the cutoff reaches (later ones are not touched and
     -- wait for the refresh job), then freeze the hours about to lose raw rows
-    PERFORM @extschema@.kt_refresh_metrics(up_to => cutoff);
+    PERFORM @extschema@.kt_refresh_metrics(cutoff::timestamptz);
     INSERT INTO kt_rollup_state (frozen_before) VALUES (date_trunc('hour', cutoff, 'UTC'))
     ON CONFLICT (singleton) DO UPDATE SET frozen_before = greatest(kt_rollup_state.frozen_before, excluded.frozen_before);
 
@@ -452,7 +462,7 @@ DECLARE
     step record;
 BEGIN
     LOOP
-        SELECT * INTO step FROM @extschema@.kt_apply_retention(hours, archive, 1);
+        SELECT * INTO step FROM @extschema@.kt_apply_retention(hours::integer, archive::boolean, 1::integer);
         COMMIT;
         EXIT WHEN step.more_to_do IS NOT TRUE;
     END LOOP;
@@ -479,7 +489,7 @@ BEGIN
     END IF;
     PERFORM kt_take_run_lock('retention');
     -- keep the aggregate history (rollups hold no user ids): bring them up to date first
-    PERFORM @extschema@.kt_refresh_metrics();
+    PERFORM @extschema@.kt_refresh_metrics('infinity'::timestamptz);
     doomed := kt_private_temp_table('kt_doomed', '(id text, ts timestamptz)');
     EXECUTE format('INSERT INTO %s
                     SELECT e.id, e."timestamp" FROM @extschema@.ai_decision_events e
@@ -544,7 +554,7 @@ BEGIN
     message := 'raw retention off';
     IF raw_hours > 0 THEN
         -- one partition pair per run: the worker commits and runs the job again at once
-        SELECT * INTO r FROM @extschema@.kt_apply_retention(raw_hours, NULL, 1);
+        SELECT * INTO r FROM @extschema@.kt_apply_retention(raw_hours::integer, NULL::boolean, 1::integer);
         IF NOT FOUND THEN
             -- kt_run_job records this as a skipped run, with the reason, not as a success
             RAISE EXCEPTION 'skipped: another retention or erasure run holds the retention lock'

@@ -41,10 +41,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
-    INSERT INTO @extschema@.ai_decision_events SELECT * FROM @extschema@.kt_sample_events(n, days, seed, end_time);
+    INSERT INTO @extschema@.ai_decision_events SELECT * FROM @extschema@.kt_sample_events(n::bigint, days::integer, seed::bigint, end_time::timestamptz);
     GET DIAGNOSTICS events = ROW_COUNT;
     INSERT INTO @extschema@.policy_evaluations (event_id, event_timestamp, policy_name, result, latency_ms, details)
-    SELECT * FROM @extschema@.kt_sample_evaluations(n, days, seed, end_time);
+    SELECT * FROM @extschema@.kt_sample_evaluations(n::bigint, days::integer, seed::bigint, end_time::timestamptz);
     GET DIAGNOSTICS evaluations = ROW_COUNT;
     RETURN NEXT;
 END

@@ -73,14 +73,113 @@ pub unsafe extern "C-unwind" fn kt_guard_drop(fcinfo: pg_sys::FunctionCallInfo) 
     }
     let data = context as *mut pg_sys::EventTriggerData;
     let tree = (*data).parsetree;
-    if !tree.is_null() && (*tree).type_ == pg_sys::NodeTag::T_DropStmt {
-        if let Some(schema) = crate::extension_schema() {
-            if drops_us(tree as *mut pg_sys::DropStmt, &schema) {
-                refuse_if_data_stored(&schema);
+    if tree.is_null() {
+        return pg_sys::Datum::from(0);
+    }
+    match (*tree).type_ {
+        pg_sys::NodeTag::T_DropStmt => {
+            let stmt = tree as *mut pg_sys::DropStmt;
+            if let Some(schema) = crate::extension_schema() {
+                if drops_us(stmt, &schema) {
+                    refuse_if_data_stored(&schema);
+                }
+                for relid in dropped_tables(stmt) {
+                    refuse_if_held(relid, "drop");
+                }
             }
         }
+        // DROP OWNED BY the schema's owner drops the schema, and with it the extension
+        pg_sys::NodeTag::T_DropOwnedStmt => {
+            if let Some(schema) = crate::extension_schema() {
+                if drops_owner_of(tree as *mut pg_sys::DropOwnedStmt, &schema) {
+                    refuse_if_data_stored(&schema);
+                }
+            }
+        }
+        pg_sys::NodeTag::T_AlterTableStmt => {
+            for relid in detached_partitions(tree as *mut pg_sys::AlterTableStmt) {
+                if crate::extension_schema().is_some() {
+                    refuse_if_held(relid, "detach");
+                }
+            }
+        }
+        _ => {}
     }
     pg_sys::Datum::from(0)
+}
+
+/// Whether DROP OWNED names the role that owns the extension's schema.
+unsafe fn drops_owner_of(stmt: *mut pg_sys::DropOwnedStmt, schema: &str) -> bool {
+    let Some(owner) = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+        &[schema.into()],
+    )
+    .ok()
+    .flatten() else {
+        return false;
+    };
+    let roles = pgrx::PgList::<pg_sys::RoleSpec>::from_pg((*stmt).roles);
+    let named = roles.iter_ptr().any(|role| !role.is_null() && pg_sys::get_rolespec_oid(role, true) == owner);
+    named
+}
+
+/// The existing tables a DROP TABLE names.
+unsafe fn dropped_tables(stmt: *mut pg_sys::DropStmt) -> Vec<pg_sys::Oid> {
+    if (*stmt).removeType != pg_sys::ObjectType::OBJECT_TABLE {
+        return Vec::new();
+    }
+    let objects = pgrx::PgList::<pg_sys::List>::from_pg((*stmt).objects);
+    objects
+        .iter_ptr()
+        .filter(|names| !names.is_null())
+        .map(|names| relation_of(pg_sys::makeRangeVarFromNameList(names)))
+        .filter(|relid| *relid != pg_sys::InvalidOid)
+        .collect()
+}
+
+/// The existing partitions an ALTER TABLE ... DETACH PARTITION names.
+unsafe fn detached_partitions(stmt: *mut pg_sys::AlterTableStmt) -> Vec<pg_sys::Oid> {
+    let commands = pgrx::PgList::<pg_sys::AlterTableCmd>::from_pg((*stmt).cmds);
+    commands
+        .iter_ptr()
+        .filter(|cmd| !cmd.is_null() && (**cmd).subtype == pg_sys::AlterTableType::AT_DetachPartition)
+        .filter_map(|cmd| {
+            let partition = (*cmd).def as *mut pg_sys::PartitionCmd;
+            (!partition.is_null() && !(*partition).name.is_null()).then(|| relation_of((*partition).name))
+        })
+        .filter(|relid| *relid != pg_sys::InvalidOid)
+        .collect()
+}
+
+/// The relation a name stands for, or InvalidOid when there is none (the DDL then fails by
+/// itself). No lock: the check only reads, and the DDL takes its own.
+unsafe fn relation_of(name: *mut pg_sys::RangeVar) -> pg_sys::Oid {
+    pg_sys::RangeVarGetRelidExtended(name, pg_sys::NoLock as i32, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut())
+}
+
+/// Refuses removing a documented table's partition that holds legally held rows (the SQL side
+/// knows what "held" means). Only partitions of the extension's tables are looked at.
+fn refuse_if_held(relid: pg_sys::Oid, what: &str) {
+    // a partition of one of the extension's two partitioned tables (found through the
+    // extension's membership, whatever the schema is called)
+    let ours = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_inherits i \
+           JOIN pg_catalog.pg_depend d ON d.objid OPERATOR(pg_catalog.=) i.inhparent \
+            AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+            AND d.deptype OPERATOR(pg_catalog.=) 'e' \
+           JOIN pg_catalog.pg_extension x ON x.oid OPERATOR(pg_catalog.=) d.refobjid \
+            AND x.extname OPERATOR(pg_catalog.=) 'kt_governance' \
+           WHERE i.inhrelid OPERATOR(pg_catalog.=) $1)",
+        &[relid.into()],
+    );
+    if ours != Ok(Some(true)) {
+        return;
+    }
+    Spi::run_with_args(
+        &format!("SELECT {}.kt_refuse_removing_held($1::pg_catalog.regclass, $2)", crate::owner::INTERNAL),
+        &[relid.into(), what.into()],
+    )
+    .expect("checking for held rows");
 }
 
 #[no_mangle]

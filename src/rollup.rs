@@ -59,6 +59,10 @@ fn note_hour(hour: i64, recompute: bool) {
     });
     if first_in_transaction {
         register_xact_callback(PgXactCallbackEvent::PreCommit, flush_at_commit);
+        // PREPARE TRANSACTION: written into the prepared transaction, so COMMIT PREPARED keeps
+        // them and ROLLBACK PREPARED takes them back (left in memory they went to the session's
+        // next transaction)
+        register_xact_callback(PgXactCallbackEvent::PrePrepare, flush_at_commit);
         register_xact_callback(PgXactCallbackEvent::Abort, forget_pending_hours);
     }
 }

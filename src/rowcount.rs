@@ -54,6 +54,8 @@ pub(crate) fn count_row(table: Counted, ts: Option<TimestampWithTimeZone>, sign:
     });
     if first_in_transaction {
         register_xact_callback(PgXactCallbackEvent::PreCommit, flush_counts_at_commit);
+        // PREPARE TRANSACTION: into the prepared transaction, like the rollup marks
+        register_xact_callback(PgXactCallbackEvent::PrePrepare, flush_counts_at_commit);
         register_xact_callback(PgXactCallbackEvent::Abort, forget_counts);
         register_subxact_callback(PgSubXactCallbackEvent::AbortSub, |sub, _parent| drop_subtransaction(sub));
         register_subxact_callback(PgSubXactCallbackEvent::CommitSub, move_to_parent);

@@ -123,3 +123,34 @@ SELECT count(*) AS drift_after_rebuild FROM kt_verify_row_counts();
 TRUNCATE ai_decision_events, policy_evaluations;
 SELECT count(*) AS counts_after_truncate FROM kt_row_counts WHERE events <> 0 OR evaluations <> 0;
 SELECT count(*) AS drift_after_truncate FROM kt_verify_row_counts();
+
+-- Two-phase commit (max_prepared_transactions > 0): a prepared transaction's row counts, dirty
+-- marks and deltas are written into it at PREPARE, so COMMIT PREPARED keeps them and ROLLBACK
+-- PREPARED takes them back, from another session; the preparing session's next transaction
+-- does not carry them (they used to stay in its memory).
+CREATE EXTENSION IF NOT EXISTS dblink;
+SELECT format('host=%s port=%s dbname=%s', split_part(current_setting('unix_socket_directories'), ',', 1),
+              current_setting('port'), current_database()) AS here \gset
+BEGIN;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+SELECT 'tp-rolled-back-' || g, '2031-03-03 10:00+00'::timestamptz + g * interval '1 second', 'allowed', 'm', 'p', 'g'
+FROM generate_series(1, 100) g;
+PREPARE TRANSACTION 'kt_rollback_me';
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+VALUES ('tp-next', '2031-03-04 10:00+00', 'allowed', 'm', 'p', 'g');
+SELECT dblink_exec(:'here', $$ROLLBACK PREPARED 'kt_rollback_me'$$) AS rolled_back_elsewhere;
+BEGIN;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+SELECT 'tp-committed-' || g, '2031-03-05 10:00+00'::timestamptz + g * interval '1 second', 'blocked', 'm', 'p', 'g'
+FROM generate_series(1, 50) g;
+PREPARE TRANSACTION 'kt_commit_me';
+SELECT dblink_exec(:'here', $$COMMIT PREPARED 'kt_commit_me'$$) AS committed_elsewhere;
+SELECT count(*) AS drift_after_two_phase FROM kt_verify_row_counts();
+SELECT coalesce(sum(events), 0) AS counted_rolled_back FROM kt_governance_internal.kt_row_counts
+WHERE hour >= '2031-03-03' AND hour < '2031-03-04';
+SELECT count(*) > 0 AS committed_hour_marked FROM kt_governance_internal.kt_dirty_hours
+WHERE bucket = '2031-03-05 10:00+00';
+SELECT hours_refreshed > 0 AS refreshed FROM kt_refresh_metrics();
+SELECT (SELECT sum(total_requests) FROM governance_metrics_hourly WHERE hour >= '2031-03-03' AND hour < '2031-03-06')
+     = (SELECT count(*) FROM ai_decision_events WHERE "timestamp" >= '2031-03-03' AND "timestamp" < '2031-03-06')
+    AS rollups_exact_after_two_phase;

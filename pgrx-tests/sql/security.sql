@@ -213,6 +213,19 @@ BEGIN INSERT INTO public.planted_calls VALUES ('date_trunc', current_user); RETU
 CREATE FUNCTION public.planted_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO public.planted_calls VALUES ('=', current_user); RETURN $1 OPERATOR(pg_catalog.=) $2; END $$;
 CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.planted_eq);
+-- overloads of the extension's own public functions, which privileged code calls: each would
+-- be the better match for a call with an untyped NULL or literal (privileged code types every
+-- argument exactly)
+CREATE FUNCTION public.kt_apply_retention(hours integer, archive text, max_partitions integer)
+RETURNS TABLE (cutoff timestamptz, partitions_removed text[], events_removed bigint, evaluations_removed bigint,
+               events_archived bigint, events_held bigint, more_to_do boolean) LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.planted_calls VALUES ('kt_apply_retention', current_user); RETURN; END $$;
+CREATE FUNCTION public.kt_refresh_metrics(up_to text)
+RETURNS TABLE (hours_refreshed bigint, metric_rows bigint, oldest_hour timestamptz, newest_hour timestamptz, hours_merged bigint)
+LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.planted_calls VALUES ('kt_refresh_metrics', current_user); RETURN; END $$;
+CREATE FUNCTION public.kt_partition_range(t text, granularity text)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz, name_suffix text) LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.planted_calls VALUES ('kt_partition_range', current_user); RETURN; END $$;
 CREATE TABLE public.kt_dirty_hours (bucket timestamptz, marked_at timestamptz, recompute boolean);
 CREATE TABLE public.kt_run_locks (lock_name text);
 -- class 3: the dated partitions are the extension owner's, in its schema
@@ -228,10 +241,20 @@ SELECT pg_temp.try($$ALTER TABLE kt_removal_log RENAME TO kt_removal_log_gone$$)
 SELECT pg_temp.try($$DROP SCHEMA public CASCADE$$) AS dbowner_drops_schema;
 SELECT pg_temp.try($$SET kt_governance.allow_drop_with_data = on$$) AS dbowner_sets_override;
 RESET ROLE;
+-- DROP OWNED by a role that owns the schema directly drops it too, and the extension with it
+ALTER SCHEMA public OWNER TO kt_sec_dbowner;
+SET ROLE kt_sec_dbowner;
+SELECT pg_temp.try($$DROP OWNED BY kt_sec_dbowner CASCADE$$) AS schema_owner_drops_owned;
+RESET ROLE;
+ALTER SCHEMA public OWNER TO pg_database_owner;
 -- a superuser (the worker) runs every job and verb that touches what the owner planted next to
 SELECT job_name, status FROM kt_governance_internal.kt_due_jobs() j(job_name), LATERAL kt_run_job(job_name) ORDER BY 1;
 SELECT status FROM kt_run_job('maintenance');
 SELECT status FROM kt_run_job('refresh_metrics');
+SET kt_governance.retention_hours = 200000;
+SELECT status FROM kt_run_job('retention');
+RESET kt_governance.retention_hours;
+SELECT count(*) >= 0 AS create_partitions_ran FROM kt_create_partitions(now(), now() + interval '70 days');
 SELECT count(*) >= 0 AS report_ran FROM kt_governance_summary(lookback => '30 days');
 SELECT count(*) >= 0 AS spend_ran FROM kt_spend_by_team_model(lookback => '30 days');
 SELECT events_removed FROM kt_erase_subject('nobody-at-all');
@@ -241,7 +264,9 @@ SELECT pg_temp.evidence() = :'evidence_before_owner' AS superuser_finds_the_evid
         WHERE removal_id <= :last_removal_before_owner) = :'removals_before_owner' AS removal_log_intact;
 DROP OPERATOR public.= (text, text);
 DROP FUNCTION public.planted_eq(text, text), public.kt_setting(text), public.kt_frozen_before(),
-              public.format(text, bigint), public.date_trunc(text, timestamptz, text);
+              public.format(text, bigint), public.date_trunc(text, timestamptz, text),
+              public.kt_apply_retention(integer, text, integer), public.kt_refresh_metrics(text),
+              public.kt_partition_range(text, text);
 DROP TABLE public.planted_calls, public.kt_dirty_hours, public.kt_run_locks;
 ALTER DATABASE :"db" OWNER TO postgres;
 DROP ROLE kt_sec_dbowner;
@@ -257,13 +282,13 @@ SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, 
 SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
                      VALUES ('ancient', '1969-12-31 23:59+00', 'allowed', 'm', 'p', 'g')$$) AS writer_before_1970;
 SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
-                     VALUES ('huge-model', now(), 'allowed', repeat('m', 257), 'p', 'g')$$) AS writer_huge_model;
+                     VALUES ('huge-model', '2021-06-01 00:00+00', 'allowed', repeat('m', 257), 'p', 'g')$$) AS writer_huge_model;
 SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, created_at)
                      VALUES ('kept-forever', now() - interval '400 days', 'allowed', 'm', 'p', 'g', 'infinity')$$) AS writer_created_at_infinity;
 SELECT pg_temp.try($$INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, created_at)
                      VALUES ('kept-long', now() - interval '400 days', 'allowed', 'm', 'p', 'g', now() + interval '10 years')$$) AS writer_created_at_future;
 SELECT pg_temp.try($$INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result)
-                     SELECT id, "timestamp", repeat('p', 300), 'pass' FROM ai_decision_events LIMIT 1$$) AS writer_huge_policy_name;
+                     VALUES ('some-event', '2021-06-01 00:00+00', repeat('p', 300), 'pass')$$) AS writer_huge_policy_name;
 SELECT pg_temp.try(format($$SELECT * FROM kt_ingest('[{"id": "j1", "timestamp": "294276-12-31T23:30:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}]')$$)) AS ingest_far_future;
 SELECT pg_temp.try(format($$SELECT * FROM kt_ingest('[{"id": "j2", "timestamp": "2026-06-01T00:00:00Z", "decision": "allowed", "model": "%s", "provider": "p", "gateway_id": "g"}]')$$,
                           repeat('m', 300))) AS ingest_huge_model;
@@ -349,3 +374,35 @@ DROP POLICY one_team ON policy_evaluations;
 ALTER TABLE ai_decision_events DISABLE ROW LEVEL SECURITY;
 ALTER TABLE policy_evaluations DISABLE ROW LEVEL SECURITY;
 DROP ROLE kt_sec_team_reader;
+
+-- Class 3, the superuser's side: removing a partition by hand (DROP, TRUNCATE, DETACH) that
+-- would take legally held rows with it is refused unless the session says so explicitly.
+SELECT p.partition_name AS held_part, 'policy_evaluations_' || substr(p.partition_name, length('events_') + 1) AS held_evals
+FROM kt_partitions p
+WHERE p.parent_table = 'ai_decision_events' AND NOT p.is_default
+  AND kt_governance_internal.kt_held_rows_in(format('%I.%I', p.schema_name, p.partition_name)::regclass)
+ORDER BY p.range_start LIMIT 1 \gset
+SELECT p.partition_name AS free_part, 'policy_evaluations_' || substr(p.partition_name, length('events_') + 1) AS free_evals
+FROM kt_partitions p
+WHERE p.parent_table = 'ai_decision_events' AND NOT p.is_default
+  AND NOT kt_governance_internal.kt_held_rows_in(format('%I.%I', p.schema_name, p.partition_name)::regclass)
+ORDER BY p.range_start LIMIT 1 \gset
+-- (SQLSTATE only: which partition holds the held rows depends on the date)
+SELECT split_part(pg_temp.try(format('DROP TABLE kt_governance_partitions.%I, kt_governance_partitions.%I', :'held_evals', :'held_part')), ':', 1) AS superuser_drops_held;
+-- (SQLSTATE only: which partition holds the held rows depends on the date)
+SELECT split_part(pg_temp.try(format('TRUNCATE kt_governance_partitions.%I CASCADE', :'held_part')), ':', 1) AS superuser_truncates_held;
+-- (SQLSTATE only: which partition holds the held rows depends on the date)
+SELECT split_part(pg_temp.try(format('TRUNCATE kt_governance_partitions.%I', :'held_evals')), ':', 1) AS superuser_truncates_held_evaluations;
+-- (SQLSTATE only: which partition holds the held rows depends on the date)
+SELECT split_part(pg_temp.try('TRUNCATE ai_decision_events CASCADE'), ':', 1) AS superuser_truncates_events;
+-- (SQLSTATE only: which partition holds the held rows depends on the date)
+SELECT split_part(pg_temp.try(format('ALTER TABLE ai_decision_events DETACH PARTITION kt_governance_partitions.%I', :'held_part')), ':', 1) AS superuser_detaches_held;
+SELECT pg_temp.evidence() = :'evidence_before_owner' AS evidence_intact_after_superuser_attempts;
+-- the explicit override, and a partition without held rows, are not refused (rolled back)
+BEGIN;
+SET LOCAL kt_governance.allow_drop_with_data = on;
+SELECT pg_temp.try(format('DROP TABLE kt_governance_partitions.%I, kt_governance_partitions.%I', :'held_evals', :'held_part')) AS superuser_drops_held_with_override;
+ROLLBACK;
+BEGIN;
+SELECT pg_temp.try(format('DROP TABLE kt_governance_partitions.%I, kt_governance_partitions.%I', :'free_evals', :'free_part')) AS superuser_drops_a_partition_without_holds;
+ROLLBACK;

@@ -482,6 +482,16 @@ fn kt_export_range(
 > {
     // a schedule's run exports as the role that made the schedule: its privileges and its
     // row-level security policies, not the worker's superuser
+    // Names of files and manifests are the extension's to choose: an admin naming a run id could
+    // overwrite another run's files. Retention and the export job (as superuser) pass them.
+    if (manifest_name.is_some() || run_id.is_some()) && !unsafe { pg_sys::superuser() } {
+        ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "manifest_name and run_id are chosen by kt_governance's export job and retention",
+            "Call kt_export_events(), which names its files itself."
+        );
+    }
     let acting = run_as.as_deref().map(crate::owner::act_as);
     check_privileges(sink::is_local(destination));
     let start_us = finite_micros("start_time", start_time);
