@@ -11,6 +11,35 @@ source scripts/lib/cluster.sh
 # the README's second command works on a fresh machine by itself: setup skips what is done
 scripts/setup.sh
 
+# scripts/test.sh SUITE...: only those suites, by name: a SQL regression test
+# (pgrx-tests/sql/NAME.sql), an end-to-end script (pgrx-tests/e2e/NAME.sh), or pgrx, bench,
+# any_date
+if [ "$#" -gt 0 ]; then
+    install_extension debug
+    export SKIP_INSTALL=1
+    for suite in "$@"; do
+        echo "== $suite"
+        if [ -f "pgrx-tests/sql/$suite.sql" ]; then
+            pgrx-tests/regress.sh "$suite"
+        elif [ -f "pgrx-tests/e2e/$suite.sh" ] && [ "$suite" != lib ]; then
+            "pgrx-tests/e2e/$suite.sh"
+        elif [ "$suite" = pgrx ]; then
+            pgdata=/tmp/kt_governance_pgrx_test
+            mkdir -p "$pgdata" && chown postgres:postgres "$pgdata"
+            cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
+        elif [ "$suite" = bench ]; then
+            pgrx-tests/bench/run.sh smoke
+        elif [ "$suite" = any_date ]; then
+            ANY_DATE_REAL=0 pgrx-tests/any_date.sh
+        else
+            echo "unknown suite \"$suite\": a name from pgrx-tests/sql/*.sql or pgrx-tests/e2e/*.sh, or pgrx, bench, any_date" >&2
+            exit 2
+        fi
+    done
+    echo "== suites passed: $*"
+    exit 0
+fi
+
 echo "== cargo pgrx test (Rust unit and #[pg_test] tests)"
 pgdata=/tmp/kt_governance_pgrx_test
 mkdir -p "$pgdata" && chown postgres:postgres "$pgdata"
