@@ -175,11 +175,7 @@ fn kt_sketch_merge(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Vec<u8>> {
 /// Refuses a quantile outside [0, 1] (22023).
 fn check_quantile(q: f64) {
     if !(0.0..=1.0).contains(&q) {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("quantile must be between 0 and 1, got {q}")
-        );
+        refuse(format!("quantile must be between 0 and 1, got {q}"));
     }
 }
 
