@@ -82,9 +82,9 @@ CREATE TRIGGER kt_guard_truncate BEFORE TRUNCATE ON kt_governance_partitions.pol
     FOR EACH STATEMENT EXECUTE FUNCTION kt_governance_internal.kt_guard_truncate();
 
 CREATE EVENT TRIGGER kt_guard_drop ON ddl_command_start
-    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED', 'DROP TABLE', 'ALTER TABLE')
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED', 'DROP TABLE', 'ALTER TABLE', 'CREATE TABLE')
     EXECUTE FUNCTION kt_guard_drop();
-COMMENT ON EVENT TRIGGER kt_guard_drop IS 'Refuses dropping kt_governance while it stores events, and dropping or detaching a partition holding legally held rows; see kt_governance.allow_drop_with_data.';
+COMMENT ON EVENT TRIGGER kt_guard_drop IS 'Refuses dropping kt_governance while it stores events, and dropping or detaching a partition holding legally held rows (see kt_governance.allow_drop_with_data); lets the still-empty partitions CREATE EXTENSION made give way to those of a dump being restored.';
 
 -- Privileged code reaches the user's schema by the name it had at install (@extschema@ is
 -- substituted into every function). Renaming the schema, then creating a new one with the old

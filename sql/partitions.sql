@@ -35,7 +35,8 @@ COMMENT ON COLUMN kt_partitions.total_size IS 'total_bytes, human readable.';
 -- Keys, indexes and the foreign key of one partition pair: the one definition used for the
 -- default partitions at install and for every dated partition. Names derive from the
 -- partition's (events_2026_04_pkey, events_2026_04_user_idx, ...).
-CREATE FUNCTION kt_governance_internal.kt_add_partition_keys(events_partition text, evaluations_partition text)
+CREATE FUNCTION kt_governance_internal.kt_add_partition_keys(events_partition text, evaluations_partition text,
+                                                             with_indexes boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
@@ -52,27 +53,33 @@ BEGIN
     -- microsecond timestamps the keys are all but unique, and every dedup pass would be wasted.
     -- Measured (README, COPY 10M): 18% smaller indexes, 13% faster COPY.
     EXECUTE format('CREATE INDEX %I ON %s ("timestamp") WITH (deduplicate_items = off)', events_partition || '_timestamp_idx', ev);
-    EXECUTE format('CREATE INDEX %I ON %s (decision, "timestamp") WITH (deduplicate_items = off)', events_partition || '_decision_idx', ev);
-    EXECUTE format('CREATE INDEX %I ON %s (gateway_id, "timestamp") WITH (deduplicate_items = off)', events_partition || '_gateway_idx', ev);
-    EXECUTE format('CREATE INDEX %I ON %s (user_id, "timestamp") WITH (deduplicate_items = off)', events_partition || '_user_idx', ev);
-    EXECUTE format('CREATE INDEX %I ON %s (team_id, "timestamp") WITH (deduplicate_items = off)', events_partition || '_team_idx', ev);
+    IF with_indexes THEN
+        EXECUTE format('CREATE INDEX %I ON %s (decision, "timestamp") WITH (deduplicate_items = off)', events_partition || '_decision_idx', ev);
+        EXECUTE format('CREATE INDEX %I ON %s (gateway_id, "timestamp") WITH (deduplicate_items = off)', events_partition || '_gateway_idx', ev);
+        EXECUTE format('CREATE INDEX %I ON %s (user_id, "timestamp") WITH (deduplicate_items = off)', events_partition || '_user_idx', ev);
+        EXECUTE format('CREATE INDEX %I ON %s (team_id, "timestamp") WITH (deduplicate_items = off)', events_partition || '_team_idx', ev);
+    END IF;
     -- event_id first: serves the document's idx_evaluations_event lookups and keeps the key
     -- distributable by event_id
     EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (event_id, event_timestamp, id)', pe, evaluations_partition || '_pkey');
-    EXECUTE format('CREATE INDEX %I ON %s (policy_name, result)', evaluations_partition || '_policy_idx', pe);
+    IF with_indexes THEN
+        EXECUTE format('CREATE INDEX %I ON %s (policy_name, result)', evaluations_partition || '_policy_idx', pe);
+    END IF;
     -- the document's REFERENCES (no cascade): deleting an event that still has evaluations
     -- is refused rather than silently taking them along
     EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (event_id, event_timestamp) REFERENCES %s (id, "timestamp")',
                    pe, evaluations_partition || '_event_fkey', ev);
 END
 $fn$;
-COMMENT ON FUNCTION kt_add_partition_keys(text, text) IS 'Internal: adds PRIMARY KEY (id, "timestamp") and the document''s indexes (ascending, read backward for newest-first queries; deduplication off) to an events partition, and to its evaluations partition the key (event_id, event_timestamp, id), the (policy_name, result) index and the foreign key to the events partition.';
-REVOKE ALL ON FUNCTION kt_add_partition_keys(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION kt_add_partition_keys(text, text, boolean) IS 'Internal: adds PRIMARY KEY (id, "timestamp") and the document''s indexes (ascending, read backward for newest-first queries; deduplication off) to an events partition, and to its evaluations partition the key (event_id, event_timestamp, id), the (policy_name, result) index and the foreign key to the events partition. with_indexes => false (the default partitions) adds only the keys, the foreign key and the "timestamp" index.';
+REVOKE ALL ON FUNCTION kt_add_partition_keys(text, text, boolean) FROM PUBLIC;
 
 -- Default partitions: no insert ever fails for lack of a partition. kt_run_maintenance()
 -- moves their rows into proper partitions. They are extension members registered for
--- pg_dump, so their rows are dumped; dated partitions are made after install and are plain
--- tables that pg_dump writes in full.
+-- pg_dump, so their rows are dumped; dated partitions are not members (sql/first_partitions.sql)
+-- and are plain tables that pg_dump writes in full. Rows only wait here (a backfill before
+-- maintenance moves it, junk dates), so they carry only the keys and the "timestamp" index:
+-- a backfill COPY maintains two indexes instead of six, and the move builds the rest once.
 CREATE TABLE kt_governance_partitions.events_default PARTITION OF ai_decision_events DEFAULT;
 CREATE TABLE kt_governance_partitions.policy_evaluations_default PARTITION OF policy_evaluations DEFAULT;
 SELECT pg_catalog.pg_extension_config_dump('kt_governance_partitions.events_default', '');
@@ -83,7 +90,7 @@ SELECT pg_catalog.pg_extension_config_dump(
 COMMENT ON TABLE events_default IS 'Default partition of ai_decision_events: rows with no dated partition yet. kt_run_maintenance() moves them out; rows outside the drain window stay and are reported by kt_partition_health.';
 COMMENT ON TABLE policy_evaluations_default IS 'Default partition of policy_evaluations, drained together with events_default.';
 
-SELECT kt_add_partition_keys('events_default', 'policy_evaluations_default');
+SELECT kt_add_partition_keys('events_default', 'policy_evaluations_default', with_indexes => false);
 
 -- The partition range that would hold t at the given granularity, in UTC.
 CREATE FUNCTION kt_partition_range(t timestamptz, granularity text DEFAULT 'monthly')
@@ -147,18 +154,19 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_lock_for_partition_ddl() IS 'Internal: locks both partitioned tables and their default partitions for partition DDL, with kt_governance.ddl_lock_timeout and kt_governance.ddl_retries.';
 
--- Makes sure a partition covers t in both tables. Any rows of the new range waiting in the
--- default partitions are moved into it in this transaction (evaluations with their events).
--- The caller holds the locks from kt_lock_for_partition_ddl().
-CREATE FUNCTION kt_governance_internal.kt_ensure_partition(
+-- The partition that would hold t: the existing or planned one that does (taken), or else the
+-- natural range of kt_partition_range() clipped to the gap around t, so that after a change of
+-- granularity a new range never overlaps an existing partition or one planned in the same run.
+CREATE FUNCTION kt_governance_internal.kt_partition_slot(
     t timestamptz,
     granularity text,
-    OUT partition_name text,
+    planned_starts timestamptz[],
+    planned_ends timestamptz[],
+    OUT taken boolean,
     OUT range_start timestamptz,
     OUT range_end timestamptz,
-    OUT created boolean,
-    OUT rows_moved bigint)
-LANGUAGE plpgsql
+    OUT name_suffix text)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
 -- partition bounds are read back from their text form: ISO output has numeric offsets, where
 -- another DateStyle's zone abbreviation (IST) could be read as another zone
@@ -167,74 +175,176 @@ SET TimeZone = 'UTC'
 AS $fn$
 DECLARE
     wanted record;
-    existing record;
-    suffix text;
-    evaluation_name text;
-    attempt int := 0;
-    stash record;
 BEGIN
-    SELECT p.partition_name, p.range_start, p.range_end INTO existing
-    FROM @extschema@.kt_partitions p
-    WHERE p.parent_table = 'ai_decision_events' AND NOT p.is_default
-      AND p.range_start <= t AND t < p.range_end;
-    IF FOUND THEN
-        partition_name := existing.partition_name;
-        range_start := existing.range_start;
-        range_end := existing.range_end;
-        created := false;
-        rows_moved := 0;
+    WITH ranges AS (
+        SELECT p.range_start AS lo, p.range_end AS hi FROM @extschema@.kt_partitions p
+        WHERE p.parent_table = 'ai_decision_events' AND NOT p.is_default
+        UNION ALL
+        SELECT u.lo, u.hi FROM unnest(planned_starts, planned_ends) AS u(lo, hi))
+    SELECT r.lo, r.hi INTO range_start, range_end FROM ranges r WHERE r.lo <= t AND t < r.hi;
+    taken := FOUND;
+    IF taken THEN
         RETURN;
     END IF;
-
     SELECT * INTO wanted FROM @extschema@.kt_partition_range(t::timestamptz, granularity::text);
-    -- after a change of granularity the natural range may overlap existing partitions:
-    -- clip it to the gap around t (greatest/least ignore the NULL of "no neighbour")
-    range_start := greatest(wanted.range_start,
-        (SELECT max(p.range_end) FROM @extschema@.kt_partitions p
-         WHERE p.parent_table = 'ai_decision_events' AND p.range_end <= t));
-    range_end := least(wanted.range_end,
-        (SELECT min(p.range_start) FROM @extschema@.kt_partitions p
-         WHERE p.parent_table = 'ai_decision_events' AND p.range_start > t));
-
-    suffix := wanted.name_suffix;
-    WHILE to_regclass(format('%I.%I', 'kt_governance_partitions', 'events_' || suffix)) IS NOT NULL
-       OR to_regclass(format('%I.%I', 'kt_governance_partitions', 'policy_evaluations_' || suffix)) IS NOT NULL LOOP
-        attempt := attempt + 1;
-        suffix := wanted.name_suffix || '_' || attempt;
-    END LOOP;
-    partition_name := 'events_' || suffix;
-    evaluation_name := 'policy_evaluations_' || suffix;
-
-    stash := kt_governance_internal.kt_stash_default_rows(range_start, range_end);
-    rows_moved := stash.moved;
-
-    EXECUTE format('CREATE TABLE %I.%I PARTITION OF @extschema@.ai_decision_events FOR VALUES FROM (%L) TO (%L)',
-                   'kt_governance_partitions', partition_name,
-                   to_char(range_start, 'YYYY-MM-DD HH24:MI:SS"+00"'),
-                   to_char(range_end, 'YYYY-MM-DD HH24:MI:SS"+00"'));
-    EXECUTE format('CREATE TABLE %I.%I PARTITION OF @extschema@.policy_evaluations FOR VALUES FROM (%L) TO (%L)',
-                   'kt_governance_partitions', evaluation_name,
-                   to_char(range_start, 'YYYY-MM-DD HH24:MI:SS"+00"'),
-                   to_char(range_end, 'YYYY-MM-DD HH24:MI:SS"+00"'));
-    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', 'kt_governance_partitions', partition_name,
-                   format('Partition of ai_decision_events for [%s, %s) UTC, made by kt_governance.', range_start, range_end));
-    EXECUTE format('COMMENT ON TABLE %I.%I IS %L', 'kt_governance_partitions', evaluation_name,
-                   format('Partition of policy_evaluations for [%s, %s) UTC, made by kt_governance.', range_start, range_end));
-
-    IF rows_moved > 0 THEN
-        PERFORM kt_governance_internal.kt_unstash_rows(stash.events_stash, stash.evaluations_stash);
-    END IF;
-    -- keys after the rows: one index build instead of row-by-row maintenance
-    PERFORM kt_governance_internal.kt_add_partition_keys(partition_name, evaluation_name);
-    -- TRUNCATE of the partition itself fires only its own triggers (sql/guard.sql)
-    EXECUTE format('CREATE TRIGGER kt_guard_truncate BEFORE TRUNCATE ON %I.%I FOR EACH STATEMENT
-                    EXECUTE FUNCTION kt_governance_internal.kt_guard_truncate()', 'kt_governance_partitions', partition_name);
-    EXECUTE format('CREATE TRIGGER kt_guard_truncate BEFORE TRUNCATE ON %I.%I FOR EACH STATEMENT
-                    EXECUTE FUNCTION kt_governance_internal.kt_guard_truncate()', 'kt_governance_partitions', evaluation_name);
-    created := true;
+    -- greatest/least ignore the NULL of "no neighbour"
+    WITH ranges AS (
+        SELECT p.range_start AS lo, p.range_end AS hi FROM @extschema@.kt_partitions p
+        WHERE p.parent_table = 'ai_decision_events' AND NOT p.is_default
+        UNION ALL
+        SELECT u.lo, u.hi FROM unnest(planned_starts, planned_ends) AS u(lo, hi))
+    SELECT greatest(wanted.range_start, (SELECT max(r.hi) FROM ranges r WHERE r.hi <= t)),
+           least(wanted.range_end, (SELECT min(r.lo) FROM ranges r WHERE r.lo > t))
+      INTO range_start, range_end;
+    name_suffix := wanted.name_suffix;
 END
 $fn$;
-COMMENT ON FUNCTION kt_ensure_partition(timestamptz, text) IS 'Internal: creates the events and evaluations partitions covering t (clipped to the gap between existing partitions) unless one exists, moving waiting rows out of the default partitions. Caller must hold kt_lock_for_partition_ddl().';
+COMMENT ON FUNCTION kt_partition_slot(timestamptz, text, timestamptz[], timestamptz[]) IS 'Internal: the range of the partition that holds t (taken: an existing partition or one planned in this run), or the range and name suffix a new partition for t would get, clipped to the gap between its neighbours.';
+
+-- The columns of a table in order, quoted, for INSERT ... SELECT by name.
+CREATE FUNCTION kt_governance_internal.kt_column_list(tab regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+    FROM pg_attribute a WHERE a.attrelid = tab AND a.attnum > 0 AND NOT a.attisdropped
+$fn$;
+COMMENT ON FUNCTION kt_column_list(regclass) IS 'Internal: the quoted column names of a table, in order, comma separated.';
+
+-- Creates planned partitions (ranges from kt_partition_slot) and moves the rows of their ranges
+-- waiting in the default partitions into them. Moving a row changes no aggregate and no hour's
+-- row count, so the move is invisible to the bookkeeping: each new partition is filled while it
+-- is still a plain table (no row triggers fire, nothing is marked dirty or counted), the
+-- default partitions let go of the moved rows the same way (kt_release_moved_rows), and only
+-- then are keys and indexes built, once over all rows instead of row by row, and the table
+-- attached (which clones the row triggers onto it). A CHECK constraint matching the bounds,
+-- dropped after, spares ATTACH its validation scan. Partitions without waiting rows take the
+-- same path. The caller holds kt_lock_for_partition_ddl().
+CREATE FUNCTION kt_governance_internal.kt_build_partitions(starts timestamptz[], ends timestamptz[], suffixes text[])
+RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz, rows_moved bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+SET DateStyle = 'ISO, MDY'
+SET TimeZone = 'UTC'
+AS $fn$
+DECLARE
+    n int := coalesce(cardinality(starts), 0);
+    event_tables text[] := '{}';
+    evaluation_tables text[] := '{}';
+    lows text[] := '{}';
+    highs text[] := '{}';
+    moved bigint[] := '{}';
+    anything_moved boolean := false;
+    suffix text;
+    attempt int;
+    copied bigint;
+    event_columns text := kt_column_list('@extschema@.ai_decision_events'::regclass);
+    evaluation_columns text := kt_column_list('@extschema@.policy_evaluations'::regclass);
+BEGIN
+    FOR i IN 1..n LOOP
+        suffix := suffixes[i];
+        attempt := 0;
+        WHILE to_regclass(format('%I.%I', 'kt_governance_partitions', 'events_' || suffix)) IS NOT NULL
+           OR to_regclass(format('%I.%I', 'kt_governance_partitions', 'policy_evaluations_' || suffix)) IS NOT NULL LOOP
+            attempt := attempt + 1;
+            suffix := suffixes[i] || '_' || attempt;
+        END LOOP;
+        event_tables := event_tables || ('events_' || suffix);
+        evaluation_tables := evaluation_tables || ('policy_evaluations_' || suffix);
+        lows := lows || to_char(starts[i], 'YYYY-MM-DD HH24:MI:SS.US"+00"');
+        highs := highs || to_char(ends[i], 'YYYY-MM-DD HH24:MI:SS.US"+00"');
+        EXECUTE format('CREATE TABLE %I.%I (LIKE @extschema@.ai_decision_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE,
+                                            CONSTRAINT %I CHECK ("timestamp" >= %L AND "timestamp" < %L))',
+                       'kt_governance_partitions', event_tables[i], event_tables[i] || '_bounds', lows[i], highs[i]);
+        EXECUTE format('CREATE TABLE %I.%I (LIKE @extschema@.policy_evaluations INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE,
+                                            CONSTRAINT %I CHECK (event_timestamp >= %L AND event_timestamp < %L))',
+                       'kt_governance_partitions', evaluation_tables[i], evaluation_tables[i] || '_bounds', lows[i], highs[i]);
+        EXECUTE format('INSERT INTO %I.%I (%s) SELECT %s FROM ONLY kt_governance_partitions.events_default
+                        WHERE "timestamp" >= $1 AND "timestamp" < $2',
+                       'kt_governance_partitions', event_tables[i], event_columns, event_columns) USING starts[i], ends[i];
+        GET DIAGNOSTICS copied = ROW_COUNT;
+        moved := moved || copied;
+        EXECUTE format('INSERT INTO %I.%I (%s) SELECT %s FROM ONLY kt_governance_partitions.policy_evaluations_default
+                        WHERE event_timestamp >= $1 AND event_timestamp < $2',
+                       'kt_governance_partitions', evaluation_tables[i], evaluation_columns, evaluation_columns) USING starts[i], ends[i];
+        GET DIAGNOSTICS copied = ROW_COUNT;
+        anything_moved := anything_moved OR copied > 0 OR moved[i] > 0;
+    END LOOP;
+    IF anything_moved THEN
+        PERFORM kt_release_moved_rows(starts, ends);
+    END IF;
+    FOR i IN 1..n LOOP
+        -- keys after the rows: one index build instead of row-by-row maintenance
+        PERFORM kt_add_partition_keys(event_tables[i], evaluation_tables[i]);
+        EXECUTE format('ALTER TABLE @extschema@.ai_decision_events ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
+                       'kt_governance_partitions', event_tables[i], lows[i], highs[i]);
+        EXECUTE format('ALTER TABLE @extschema@.policy_evaluations ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
+                       'kt_governance_partitions', evaluation_tables[i], lows[i], highs[i]);
+        EXECUTE format('ALTER TABLE %I.%I DROP CONSTRAINT %I', 'kt_governance_partitions', event_tables[i], event_tables[i] || '_bounds');
+        EXECUTE format('ALTER TABLE %I.%I DROP CONSTRAINT %I', 'kt_governance_partitions', evaluation_tables[i], evaluation_tables[i] || '_bounds');
+        -- TRUNCATE of the partition itself fires only its own triggers (sql/guard.sql)
+        EXECUTE format('CREATE TRIGGER kt_guard_truncate BEFORE TRUNCATE ON %I.%I FOR EACH STATEMENT
+                        EXECUTE FUNCTION kt_governance_internal.kt_guard_truncate()', 'kt_governance_partitions', event_tables[i]);
+        EXECUTE format('CREATE TRIGGER kt_guard_truncate BEFORE TRUNCATE ON %I.%I FOR EACH STATEMENT
+                        EXECUTE FUNCTION kt_governance_internal.kt_guard_truncate()', 'kt_governance_partitions', evaluation_tables[i]);
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', 'kt_governance_partitions', event_tables[i],
+                       format('Partition of ai_decision_events for [%s, %s) UTC, made by kt_governance.', starts[i], ends[i]));
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', 'kt_governance_partitions', evaluation_tables[i],
+                       format('Partition of policy_evaluations for [%s, %s) UTC, made by kt_governance.', starts[i], ends[i]));
+        partition_name := event_tables[i];
+        range_start := starts[i];
+        range_end := ends[i];
+        rows_moved := moved[i];
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION kt_build_partitions(timestamptz[], timestamptz[], text[]) IS 'Internal: creates the events and evaluations partitions of the given ranges, moving the rows of those ranges out of the default partitions without firing row triggers (no dirty hour, no row-count change), builds keys and indexes once, attaches them. Caller must hold kt_lock_for_partition_ddl().';
+
+-- The default partitions let go of rows just copied into new partitions. Row triggers, the
+-- foreign-key checks and the TRUNCATE guard are off for this (session_replication_role =
+-- replica, as the extension owner): the rows are not removed but moved, with their evaluations,
+-- so the bookkeeping stays as it was and the key holds by construction. When few rows stay
+-- (junk dates outside the drain window), those are set aside, the defaults truncated and the
+-- few put back, which leaves no dead rows; otherwise the moved rows are deleted.
+CREATE FUNCTION kt_governance_internal.kt_release_moved_rows(starts timestamptz[], ends timestamptz[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+SET session_replication_role = replica
+AS $fn$
+DECLARE
+    moving bigint;
+    staying bigint;
+    staying_events text;
+    staying_evaluations text;
+    in_ranges constant text := 'EXISTS (SELECT FROM unnest($1::pg_catalog.timestamptz[], $2::pg_catalog.timestamptz[]) AS r(lo, hi)
+                                        WHERE %1$s >= r.lo AND %1$s < r.hi)';
+BEGIN
+    EXECUTE format('SELECT count(*) FILTER (WHERE %1$s), count(*) FILTER (WHERE NOT %1$s)
+                    FROM ONLY kt_governance_partitions.events_default e', format(in_ranges, 'e."timestamp"'))
+        INTO moving, staying USING starts, ends;
+    IF staying <= moving THEN
+        staying_events := kt_private_temp_table('kt_staying_events', '(LIKE @extschema@.ai_decision_events)');
+        staying_evaluations := kt_private_temp_table('kt_staying_evaluations', '(LIKE @extschema@.policy_evaluations)');
+        EXECUTE format('INSERT INTO %s SELECT * FROM ONLY kt_governance_partitions.events_default e WHERE NOT %s',
+                       staying_events, format(in_ranges, 'e."timestamp"')) USING starts, ends;
+        EXECUTE format('INSERT INTO %s SELECT * FROM ONLY kt_governance_partitions.policy_evaluations_default p WHERE NOT %s',
+                       staying_evaluations, format(in_ranges, 'p.event_timestamp')) USING starts, ends;
+        TRUNCATE ONLY kt_governance_partitions.policy_evaluations_default, kt_governance_partitions.events_default;
+        EXECUTE format('INSERT INTO kt_governance_partitions.events_default SELECT * FROM %s', staying_events);
+        EXECUTE format('INSERT INTO kt_governance_partitions.policy_evaluations_default OVERRIDING SYSTEM VALUE SELECT * FROM %s', staying_evaluations);
+        EXECUTE format('DROP TABLE %s, %s', staying_events, staying_evaluations);
+    ELSE
+        EXECUTE format('DELETE FROM ONLY kt_governance_partitions.policy_evaluations_default p WHERE %s',
+                       format(in_ranges, 'p.event_timestamp')) USING starts, ends;
+        EXECUTE format('DELETE FROM ONLY kt_governance_partitions.events_default e WHERE %s',
+                       format(in_ranges, 'e."timestamp"')) USING starts, ends;
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kt_release_moved_rows(timestamptz[], timestamptz[]) IS 'Internal: removes from the default partitions the rows of the given ranges, which kt_build_partitions() has just copied into new partitions, with row triggers and key checks off (session_replication_role = replica): a move, not a removal, so no row count or rollup changes.';
 
 -- Privileged code never uses a table it finds in the caller's pg_temp: a caller who made it
 -- first (or hung a trigger or rule on it) would run code, or choose rows, as the definer. Each
@@ -263,47 +373,6 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_private_temp_table(text, text) IS 'Internal: creates a temporary table with a random name (prefix_<32 hex>) and the given column definition, dropped at commit, owned by the calling (extension) role, and returns its qualified name. Privileged code stashes rows only in such tables, never in one it finds in pg_temp.';
 
--- Moves the default partitions' rows of [lo, hi) into two private stash tables (see
--- kt_private_temp_table). Must run before the partition is created: PostgreSQL refuses a new
--- partition while the default one holds rows of its range.
-CREATE FUNCTION kt_governance_internal.kt_stash_default_rows(lo timestamptz, hi timestamptz,
-                                      OUT events_stash text, OUT evaluations_stash text, OUT moved bigint)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, kt_governance_internal, pg_temp
-AS $fn$
-BEGIN
-    moved := 0;
-    IF NOT EXISTS (SELECT FROM ONLY kt_governance_partitions.events_default
-                   WHERE "timestamp" >= lo AND "timestamp" < hi) THEN
-        RETURN;
-    END IF;
-    events_stash := kt_governance_internal.kt_private_temp_table('kt_stash_events', '(LIKE @extschema@.ai_decision_events)');
-    evaluations_stash := kt_governance_internal.kt_private_temp_table('kt_stash_evaluations', '(LIKE @extschema@.policy_evaluations)');
-    -- evaluations first: their foreign key refuses deleting events they still reference
-    EXECUTE format('WITH gone AS (DELETE FROM ONLY kt_governance_partitions.policy_evaluations_default
-                                  WHERE event_timestamp >= $1 AND event_timestamp < $2 RETURNING *)
-                    INSERT INTO %s SELECT * FROM gone', evaluations_stash) USING lo, hi;
-    EXECUTE format('WITH gone AS (DELETE FROM ONLY kt_governance_partitions.events_default
-                                  WHERE "timestamp" >= $1 AND "timestamp" < $2 RETURNING *)
-                    INSERT INTO %s SELECT * FROM gone', events_stash) USING lo, hi;
-    GET DIAGNOSTICS moved = ROW_COUNT;
-END
-$fn$;
-COMMENT ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) IS 'Internal: moves the default partitions'' rows of [lo, hi) into two private stash tables made for this call; returns their names and the number of events moved (0 and NULL names when there was nothing to move).';
-
-CREATE FUNCTION kt_governance_internal.kt_unstash_rows(events_stash text, evaluations_stash text)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, kt_governance_internal, pg_temp
-AS $fn$
-BEGIN
-    EXECUTE format('INSERT INTO @extschema@.ai_decision_events SELECT * FROM %s', events_stash);
-    EXECUTE format('INSERT INTO @extschema@.policy_evaluations OVERRIDING SYSTEM VALUE SELECT * FROM %s', evaluations_stash);
-    EXECUTE format('DROP TABLE %s, %s', events_stash, evaluations_stash);
-END
-$fn$;
-COMMENT ON FUNCTION kt_unstash_rows(text, text) IS 'Internal: inserts the rows of the stash tables kt_stash_default_rows() made back through the parents, so they land in their new partition, and drops the stash tables.';
-
 CREATE FUNCTION kt_create_partitions(
     start_time timestamptz,
     end_time timestamptz,
@@ -321,8 +390,11 @@ DECLARE
     gran text := coalesce(granularity, kt_setting('partition_interval'));
     -- a typo in a year must not create thousands of tables
     max_span interval := CASE gran WHEN 'daily' THEN interval '3660 days' ELSE interval '100 years' END;
-    made record;
+    slot record;
     t timestamptz := start_time;
+    starts timestamptz[] := '{}';
+    ends timestamptz[] := '{}';
+    suffixes text[] := '{}';
 BEGIN
     IF start_time IS NULL OR end_time IS NULL THEN
         RAISE EXCEPTION 'start_time and end_time are required' USING ERRCODE = 'null_value_not_allowed';
@@ -341,16 +413,15 @@ BEGIN
     END IF;
     PERFORM kt_lock_for_partition_ddl();
     WHILE t < end_time LOOP
-        made := kt_ensure_partition(t, gran);
-        IF made.created THEN
-            partition_name := made.partition_name;
-            range_start := made.range_start;
-            range_end := made.range_end;
-            rows_moved := made.rows_moved;
-            RETURN NEXT;
+        slot := kt_partition_slot(t, gran, starts, ends);
+        IF NOT slot.taken THEN
+            starts := starts || slot.range_start;
+            ends := ends || slot.range_end;
+            suffixes := suffixes || slot.name_suffix;
         END IF;
-        t := made.range_end;
+        t := slot.range_end;
     END LOOP;
+    RETURN QUERY SELECT * FROM kt_build_partitions(starts, ends, suffixes);
 END
 $fn$;
 COMMENT ON FUNCTION kt_create_partitions(timestamptz, timestamptz, text) IS 'Creates the partitions (events and evaluations) covering [start_time, end_time), e.g. before a backfill. granularity: ''monthly'' or ''daily'' (default: kt_governance.partition_interval). Existing partitions are kept; rows waiting in the default partitions move into the new ones. Returns the partitions created.';
@@ -371,25 +442,30 @@ DECLARE
     ahead int := coalesce(premake, kt_setting('premake')::int);
     oldest_allowed timestamptz := now() - make_interval(days => kt_setting('drain_max_past_days')::int);
     newest_allowed timestamptz := now() + make_interval(days => kt_setting('drain_max_future_days')::int);
-    made record;
+    slot record;
     t timestamptz := now();
     bucket timestamptz;
+    starts timestamptz[] := '{}';
+    ends timestamptz[] := '{}';
+    suffixes text[] := '{}';
 BEGIN
     IF ahead < 0 OR ahead > 366 THEN
         RAISE EXCEPTION 'premake must be between 0 and 366, got %', ahead USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    partitions_created := 0;
-    rows_moved := 0;
     PERFORM kt_lock_for_partition_ddl();
 
     -- the current period plus `ahead` future ones
     FOR i IN 0..ahead LOOP
-        made := kt_ensure_partition(t, gran);
-        partitions_created := partitions_created + made.created::int;
-        rows_moved := rows_moved + made.rows_moved;
-        t := made.range_end;
+        slot := kt_partition_slot(t, gran, starts, ends);
+        IF NOT slot.taken THEN
+            starts := starts || slot.range_start;
+            ends := ends || slot.range_end;
+            suffixes := suffixes || slot.name_suffix;
+        END IF;
+        t := slot.range_end;
     END LOOP;
 
+    -- periods of the rows waiting in the default partitions, within the drain window
     IF drain_default THEN
         FOR bucket IN
             SELECT DISTINCT date_trunc(CASE gran WHEN 'daily' THEN 'day' ELSE 'month' END, e."timestamp")
@@ -397,11 +473,17 @@ BEGIN
             WHERE e."timestamp" >= oldest_allowed AND e."timestamp" < newest_allowed
             ORDER BY 1
         LOOP
-            made := kt_ensure_partition(greatest(bucket, oldest_allowed), gran);
-            partitions_created := partitions_created + made.created::int;
-            rows_moved := rows_moved + made.rows_moved;
+            slot := kt_partition_slot(greatest(bucket, oldest_allowed), gran, starts, ends);
+            IF NOT slot.taken THEN
+                starts := starts || slot.range_start;
+                ends := ends || slot.range_end;
+                suffixes := suffixes || slot.name_suffix;
+            END IF;
         END LOOP;
     END IF;
+
+    SELECT count(*)::int, coalesce(sum(b.rows_moved), 0) INTO partitions_created, rows_moved
+    FROM kt_build_partitions(starts, ends, suffixes) b;
 
     SELECT count(*), min(e."timestamp"), max(e."timestamp")
       INTO rows_left_in_default, default_oldest, default_newest
@@ -449,10 +531,11 @@ COMMENT ON COLUMN kt_partition_health.next_partition_due IS 'End of the partitio
 
 REVOKE ALL ON FUNCTION kt_create_partitions(timestamptz, timestamptz, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_run_maintenance(integer, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION kt_ensure_partition(timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_partition_slot(timestamptz, text, timestamptz[], timestamptz[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_build_partitions(timestamptz[], timestamptz[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_release_moved_rows(timestamptz[], timestamptz[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kt_column_list(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_private_temp_table(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION kt_stash_default_rows(timestamptz, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION kt_unstash_rows(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kt_lock_for_partition_ddl() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_create_partitions(timestamptz, timestamptz, text) TO kt_governance_admin;
 GRANT EXECUTE ON FUNCTION kt_run_maintenance(integer, boolean) TO kt_governance_admin;

@@ -96,6 +96,11 @@ pub unsafe extern "C-unwind" fn kt_guard_drop(fcinfo: pg_sys::FunctionCallInfo) 
                 }
             }
         }
+        pg_sys::NodeTag::T_CreateStmt => {
+            if writes_restored_partition(tree as *mut pg_sys::CreateStmt) && crate::extension_schema().is_some() {
+                yield_provisional_partitions();
+            }
+        }
         pg_sys::NodeTag::T_AlterTableStmt => {
             for relid in detached_partitions(tree as *mut pg_sys::AlterTableStmt) {
                 if crate::extension_schema().is_some() {
@@ -106,6 +111,38 @@ pub unsafe extern "C-unwind" fn kt_guard_drop(fcinfo: pg_sys::FunctionCallInfo) 
         _ => {}
     }
     pg_sys::Datum::from(0)
+}
+
+/// Whether a CREATE TABLE makes a table in kt_governance_partitions with its columns written
+/// out, as pg_dump writes partitions. The extension's own partition DDL copies the parent with
+/// LIKE, so it never matches.
+unsafe fn writes_restored_partition(stmt: *mut pg_sys::CreateStmt) -> bool {
+    let relation = (*stmt).relation;
+    if relation.is_null() || (*relation).schemaname.is_null()
+        || CStr::from_ptr((*relation).schemaname).to_bytes() != b"kt_governance_partitions"
+    {
+        return false;
+    }
+    let elements = pgrx::PgList::<pg_sys::Node>::from_pg((*stmt).tableElts);
+    let copies_a_table = elements.iter_ptr().any(|node| !node.is_null() && (*node).type_ == pg_sys::NodeTag::T_TableLikeClause);
+    !copies_a_table
+}
+
+/// A restore is writing its partitions: the first partitions CREATE EXTENSION made for today
+/// give way while they are still empty (sql/first_partitions.sql). Only for a role that may
+/// create tables there at all (a superuser): ddl_command_start runs before the permission
+/// check, and nobody else may make the extension drop anything.
+fn yield_provisional_partitions() {
+    let may_create = Spi::get_one::<bool>(
+        "SELECT pg_catalog.has_schema_privilege('kt_governance_partitions'::pg_catalog.text, 'CREATE'::pg_catalog.text)",
+    );
+    if may_create != Ok(Some(true)) {
+        return;
+    }
+    crate::owner::as_extension_owner(|| {
+        Spi::run(&format!("SELECT {}.kt_yield_provisional_partitions()", crate::owner::INTERNAL))
+    })
+    .expect("making room for restored partitions");
 }
 
 /// Whether DROP OWNED names the role that owns the extension's schema.

@@ -69,6 +69,7 @@ extension_sql_file!("../sql/export.sql", name = "export", requires = ["ingest", 
 extension_sql_file!("../sql/reclaim.sql", name = "reclaim", requires = ["export", reclaim::kt_reclaim_after_commit]);
 extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["reclaim"]);
 extension_sql_file!("../sql/guard.sql", name = "guard", requires = ["retention"]);
+extension_sql_file!("../sql/first_partitions.sql", name = "first_partitions", requires = ["guard"], finalize);
 
 /// The schema kt_governance is installed in, in the current database (None while it is not).
 /// Rust code that runs SQL qualifies names with it instead of trusting the caller's search_path.
