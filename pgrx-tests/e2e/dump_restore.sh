@@ -78,6 +78,17 @@ check "identity continues after the dumped maximum" "$([ "$new_id" -gt "$max_id"
 check "maintenance works in the restored database" \
     "$(q "$dir" "$port" dst "SELECT rows_left_in_default FROM kt_run_maintenance()" 2>/dev/null | tail -1)" 1
 
+# a restore made where partitions are daily: that install's first (daily) partitions overlap
+# the dump's monthly ones and give way to them, since they are still empty
+kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE dst_daily"
+if PGOPTIONS='-c kt_governance.partition_interval=daily' as_postgres env PGOPTIONS='-c kt_governance.partition_interval=daily' \
+       pg_restore -h "$dir" -p "$port" -U postgres -d dst_daily --exit-on-error "$dir/src.dump" 2> "$dir/restore_daily.err"; then
+    pass "pg_restore exits 0 where the install makes daily partitions"
+else
+    fail "pg_restore with daily first partitions failed: $(head -5 "$dir/restore_daily.err")"
+fi
+check "daily-install restore identical (the install's empty partitions gave way)" "$(fingerprint dst_daily)" "$before"
+
 # the same with a plain SQL dump replayed by psql, as many DBAs do
 as_postgres pg_dump -h "$dir" -p "$port" -U postgres -f "$dir/src.sql" src
 kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE dst_plain"
@@ -109,4 +120,19 @@ for i in $(seq 40); do
 done
 check "the worker runs jobs in the restored database" \
     "$(q "$dir" "$port" dst "SELECT count(*) > $runs_before FROM kt_job_runs WHERE job_name = 'maintenance' AND status = 'ok'")" t
+# a restore 75 days later: that install's first partitions start two months after the dump's
+# and collide with the dump's premade ones by name; still empty, they give way
+later="$(q "$dir" "$port" dst "SELECT to_char(now() AT TIME ZONE 'UTC' + interval '75 days', 'YYYY-MM-DD HH24:MI:SS+00')")"
+cluster_stop "$dir"
+KT_FAKETIME="$later"; unset KT_FAKETIME_OFFSET
+cluster_start "$dir"
+kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE dst_later"
+if as_postgres pg_restore -h "$dir" -p "$port" -U postgres -d dst_later --exit-on-error "$dir/src.dump" 2> "$dir/restore_later.err"; then
+    pass "pg_restore exits 0 75 days after the dump ($later)"
+else
+    fail "pg_restore 75 days later failed: $(head -5 "$dir/restore_later.err")"
+fi
+check "restore 75 days later identical" "$(fingerprint dst_later)" "$before"
+check "the restored database makes today's partitions at its first maintenance" \
+    "$(q "$dir" "$port" dst_later "SELECT partitions_created > 0 FROM kt_run_maintenance()" 2>/dev/null | tail -1)" t
 e2e_finish dump_restore

@@ -3,7 +3,18 @@
 CREATE EXTENSION kt_governance;
 \ir _helpers.psql
 
--- rows before any dated partition exists all land in the default partitions
+-- CREATE EXTENSION made the current month and kt_governance.premake (4) ahead, released from
+-- the extension so pg_dump writes them like any partition
+SELECT count(*) AS first_partitions,
+       min(range_start) = date_trunc('month', now(), 'UTC') AS from_this_month,
+       max(range_end) = date_trunc('month', now(), 'UTC') + interval '5 months' AS to_premake
+FROM kt_partitions WHERE parent_table = 'ai_decision_events' AND NOT is_default;
+SELECT count(*) AS first_partitions_that_are_members
+FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'kt_governance'
+JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
+WHERE c.relnamespace = 'kt_governance_partitions'::regnamespace AND c.relname !~ '_default$';
+
+-- rows of this month land in a dated partition at once; older ones wait in the default
 SELECT * FROM kt_generate_sample_events(3000, 120, 7, now());
 INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
 VALUES ('junk-future', '9999-01-01 00:00:00+00', 'allowed', 'm', 'p', 'g'),
@@ -16,12 +27,32 @@ SELECT count(*) AS events, sum(cost_usd) AS cost, sum(input_tokens) AS tokens,
        (SELECT count(*) FROM policy_evaluations) AS evaluations,
        (SELECT string_agg(md5(e::text), '' ORDER BY e.id) FROM ai_decision_events e) AS digest
 FROM ai_decision_events;
-SELECT count(*) = (SELECT events FROM before) AS all_in_default FROM ONLY kt_governance_partitions.events_default;
+SELECT count(*) FILTER (WHERE "timestamp" >= date_trunc('month', now(), 'UTC') AND id NOT LIKE 'junk%') AS this_month_in_default,
+       count(*) > 2 AS older_rows_wait
+FROM ONLY kt_governance_partitions.events_default;
+CREATE TEMP TABLE waiting AS
+SELECT (SELECT count(*) FROM ONLY kt_governance_partitions.events_default) AS events,
+       (SELECT count(*) FROM kt_governance_internal.kt_dirty_hours) AS dirty_marks,
+       (SELECT sum(events) || '/' || sum(evaluations) FROM kt_governance_internal.kt_row_counts) AS counts;
 
--- maintenance: current month + 4 ahead, and the 120 days of sample data drained out
-SELECT partitions_created >= 5 AS created_enough, rows_moved = (SELECT events FROM before) - 2 AS moved_all_but_junk,
+-- maintenance drains the 120 days of sample data into the older months' partitions
+SELECT partitions_created >= 3 AS created_enough, rows_moved = (SELECT events FROM waiting) - 2 AS moved_all_but_junk,
        rows_left_in_default, default_oldest, default_newest
 FROM kt_run_maintenance();
+-- a move changes no aggregate and no hour's count: it marks no hour dirty and leaves the
+-- counts as they were, and they are still exact
+SELECT (SELECT count(*) FROM kt_governance_internal.kt_dirty_hours) - w.dirty_marks AS hours_dirtied_by_the_drain,
+       (SELECT sum(events) || '/' || sum(evaluations) FROM kt_governance_internal.kt_row_counts) = w.counts AS counts_unchanged,
+       (SELECT count(*) FROM kt_verify_row_counts()) AS drifted_hours
+FROM waiting w;
+-- the default partitions keep only keys and the "timestamp" index; dated ones get all indexes
+SELECT CASE WHEN c.relname LIKE '%default' THEN c.relname ELSE 'a drained events partition' END AS partition,
+       count(*) AS indexes
+FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+WHERE c.relname IN ('events_default', 'policy_evaluations_default')
+   OR c.oid = (SELECT e.tableoid FROM ai_decision_events e WHERE e."timestamp" < date_trunc('month', now(), 'UTC')
+               AND e.id NOT LIKE 'junk%' LIMIT 1)
+GROUP BY 1 ORDER BY 1;
 
 -- nothing lost, nothing duplicated, evaluations moved with their events
 SELECT b.events = a.events AS same_events, b.cost = a.cost AS same_cost, b.tokens = a.tokens AS same_tokens,
@@ -90,3 +121,50 @@ SELECT pg_temp.try($$SET kt_governance.partition_interval = 'hourly'$$);
 SET kt_governance.ddl_lock_timeout = 100;
 SET kt_governance.ddl_retries = 2;
 SELECT pg_temp.try($$SELECT * FROM kt_create_partitions('2031-01-01', '2031-02-01')$$) AS without_contention;
+
+-- when more rows stay in the default than move (a pile of junk dates, a few late rows), the
+-- moved ones are deleted instead of the defaults being emptied and refilled: still no dirty
+-- hour, no count change, nothing lost
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+SELECT 'junk-pile-' || g, '1971-01-01 00:00:00+00'::timestamptz + g * interval '1 hour', 'allowed', 'm', 'p', 'g'
+FROM generate_series(1, 40) g;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+SELECT 'late-' || g, date_trunc('month', now(), 'UTC') - interval '150 days' + g * interval '1 minute', 'blocked', 'm', 'p', 'g'
+FROM generate_series(1, 5) g;
+INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result)
+SELECT id, "timestamp", 'p', 'block' FROM ai_decision_events WHERE id LIKE 'late-%' OR id LIKE 'junk-pile-%';
+TRUNCATE waiting;
+INSERT INTO waiting
+SELECT (SELECT count(*) FROM ONLY kt_governance_partitions.events_default),
+       (SELECT count(*) FROM kt_governance_internal.kt_dirty_hours),
+       (SELECT sum(events) || '/' || sum(evaluations) FROM kt_governance_internal.kt_row_counts);
+SELECT partitions_created, rows_moved, rows_left_in_default FROM kt_run_maintenance();
+SELECT (SELECT count(*) FROM kt_governance_internal.kt_dirty_hours) - w.dirty_marks AS hours_dirtied_by_the_drain,
+       (SELECT sum(events) || '/' || sum(evaluations) FROM kt_governance_internal.kt_row_counts) = w.counts AS counts_unchanged,
+       (SELECT count(*) FROM kt_verify_row_counts()) AS drifted_hours,
+       (SELECT count(*) FROM ai_decision_events WHERE id LIKE 'late-_' AND tableoid::regclass::text NOT LIKE '%default') AS late_rows_moved,
+       (SELECT count(*) FROM policy_evaluations p JOIN ai_decision_events e ON e.id = p.event_id AND e."timestamp" = p.event_timestamp
+         WHERE e.id LIKE 'late-_' AND p.tableoid::regclass::text NOT LIKE '%default') AS their_evaluations_moved,
+       (SELECT count(*) FROM ONLY kt_governance_partitions.policy_evaluations_default) AS evaluations_left_in_default
+FROM waiting w;
+
+-- restore: the first partition DDL written out as pg_dump writes it (columns listed) makes
+-- the first partitions that are still empty give way to the dump's; those with rows stay.
+-- The extension's own DDL (LIKE the parent) and a role that may not create there do not.
+SELECT count(*) AS provisional FROM kt_governance_internal.kt_provisional_partitions;
+CREATE TABLE kt_governance_partitions.like_probe (LIKE ai_decision_events);
+SELECT count(*) AS provisional_after_like FROM kt_governance_internal.kt_provisional_partitions;
+CREATE ROLE kt_partitions_probe LOGIN;
+SET ROLE kt_partitions_probe;
+SELECT pg_temp.try($$CREATE TABLE kt_governance_partitions.restored_probe (id text)$$);
+RESET ROLE;
+SELECT count(*) AS provisional_after_refused FROM kt_governance_internal.kt_provisional_partitions;
+CREATE TABLE kt_governance_partitions.restored_probe (id text);
+SELECT count(*) AS provisional_after_restore_ddl FROM kt_governance_internal.kt_provisional_partitions;
+SELECT count(*) AS first_partitions_kept,
+       bool_and(EXISTS (SELECT FROM ai_decision_events e WHERE e."timestamp" >= p.range_start AND e."timestamp" < p.range_end)) AS all_hold_rows
+FROM kt_partitions p
+WHERE p.parent_table = 'ai_decision_events' AND NOT p.is_default AND p.range_start >= date_trunc('month', now(), 'UTC')
+  AND p.range_start < date_trunc('month', now(), 'UTC') + interval '5 months';
+DROP TABLE kt_governance_partitions.restored_probe, kt_governance_partitions.like_probe;
+DROP ROLE kt_partitions_probe;

@@ -235,10 +235,8 @@ SELECT count(DISTINCT bucket) AS still_dirty FROM kt_dirty_hours;
 SELECT pg_temp.try($$SELECT * FROM kt_refresh_metrics(up_to => NULL)$$);
 SELECT hours_refreshed FROM kt_refresh_metrics();
 
--- draining the default partition moves rows between partitions, which changes no aggregate,
--- yet today the move marks its hours dirty, so the next refresh recomputes them from raw rows
--- (exact, but work for nothing at scale); the 1.0.0 issue asks that a drain dirty no hour, and
--- this check changes when it does
+-- draining the default partition moves rows between partitions, which changes no aggregate:
+-- the move marks no hour dirty, so the next refresh has nothing to recompute
 SELECT date_trunc('hour', now()) - interval '70 days' AS homeless_hour \gset
 INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
 SELECT 'homeless-' || g, :'homeless_hour'::timestamptz + g * interval '1 minute', 'allowed', 'gpt-4o', 'openai', 'gw-us-east', g

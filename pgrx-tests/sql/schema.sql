@@ -32,8 +32,11 @@ FROM pg_index
 WHERE indrelid IN ('kt_governance_partitions.events_default'::regclass, 'kt_governance_partitions.policy_evaluations_default'::regclass)
 ORDER BY 1;
 
--- only the default partitions exist right after install; maintenance makes the dated ones
-SELECT parent_table, partition_name, is_default, range_start, range_end FROM kt_partitions ORDER BY 1, 2;
+-- right after install: the default partitions, and the current month and 4 ahead in each table
+SELECT parent_table, is_default, count(*) AS partitions,
+       min(range_start) = date_trunc('month', now(), 'UTC') AS from_this_month,
+       max(range_end) = date_trunc('month', now(), 'UTC') + interval '5 months' AS to_premake
+FROM kt_partitions GROUP BY 1, 2 ORDER BY 1, 2;
 
 -- every relation, column, function and view of the extension has a comment
 SELECT 'relation without comment' AS problem, c.oid::regclass::text AS object
