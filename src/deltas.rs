@@ -1,4 +1,5 @@
-//! In-trigger delta aggregation for the rollups (the SQL side is sql/rollups.sql).
+//! In-trigger delta aggregation for the rollups (the SQL side is sql/rollups.sql). Gathered
+//! per row and written by src/accumulator.rs.
 //!
 //! Why: recomputing an hour from raw rows reads every row of it, so a refresh after a batch of
 //! 100k new events costs ~0.6 s however little changed. The row trigger already sees every
@@ -21,11 +22,10 @@
 //!  * a refresh run by the same transaction (its deltas are not written yet).
 
 use pgrx::prelude::*;
-use pgrx::{register_subxact_callback, register_xact_callback, PgSubXactCallbackEvent, PgXactCallbackEvent};
-use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::owner::{as_extension_owner, INTERNAL};
+use crate::owner::INTERNAL;
+use crate::rows::stamp;
 use crate::sketch::{encode_histogram, Histogram};
 
 /// Above this many groups in one transaction the sums are given up for recompute marks.
@@ -45,7 +45,7 @@ struct Columns {
 }
 
 #[derive(Default, Clone, Copy)]
-struct Sums {
+pub(crate) struct Sums {
     events: i64,
     cost_micros: i64,
     costs: i64,
@@ -56,7 +56,7 @@ struct Sums {
 }
 
 #[derive(Default)]
-struct Deltas {
+pub(crate) struct Deltas {
     /// encoded (hour, gateway_id, model, team_id, decision) -> sums
     fine: HashMap<Vec<u8>, Sums>,
     /// encoded (hour, gateway_id, model) -> exact latency histogram
@@ -73,11 +73,6 @@ struct Deltas {
     key: Vec<u8>,
     values: Vec<pg_sys::Datum>,
     nulls: Vec<bool>,
-    registered: bool,
-}
-
-thread_local! {
-    static DELTAS: RefCell<Deltas> = RefCell::new(Deltas::default());
 }
 
 /// The column's position when it exists with the documented type. The trigger function can be
@@ -165,26 +160,10 @@ fn push_text(key: &mut Vec<u8>, text: Option<&[u8]>) {
     }
 }
 
-/// Adds one inserted event to the transaction's sums. Returns false when the event's hour must
-/// be recomputed from raw rows instead (see the module comment).
-pub(crate) fn capture_insert(data: &pg_sys::TriggerData, hour: i64) -> bool {
-    let first_in_transaction = DELTAS.with(|d| !std::mem::replace(&mut d.borrow_mut().registered, true));
-    if first_in_transaction {
-        register_xact_callback(PgXactCallbackEvent::PreCommit, flush_at_commit);
-        register_xact_callback(PgXactCallbackEvent::PrePrepare, flush_at_commit);
-        register_xact_callback(PgXactCallbackEvent::Abort, forget);
-        register_subxact_callback(PgSubXactCallbackEvent::AbortSub, |_, _| give_up());
-        // group keys go back to SQL as text built from the key bytes, which is only lossless
-        // when the database encoding is UTF-8
-        if unsafe { pg_sys::GetDatabaseEncoding() } != pg_sys::pg_enc::PG_UTF8 as i32 {
-            give_up();
-        }
-    }
-    DELTAS.with(|d| d.borrow_mut().add(data, hour))
-}
-
 impl Deltas {
-    fn add(&mut self, data: &pg_sys::TriggerData, hour: i64) -> bool {
+    /// Adds one inserted event to the transaction's sums. Returns false when the event's hour
+    /// must be recomputed from raw rows instead (see the module comment).
+    pub(crate) fn capture_insert(&mut self, data: &pg_sys::TriggerData, hour: i64) -> bool {
         if self.given_up {
             return false;
         }
@@ -279,7 +258,7 @@ impl Deltas {
     }
 
     /// Gives up the sums: their hours are recomputed from raw rows instead.
-    fn give_up(&mut self) {
+    pub(crate) fn give_up(&mut self) {
         let hours: Vec<i64> = self.fine.keys().map(|k| hour_of_key(k)).collect();
         self.recompute.extend(hours);
         self.fine = HashMap::new();
@@ -309,67 +288,53 @@ fn decode_key(key: &[u8]) -> (i64, Vec<Option<String>>) {
     (hour_of_key(key), texts)
 }
 
-/// Whether the noted hours about to be written (`hours`, at statement end or commit) may be
-/// marked as merged from deltas. A transaction whose rows barely aggregate (fewer than two rows
-/// per group, e.g. one event per statement) gives its sums up here, and the caller marks the
-/// hours for a recompute in the same write, so small transactions write one mark per hour and
-/// no delta rows.
-pub(crate) fn keep_sums_for(hours: &std::collections::BTreeMap<i64, bool>) -> bool {
-    DELTAS.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.given_up {
+impl Deltas {
+    /// Whether the noted hours about to be written (`hours`, at statement end or commit) may be
+    /// marked as merged from deltas. A transaction whose rows barely aggregate (fewer than two
+    /// rows per group, e.g. one event per statement) gives its sums up here, and the caller marks
+    /// the hours for a recompute in the same write, so small transactions write one mark per
+    /// hour and no delta rows.
+    pub(crate) fn keep_sums_for(&mut self, hours: &BTreeMap<i64, bool>) -> bool {
+        if self.given_up {
             return false;
         }
-        if (d.fine.len() as i64) * 2 <= d.rows {
+        if (self.fine.len() as i64) * 2 <= self.rows {
             return true;
         }
         // hours of earlier statements, already marked as merged, need a recompute mark of their own
-        let others: BTreeSet<i64> = d.fine.keys().map(|k| hour_of_key(k)).filter(|h| !hours.contains_key(h)).collect();
-        d.give_up();
-        d.recompute = others;
+        let others: BTreeSet<i64> = self.fine.keys().map(|k| hour_of_key(k)).filter(|h| !hours.contains_key(h)).collect();
+        self.give_up();
+        self.recompute = others;
         false
-    })
-}
-
-fn give_up() {
-    DELTAS.with(|d| d.borrow_mut().give_up());
-}
-
-fn forget() {
-    DELTAS.with(|d| *d.borrow_mut() = Deltas::default());
-}
-
-fn stamp(hour: i64) -> TimestampWithTimeZone {
-    TimestampWithTimeZone::try_from(hour).expect("hour within the timestamptz range")
-}
-
-/// Appends the recompute marks, then the sums and histograms; an error aborts the transaction,
-/// so rows never commit without them. Written as the extension owner (src/owner.rs).
-fn write(d: &mut Deltas) {
-    // rows that barely aggregate: a delta row per event costs more than recomputing the hour
-    if !d.given_up && (d.fine.len() as i64) * 2 > d.rows {
-        d.give_up();
     }
-    as_extension_owner(|| {
-        if !d.recompute.is_empty() {
-            let hours: Vec<TimestampWithTimeZone> = d.recompute.iter().map(|h| stamp(*h)).collect();
-            Spi::run_with_args(
-                &format!(
-                    "INSERT INTO {INTERNAL}.kt_dirty_hours (bucket, recompute) \
-                     SELECT pg_catalog.unnest($1::pg_catalog.timestamptz[]), true"
-                ),
-                &[hours.into()],
-            )
-            .expect("could not record rollup hours to recompute");
+
+    /// At commit: rows that barely aggregate cost more as a delta row per event than as a
+    /// recompute of their hour.
+    pub(crate) fn settle_for_commit(&mut self) {
+        if !self.given_up && (self.fine.len() as i64) * 2 > self.rows {
+            self.give_up();
         }
-        write_sums(&d.fine);
-        write_histograms(&d.latencies);
-    })
+    }
+
+    /// The hours given up since the last call: they need recompute marks.
+    pub(crate) fn take_recompute(&mut self) -> BTreeSet<i64> {
+        std::mem::take(&mut self.recompute)
+    }
+
+    /// The sums and histograms gathered, to append to kt_rollup_deltas / kt_latency_deltas.
+    pub(crate) fn take_sums(&mut self) -> (HashMap<Vec<u8>, Sums>, HashMap<Vec<u8>, Histogram>) {
+        (std::mem::take(&mut self.fine), std::mem::take(&mut self.latencies))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.fine.is_empty() && self.recompute.is_empty()
+    }
 }
 
-fn write_sums(fine: &HashMap<Vec<u8>, Sums>) {
+/// Appends the sums to kt_rollup_deltas. The caller runs it as the extension owner.
+pub(crate) fn write_sums(fine: &HashMap<Vec<u8>, Sums>) -> Result<(), pgrx::spi::Error> {
     if fine.is_empty() {
-        return;
+        return Ok(());
     }
     let (mut hours, mut gateways, mut models, mut teams, mut decisions) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut events, mut costs, mut tin, mut tout, mut lat_sum, mut lat_n) = (vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -413,12 +378,12 @@ fn write_sums(fine: &HashMap<Vec<u8>, Sums>) {
             lat_n.into(),
         ],
     )
-    .expect("could not record rollup deltas");
 }
 
-fn write_histograms(latencies: &HashMap<Vec<u8>, Histogram>) {
+/// Appends the latency histograms to kt_latency_deltas. The caller runs it as the extension owner.
+pub(crate) fn write_histograms(latencies: &HashMap<Vec<u8>, Histogram>) -> Result<(), pgrx::spi::Error> {
     if latencies.is_empty() {
-        return;
+        return Ok(());
     }
     let (mut hours, mut gateways, mut models, mut histograms) = (vec![], vec![], vec![], vec![]);
     for (key, histogram) in latencies {
@@ -436,38 +401,4 @@ fn write_histograms(latencies: &HashMap<Vec<u8>, Histogram>) {
         ),
         &[hours.into(), gateways.into(), models.into(), histograms.into()],
     )
-    .expect("could not record latency deltas");
-}
-
-/// Pre-commit (and pre-prepare): outside any statement, so SPI needs a snapshot of its own.
-fn flush_at_commit() {
-    let pending = DELTAS.with(|d| {
-        let d = d.borrow();
-        !d.fine.is_empty() || !d.recompute.is_empty()
-    });
-    if pending {
-        unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-        DELTAS.with(|d| write(&mut d.borrow_mut()));
-        unsafe { pg_sys::PopActiveSnapshot() };
-    }
-    forget();
-}
-
-/// Gives up this transaction's unwritten sums and marks their hours for a recompute now. The
-/// refresh calls it first: sums written only at commit would otherwise miss the hours it
-/// refreshes. Returns the hours marked.
-#[pg_extern(volatile, parallel_unsafe, schema = "kt_governance_internal")]
-fn kt_settle_pending_deltas() -> i64 {
-    let marked = DELTAS.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.fine.is_empty() && d.recompute.is_empty() {
-            return 0;
-        }
-        d.give_up();
-        let marked = d.recompute.len() as i64;
-        write(&mut d);
-        d.recompute.clear();
-        marked
-    });
-    marked
 }

@@ -5,6 +5,7 @@
 
 use pgrx::prelude::*;
 
+mod accumulator;
 mod deltas;
 mod export;
 mod guard;
@@ -13,6 +14,7 @@ mod owner;
 mod reclaim;
 mod rollup;
 mod rowcount;
+mod rows;
 mod sample;
 mod settings;
 mod sketch;
@@ -41,9 +43,9 @@ extension_sql_file!(
     name = "rollups",
     requires = [
         "sample",
-        rollup::kt_mark_dirty_hours,
-        rollup::kt_flush_dirty_hours,
-        deltas::kt_settle_pending_deltas,
+        accumulator::kt_mark_dirty_hours,
+        accumulator::kt_flush_dirty_hours,
+        accumulator::kt_settle_pending_deltas,
         sketch::kt_latency_rollup,
         sketch::kt_histogram_rollup,
         sketch::kt_histogram_merge,
@@ -60,7 +62,12 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/rowcounts.sql",
     name = "rowcounts",
-    requires = ["rollups", rowcount::kt_count_evaluations, rowcount::kt_forget_pending_counts, rowcount::kt_pending_counts]
+    requires = [
+        "rollups",
+        accumulator::kt_count_evaluations,
+        accumulator::kt_forget_pending_counts,
+        accumulator::kt_pending_counts
+    ]
 );
 extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["rowcounts"]);
 extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["reports"]);

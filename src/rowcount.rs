@@ -1,5 +1,5 @@
 //! Exact row counts per UTC hour of ai_decision_events and policy_evaluations (the SQL side is
-//! sql/rowcounts.sql).
+//! sql/rowcounts.sql). Gathered per row and written by src/accumulator.rs.
 //!
 //! Why: retention drops whole partitions and logs how many events and evaluations went. Counting
 //! a partition about to be dropped reads all of it (and, right after a bulk load, writes every
@@ -9,20 +9,20 @@
 //! of its hours' rows, exact, read in microseconds.
 //!
 //! Exactness: counts are written in the transaction that changed the rows, so they commit or
-//! roll back together. Rows changed inside a subtransaction that rolls back (a savepoint, a
-//! PL/pgSQL exception block) are taken out again by a subtransaction callback. What bypasses row
-//! triggers (TRUNCATE of a single partition, disabled triggers, session_replication_role =
-//! replica) is not seen: kt_verify_row_counts() finds such drift and kt_rebuild_row_counts()
-//! repairs it; retention cross-checks the counts with the planner's statistics and counts the
-//! partition itself when they disagree.
+//! roll back together (a prepared transaction carries them to COMMIT or ROLLBACK PREPARED). Rows
+//! changed inside a subtransaction that rolls back (a savepoint, a PL/pgSQL exception block) are
+//! taken out again. Moving rows out of the default partition changes no hour's count and fires
+//! no row trigger (sql/partitions.sql). What else bypasses row triggers (TRUNCATE of a single
+//! partition, disabled triggers, session_replication_role = replica) is not seen:
+//! kt_verify_row_counts() finds such drift and kt_rebuild_row_counts() repairs it; retention
+//! cross-checks the counts with the planner's statistics and counts the partition itself when
+//! they disagree.
 
 use pgrx::prelude::*;
-use pgrx::{register_subxact_callback, register_xact_callback, PgSubXactCallbackEvent, PgXactCallbackEvent};
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use crate::owner::{as_extension_owner, INTERNAL};
-use crate::rollup::{changed_rows, hour_of};
+use crate::owner::INTERNAL;
+use crate::rows::{hour_of, stamp};
 
 /// Which table a count belongs to (index into the per-hour pair).
 #[derive(Clone, Copy)]
@@ -31,150 +31,80 @@ pub(crate) enum Counted {
     Evaluations = 1,
 }
 
+/// Per (subtransaction, UTC hour in microseconds since 2000-01-01): [events, evaluations].
 #[derive(Default)]
-struct Counts {
-    /// (subtransaction, UTC hour in microseconds since 2000-01-01) -> [events, evaluations]
+pub(crate) struct RowCounts {
     deltas: BTreeMap<(pg_sys::SubTransactionId, i64), [i64; 2]>,
-    /// whether this transaction's callbacks are registered
-    registered: bool,
 }
 
-thread_local! {
-    static COUNTS: RefCell<Counts> = RefCell::new(Counts::default());
-}
-
-/// Adds `sign` rows of `table` to the hour of `ts`. Runs for every row of every COPY.
-pub(crate) fn count_row(table: Counted, ts: Option<TimestampWithTimeZone>, sign: i64) {
-    let Some(ts) = ts.filter(|t| t.is_finite()) else { return };
-    let key = (unsafe { pg_sys::GetCurrentSubTransactionId() }, hour_of(ts));
-    let first_in_transaction = COUNTS.with(|c| {
-        let mut c = c.borrow_mut();
-        c.deltas.entry(key).or_default()[table as usize] += sign;
-        !std::mem::replace(&mut c.registered, true)
-    });
-    if first_in_transaction {
-        register_xact_callback(PgXactCallbackEvent::PreCommit, flush_counts_at_commit);
-        // PREPARE TRANSACTION: into the prepared transaction, like the rollup marks
-        register_xact_callback(PgXactCallbackEvent::PrePrepare, flush_counts_at_commit);
-        register_xact_callback(PgXactCallbackEvent::Abort, forget_counts);
-        register_subxact_callback(PgSubXactCallbackEvent::AbortSub, |sub, _parent| drop_subtransaction(sub));
-        register_subxact_callback(PgSubXactCallbackEvent::CommitSub, move_to_parent);
+impl RowCounts {
+    /// Adds `sign` rows of `table` to the hour of `ts`. Runs for every row of every COPY.
+    pub(crate) fn add(&mut self, table: Counted, ts: Option<TimestampWithTimeZone>, sign: i64) {
+        let Some(ts) = ts.filter(|t| t.is_finite()) else { return };
+        let key = (unsafe { pg_sys::GetCurrentSubTransactionId() }, hour_of(ts));
+        self.deltas.entry(key).or_default()[table as usize] += sign;
     }
-}
 
-/// A rolled-back subtransaction's rows are gone: so are its counts.
-fn drop_subtransaction(sub: pg_sys::SubTransactionId) {
-    COUNTS.with(|c| c.borrow_mut().deltas.retain(|(s, _), _| *s != sub));
-}
+    /// A rolled-back subtransaction's rows are gone: so are its counts.
+    pub(crate) fn drop_subtransaction(&mut self, sub: pg_sys::SubTransactionId) {
+        self.deltas.retain(|(s, _), _| *s != sub);
+    }
 
-/// A committed subtransaction's counts now belong to its parent (which may still roll back).
-fn move_to_parent(sub: pg_sys::SubTransactionId, parent: pg_sys::SubTransactionId) {
-    COUNTS.with(|c| {
-        let mut c = c.borrow_mut();
-        let keys: Vec<_> = c.deltas.keys().filter(|(s, _)| *s == sub).copied().collect();
+    /// A committed subtransaction's counts now belong to its parent (which may still roll back).
+    pub(crate) fn move_to_parent(&mut self, sub: pg_sys::SubTransactionId, parent: pg_sys::SubTransactionId) {
+        let keys: Vec<_> = self.deltas.keys().filter(|(s, _)| *s == sub).copied().collect();
         for key in keys {
-            let moved = c.deltas.remove(&key).unwrap_or_default();
-            let into = c.deltas.entry((parent, key.1)).or_default();
+            let moved = self.deltas.remove(&key).unwrap_or_default();
+            let into = self.deltas.entry((parent, key.1)).or_default();
             into[0] += moved[0];
             into[1] += moved[1];
         }
-    });
-}
+    }
 
-/// Events and evaluations in [range_start, range_end) this transaction has counted but not
-/// appended yet: kt_counted_rows adds them, so a retention run sees its own transaction's rows.
-#[pg_extern(stable, parallel_unsafe, schema = "kt_governance_internal")]
-fn kt_pending_counts(
-    range_start: TimestampWithTimeZone,
-    range_end: TimestampWithTimeZone,
-) -> TableIterator<'static, (name!(events, i64), name!(evaluations, i64))> {
-    // the hours kt_counted_rows sums: those starting in the range
-    let (from, to) = (range_start.into_inner(), range_end.into_inner());
-    let [events, evaluations] = COUNTS.with(|c| {
-        counts_per_hour(&c.borrow().deltas, from..to).into_values().fold([0, 0], |sum, d| [sum[0] + d[0], sum[1] + d[1]])
-    });
-    TableIterator::once((events, evaluations))
-}
+    /// Events and evaluations counted in the hours starting in `hours`, not written yet.
+    pub(crate) fn pending_in(&self, hours: std::ops::Range<i64>) -> [i64; 2] {
+        self.per_hour(hours).into_values().fold([0, 0], |sum, d| [sum[0] + d[0], sum[1] + d[1]])
+    }
 
-/// Retention dropped [range_start, range_end) in this transaction, counts included
-/// (kt_forget_counted_range): rows this transaction inserted or deleted there are gone with the
-/// partition, so their pending counts must not be appended at commit. They are cancelled under
-/// the current subtransaction rather than deleted, so a rolled-back savepoint brings the counts
-/// back with the partition.
-#[pg_extern(volatile, parallel_unsafe, schema = "kt_governance_internal")]
-fn kt_forget_pending_counts(range_start: TimestampWithTimeZone, range_end: TimestampWithTimeZone) {
-    let (from, to) = (hour_of(range_start), range_end.into_inner());
-    let current = unsafe { pg_sys::GetCurrentSubTransactionId() };
-    COUNTS.with(|c| {
-        let mut c = c.borrow_mut();
-        for (hour, [ev, pe]) in counts_per_hour(&c.deltas, from..to) {
-            let cancel = c.deltas.entry((current, hour)).or_default();
+    /// Cancels the pending counts of `hours` under the current subtransaction, so a rolled-back
+    /// savepoint brings them back.
+    pub(crate) fn cancel(&mut self, hours: std::ops::Range<i64>) {
+        let current = unsafe { pg_sys::GetCurrentSubTransactionId() };
+        for (hour, [ev, pe]) in self.per_hour(hours) {
+            let cancel = self.deltas.entry((current, hour)).or_default();
             cancel[0] -= ev;
             cancel[1] -= pe;
         }
-    });
-}
-
-/// Sums the counts of the hours in `hours` (over subtransactions) and drops hours whose rows
-/// cancel out.
-fn counts_per_hour(
-    deltas: &BTreeMap<(pg_sys::SubTransactionId, i64), [i64; 2]>,
-    hours: std::ops::Range<i64>,
-) -> BTreeMap<i64, [i64; 2]> {
-    let mut per_hour: BTreeMap<i64, [i64; 2]> = BTreeMap::new();
-    for ((_, hour), d) in deltas.iter().filter(|((_, h), _)| hours.contains(h)) {
-        let sum = per_hour.entry(*hour).or_default();
-        sum[0] += d[0];
-        sum[1] += d[1];
     }
-    per_hour.retain(|_, d| *d != [0, 0]);
-    per_hour
-}
 
-/// Pre-commit: appends this transaction's counts with one INSERT. An error here aborts the
-/// transaction, so rows never commit without their counts. Outside any statement, so SPI
-/// needs a snapshot of its own.
-fn flush_counts_at_commit() {
-    let deltas = COUNTS.with(|c| std::mem::take(&mut c.borrow_mut().deltas));
-    forget_counts();
-    let per_hour = counts_per_hour(&deltas, i64::MIN..i64::MAX);
-    if per_hour.is_empty() {
-        return;
-    }
-    let mut hours = Vec::with_capacity(per_hour.len());
-    let mut events = Vec::with_capacity(per_hour.len());
-    let mut evaluations = Vec::with_capacity(per_hour.len());
-    for (us, [ev, pe]) in per_hour {
-        if let Ok(hour) = TimestampWithTimeZone::try_from(us) {
-            hours.push(hour);
-            events.push(ev);
-            evaluations.push(pe);
+    /// Sums the counts of the hours in `hours` (over subtransactions), dropping hours whose rows
+    /// cancel out.
+    pub(crate) fn per_hour(&self, hours: std::ops::Range<i64>) -> BTreeMap<i64, [i64; 2]> {
+        let mut per_hour: BTreeMap<i64, [i64; 2]> = BTreeMap::new();
+        for ((_, hour), d) in self.deltas.iter().filter(|((_, h), _)| hours.contains(h)) {
+            let sum = per_hour.entry(*hour).or_default();
+            sum[0] += d[0];
+            sum[1] += d[1];
         }
+        per_hour.retain(|_, d| *d != [0, 0]);
+        per_hour
     }
-    let sql = format!(
-        "INSERT INTO {INTERNAL}.kt_row_counts (hour, events, evaluations) \
-         SELECT * FROM unnest($1::pg_catalog.timestamptz[], $2::pg_catalog.int8[], $3::pg_catalog.int8[])"
-    );
-    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-    let recorded = as_extension_owner(|| Spi::run_with_args(&sql, &[hours.into(), events.into(), evaluations.into()]));
-    unsafe { pg_sys::PopActiveSnapshot() };
-    recorded.expect("could not record row counts");
 }
 
-fn forget_counts() {
-    COUNTS.with(|c| *c.borrow_mut() = Counts::default());
-}
-
-/// Row trigger on policy_evaluations (cloned onto every partition): counts evaluations per hour
-/// of their event_timestamp. Events are counted by kt_mark_dirty_hours, which already runs for
-/// every event row.
-#[pg_trigger]
-fn kt_count_evaluations<'a>(
-    trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
-    for (ts, sign) in changed_rows(trigger.trigger_data(), c"event_timestamp") {
-        count_row(Counted::Evaluations, ts, sign);
+/// Appends per-hour counts to kt_row_counts with one INSERT. The caller runs it as the
+/// extension owner.
+pub(crate) fn write_counts(per_hour: &BTreeMap<i64, [i64; 2]>) -> Result<(), pgrx::spi::Error> {
+    if per_hour.is_empty() {
+        return Ok(());
     }
-    // AFTER trigger: the return value is ignored
-    Ok(None)
+    let hours: Vec<TimestampWithTimeZone> = per_hour.keys().map(|h| stamp(*h)).collect();
+    let events: Vec<i64> = per_hour.values().map(|d| d[0]).collect();
+    let evaluations: Vec<i64> = per_hour.values().map(|d| d[1]).collect();
+    Spi::run_with_args(
+        &format!(
+            "INSERT INTO {INTERNAL}.kt_row_counts (hour, events, evaluations) \
+             SELECT * FROM unnest($1::pg_catalog.timestamptz[], $2::pg_catalog.int8[], $3::pg_catalog.int8[])"
+        ),
+        &[hours.into(), events.into(), evaluations.into()],
+    )
 }
