@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Upgrades to the current version from every released one whose generated install script is
-# frozen in pgrx-tests/upgrade/ (kt_governance--<version>.sql; the chain restarted at 1.0.0, so
-# there is none until 1.0.0 is released): a database created with the old SQL, holding data, keeps
+# frozen in pgrx-tests/upgrade/ (kt_governance--<version>.sql; the chain restarted at 1.0.0), and
+# checks that the current version, once released, is unchanged: a database created with the old SQL, holding data, keeps
 # working on the current library before the update, then ALTER EXTENSION kt_governance UPDATE
 # makes its extension objects equal a fresh install's, compared from the catalogs
 # (pgrx-tests/upgrade/members.sql), with the data and the reports intact.
@@ -21,9 +21,12 @@ if [ "${#released[@]}" = 0 ]; then
     exit 0
 fi
 sharedir="$("$PG_BIN/pg_config" --sharedir)/extension"
-for v in "${released[@]}"; do cp "$KT_ROOT/pgrx-tests/upgrade/kt_governance--$v.sql" "$sharedir/"; done
+# each snapshot is installed as a version of its own: an older release under its number, the
+# current one as "<version>.frozen" (its own number is the generated script's)
+installed_as() { if [ "$1" = "$current" ]; then echo "$1.frozen"; else echo "$1"; fi; }
+for v in "${released[@]}"; do cp "$KT_ROOT/pgrx-tests/upgrade/kt_governance--$v.sql" "$sharedir/kt_governance--$(installed_as "$v").sql"; done
 cluster_create "$dir" "$port" "timezone = 'UTC'"
-trap 'cluster_destroy "$dir"; for v in "${released[@]}"; do rm -f "$sharedir/kt_governance--$v.sql"; done' EXIT
+trap 'cluster_destroy "$dir"; for v in "${released[@]}"; do rm -f "$sharedir/kt_governance--$(installed_as "$v").sql"; done' EXIT
 kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE fresh"
 q "$dir" "$port" fresh "CREATE EXTENSION kt_governance" >/dev/null
 members() { kt_psql "$dir" "$port" -d "$1" -At -f "$KT_ROOT/pgrx-tests/upgrade/members.sql"; }
@@ -89,5 +92,24 @@ upgrade_from() {
         "$(old "SELECT count(*) FROM kt_export_schedules")|$(old "SELECT status FROM kt_run_job('export')")|$(old "SELECT hours_refreshed >= 0 FROM kt_refresh_metrics()")" "0|ok|t"
 }
 
-for v in "${released[@]}"; do upgrade_from "$v"; done
+# The current version is released: its SQL is frozen. An install from the snapshot must equal
+# an install from today's generated script (compared from the catalogs, as an upgrade is: the
+# generated text itself orders entities and names source lines differently from build to build).
+# A difference means the SQL changed after the release: bump the version in Cargo.toml and write
+# sql/kt_governance--<released>--<new>.sql, which this script then tests as an upgrade.
+frozen_matches() {
+    local v="$1"
+    kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE frozen"
+    q "$dir" "$port" frozen "CREATE EXTENSION kt_governance VERSION '$v.frozen'" >/dev/null
+    members frozen > "$dir/frozen.members"
+    if diff -u "$dir/fresh.members" "$dir/frozen.members" > "$dir/frozen.diff"; then
+        pass "$v is released and unchanged: the frozen install equals a fresh one ($(grep -c '' "$dir/fresh.members") catalog facts)"
+    else
+        fail "the SQL of released $v changed (bump the version and add an upgrade script):"; head -80 "$dir/frozen.diff"
+    fi
+}
+
+for v in "${released[@]}"; do
+    if [ "$v" = "$current" ]; then frozen_matches "$v"; else upgrade_from "$v"; fi
+done
 e2e_finish upgrade
