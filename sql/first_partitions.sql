@@ -39,6 +39,9 @@ BEGIN
     FOR p IN SELECT * FROM kt_provisional_partitions ORDER BY events_partition LOOP
         CONTINUE WHEN to_regclass(format('%I.%I', 'kt_governance_partitions', p.events_partition)) IS NULL
                    OR to_regclass(format('%I.%I', 'kt_governance_partitions', p.evaluations_partition)) IS NULL;
+        -- a superuser may write straight into a partition: lock the pair before looking
+        EXECUTE format('LOCK TABLE %1$I.%2$I, %1$I.%3$I IN ACCESS EXCLUSIVE MODE',
+                       'kt_governance_partitions', p.events_partition, p.evaluations_partition);
         EXECUTE format('SELECT NOT EXISTS (SELECT FROM %1$I.%2$I) AND NOT EXISTS (SELECT FROM %1$I.%3$I)',
                        'kt_governance_partitions', p.events_partition, p.evaluations_partition) INTO empty;
         IF empty THEN
@@ -58,11 +61,14 @@ CREATE FUNCTION kt_governance_internal.kt_make_first_partitions()
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
+-- kt_partitions reads bounds back from their text form
+SET DateStyle = 'ISO, MDY'
+SET TimeZone = 'UTC'
 AS $fn$
 DECLARE
     p record;
 BEGIN
-    PERFORM @extschema@.kt_run_maintenance();
+    PERFORM @extschema@.kt_run_maintenance(NULL::integer, true);
     FOR p IN SELECT e.partition_name AS ev, v.partition_name AS pe
              FROM @extschema@.kt_partitions e
              JOIN @extschema@.kt_partitions v ON v.parent_table = 'policy_evaluations' AND v.range_start = e.range_start

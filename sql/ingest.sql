@@ -37,3 +37,5 @@ COMMENT ON FUNCTION kt_ingest(jsonb, text, boolean) IS 'Stores gateway decision 
 REVOKE ALL ON FUNCTION kt_ingest(jsonb, text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_ingest(jsonb, text, boolean) TO kt_governance_writer;
 GRANT SELECT ON kt_ingest_errors TO kt_governance_reader;
+-- quarantined records are fixed, re-ingested and then deleted by an admin
+GRANT DELETE ON kt_ingest_errors TO kt_governance_admin;

@@ -29,7 +29,7 @@ COMMENT ON COLUMN kt_jobs.consecutive_failures IS 'Failures since the last succe
 
 INSERT INTO kt_jobs (job_name, description, interval_setting) VALUES
     ('refresh_metrics', 'kt_refresh_metrics(): bring dirty rollup hours up to date', 'refresh_interval'),
-    ('maintenance', 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE; then fold kt_row_counts', 'maintenance_interval');
+    ('maintenance', 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE; then fold kt_row_counts and reclaim removed partitions', 'maintenance_interval');
 
 CREATE TABLE kt_job_runs (
     run_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -49,7 +49,7 @@ COMMENT ON COLUMN kt_job_runs.started_at IS 'Start (clock time).';
 COMMENT ON COLUMN kt_job_runs.finished_at IS 'End (clock time).';
 COMMENT ON COLUMN kt_job_runs.status IS 'ok, error, or skipped (the job did not run, for the reason in message: another run of the same kind held its lock).';
 COMMENT ON COLUMN kt_job_runs.message IS 'What the run did, or SQLSTATE: message of its error.';
-COMMENT ON COLUMN kt_job_runs.rows_touched IS 'Hours refreshed, or rows moved by maintenance.';
+COMMENT ON COLUMN kt_job_runs.rows_touched IS 'Hours refreshed (refresh_metrics), rows moved (maintenance), events removed (retention) or exported (export).';
 COMMENT ON COLUMN kt_job_runs.run_by IS 'Role that ran it (the worker runs as the bootstrap superuser).';
 SELECT pg_catalog.pg_extension_config_dump('kt_job_runs', '');
 

@@ -36,7 +36,8 @@ COMMENT ON COLUMN kt_partitions.total_size IS 'total_bytes, human readable.';
 -- default partitions at install and for every dated partition. Names derive from the
 -- partition's (events_2026_04_pkey, events_2026_04_user_idx, ...).
 CREATE FUNCTION kt_governance_internal.kt_add_partition_keys(events_partition text, evaluations_partition text,
-                                                             with_indexes boolean DEFAULT true)
+                                                             with_indexes boolean DEFAULT true,
+                                                             rows_moved_in_pairs boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
@@ -67,12 +68,25 @@ BEGIN
     END IF;
     -- the document's REFERENCES (no cascade): deleting an event that still has evaluations
     -- is refused rather than silently taking them along
-    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (event_id, event_timestamp) REFERENCES %s (id, "timestamp")',
-                   pe, evaluations_partition || '_event_fkey', ev);
+    IF NOT rows_moved_in_pairs THEN
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (event_id, event_timestamp) REFERENCES %s (id, "timestamp")',
+                       pe, evaluations_partition || '_event_fkey', ev);
+    ELSE
+        -- Rows moved here from the default partitions, where this very key held for every
+        -- evaluation, and each evaluation moved with its event (same range): the key holds by
+        -- construction, and validating it would re-read every row (a third of the move's time
+        -- after a backfill). So the constraint is added without the scan and recorded as
+        -- validated, which is what the scan would have concluded. It is enforced from here on
+        -- like any foreign key.
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (event_id, event_timestamp) REFERENCES %s (id, "timestamp") NOT VALID',
+                       pe, evaluations_partition || '_event_fkey', ev);
+        UPDATE pg_catalog.pg_constraint SET convalidated = true
+        WHERE conrelid = pe::regclass AND conname = evaluations_partition || '_event_fkey';
+    END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kt_add_partition_keys(text, text, boolean) IS 'Internal: adds PRIMARY KEY (id, "timestamp") and the document''s indexes (ascending, read backward for newest-first queries; deduplication off) to an events partition, and to its evaluations partition the key (event_id, event_timestamp, id), the (policy_name, result) index and the foreign key to the events partition. with_indexes => false (the default partitions) adds only the keys, the foreign key and the "timestamp" index.';
-REVOKE ALL ON FUNCTION kt_add_partition_keys(text, text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION kt_add_partition_keys(text, text, boolean, boolean) IS 'Internal: adds PRIMARY KEY (id, "timestamp") and the document''s indexes (ascending, read backward for newest-first queries; deduplication off) to an events partition, and to its evaluations partition the key (event_id, event_timestamp, id), the (policy_name, result) index and the foreign key to the events partition. with_indexes => false (the default partitions) adds only the keys, the foreign key and the "timestamp" index. rows_moved_in_pairs => true (rows just moved from the default partitions with their events) records the foreign key as validated without re-reading the rows.';
+REVOKE ALL ON FUNCTION kt_add_partition_keys(text, text, boolean, boolean) FROM PUBLIC;
 
 -- Default partitions: no insert ever fails for lack of a partition. kt_run_maintenance()
 -- moves their rows into proper partitions. They are extension members registered for
@@ -242,6 +256,10 @@ DECLARE
     event_columns text := kt_column_list('@extschema@.ai_decision_events'::regclass);
     evaluation_columns text := kt_column_list('@extschema@.policy_evaluations'::regclass);
 BEGIN
+    -- the index builds sort every moved row: with the default 64MB they spill to disk. At least
+    -- 256MB for this call (the SET clauses above make it revert when the call returns).
+    PERFORM set_config('maintenance_work_mem',
+                       greatest(pg_size_bytes(current_setting('maintenance_work_mem')), 256 * 1024 * 1024) / 1024 || 'kB', true);
     FOR i IN 1..n LOOP
         suffix := suffixes[i];
         attempt := 0;
@@ -276,7 +294,7 @@ BEGIN
     END IF;
     FOR i IN 1..n LOOP
         -- keys after the rows: one index build instead of row-by-row maintenance
-        PERFORM kt_add_partition_keys(event_tables[i], evaluation_tables[i]);
+        PERFORM kt_add_partition_keys(event_tables[i], evaluation_tables[i], rows_moved_in_pairs => anything_moved);
         EXECUTE format('ALTER TABLE @extschema@.ai_decision_events ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
                        'kt_governance_partitions', event_tables[i], lows[i], highs[i]);
         EXECUTE format('ALTER TABLE @extschema@.policy_evaluations ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
@@ -302,46 +320,25 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_build_partitions(timestamptz[], timestamptz[], text[]) IS 'Internal: creates the events and evaluations partitions of the given ranges, moving the rows of those ranges out of the default partitions without firing row triggers (no dirty hour, no row-count change), builds keys and indexes once, attaches them. Caller must hold kt_lock_for_partition_ddl().';
 
--- The default partitions let go of rows just copied into new partitions. Row triggers, the
--- foreign-key checks and the TRUNCATE guard are off for this (session_replication_role =
--- replica, as the extension owner): the rows are not removed but moved, with their evaluations,
--- so the bookkeeping stays as it was and the key holds by construction. When few rows stay
--- (junk dates outside the drain window), those are set aside, the defaults truncated and the
--- few put back, which leaves no dead rows; otherwise the moved rows are deleted.
+-- The default partitions let go of rows just copied into new partitions. Row triggers and the
+-- foreign-key checks are off for this (session_replication_role = replica, as the extension
+-- owner): the rows are not removed but moved, with their evaluations, so the bookkeeping stays
+-- as it was and the key holds by construction. A DELETE, not a TRUNCATE: a TRUNCATE is not MVCC
+-- safe, so a pg_dump whose snapshot predates this commit would find the defaults empty and not
+-- see the new partitions either; and under REPEATABLE READ, rows committed after the caller's
+-- snapshot would be neither copied nor kept. With DELETE such rows stay in the default, and the
+-- ATTACH that follows (which checks the default with a fresh snapshot) refuses: nothing is lost.
 CREATE FUNCTION kt_governance_internal.kt_release_moved_rows(starts timestamptz[], ends timestamptz[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET session_replication_role = replica
 AS $fn$
-DECLARE
-    moving bigint;
-    staying bigint;
-    staying_events text;
-    staying_evaluations text;
-    in_ranges constant text := 'EXISTS (SELECT FROM unnest($1::pg_catalog.timestamptz[], $2::pg_catalog.timestamptz[]) AS r(lo, hi)
-                                        WHERE %1$s >= r.lo AND %1$s < r.hi)';
 BEGIN
-    EXECUTE format('SELECT count(*) FILTER (WHERE %1$s), count(*) FILTER (WHERE NOT %1$s)
-                    FROM ONLY kt_governance_partitions.events_default e', format(in_ranges, 'e."timestamp"'))
-        INTO moving, staying USING starts, ends;
-    IF staying <= moving THEN
-        staying_events := kt_private_temp_table('kt_staying_events', '(LIKE @extschema@.ai_decision_events)');
-        staying_evaluations := kt_private_temp_table('kt_staying_evaluations', '(LIKE @extschema@.policy_evaluations)');
-        EXECUTE format('INSERT INTO %s SELECT * FROM ONLY kt_governance_partitions.events_default e WHERE NOT %s',
-                       staying_events, format(in_ranges, 'e."timestamp"')) USING starts, ends;
-        EXECUTE format('INSERT INTO %s SELECT * FROM ONLY kt_governance_partitions.policy_evaluations_default p WHERE NOT %s',
-                       staying_evaluations, format(in_ranges, 'p.event_timestamp')) USING starts, ends;
-        TRUNCATE ONLY kt_governance_partitions.policy_evaluations_default, kt_governance_partitions.events_default;
-        EXECUTE format('INSERT INTO kt_governance_partitions.events_default SELECT * FROM %s', staying_events);
-        EXECUTE format('INSERT INTO kt_governance_partitions.policy_evaluations_default OVERRIDING SYSTEM VALUE SELECT * FROM %s', staying_evaluations);
-        EXECUTE format('DROP TABLE %s, %s', staying_events, staying_evaluations);
-    ELSE
-        EXECUTE format('DELETE FROM ONLY kt_governance_partitions.policy_evaluations_default p WHERE %s',
-                       format(in_ranges, 'p.event_timestamp')) USING starts, ends;
-        EXECUTE format('DELETE FROM ONLY kt_governance_partitions.events_default e WHERE %s',
-                       format(in_ranges, 'e."timestamp"')) USING starts, ends;
-    END IF;
+    DELETE FROM ONLY kt_governance_partitions.policy_evaluations_default p
+    WHERE EXISTS (SELECT FROM unnest(starts, ends) AS r(lo, hi) WHERE p.event_timestamp >= r.lo AND p.event_timestamp < r.hi);
+    DELETE FROM ONLY kt_governance_partitions.events_default e
+    WHERE EXISTS (SELECT FROM unnest(starts, ends) AS r(lo, hi) WHERE e."timestamp" >= r.lo AND e."timestamp" < r.hi);
 END
 $fn$;
 COMMENT ON FUNCTION kt_release_moved_rows(timestamptz[], timestamptz[]) IS 'Internal: removes from the default partitions the rows of the given ranges, which kt_build_partitions() has just copied into new partitions, with row triggers and key checks off (session_replication_role = replica): a move, not a removal, so no row count or rollup changes.';

@@ -275,9 +275,9 @@ BEGIN
                  OR date_trunc('hour', range_end, 'UTC') <> range_end
                  OR NOT (kt_count_is_plausible(ev, events) AND kt_count_is_plausible(pe, evaluations));
     IF recounted THEN
-        RAISE NOTICE 'kt_governance retention: row counts of % (% events, % evaluations) not usable (bounds inside an hour, or counts that disagree with its size or statistics); counting its rows',
+        RAISE NOTICE 'kt_governance retention: row counts of % (% events, % evaluations) not usable (bounds inside an hour, or counts that disagree with its size or statistics, which dead rows of an earlier trim also cause); counting its rows',
             events_partition, events, evaluations
-            USING HINT = 'Something changed rows without row triggers; SELECT * FROM kt_verify_row_counts() shows where, kt_rebuild_row_counts() repairs it.';
+            USING HINT = 'If nothing was trimmed or vacuumed here lately, something changed rows without row triggers: SELECT * FROM kt_verify_row_counts() shows where, kt_rebuild_row_counts() repairs it.';
         EXECUTE format('SELECT count(*) FROM %s', ev) INTO events;
         EXECUTE format('SELECT count(*) FROM %s', pe) INTO evaluations;
     END IF;

@@ -176,6 +176,10 @@ COMMENT ON FUNCTION kt_rebuild_row_counts() IS 'Recounts kt_row_counts from the 
 REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts(), kt_rows_per_hour(), kt_forget_counted_range(timestamptz, timestamptz),
                        kt_forget_pending_counts(timestamptz, timestamptz), kt_pending_counts(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_rebuild_row_counts() TO kt_governance_admin;
+-- reading counts is a reader's: the two public readers and the internal helpers they call
+REVOKE ALL ON FUNCTION kt_counted_rows(timestamptz, timestamptz), kt_verify_row_counts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_counted_rows(timestamptz, timestamptz), kt_verify_row_counts(),
+                          kt_pending_counts(timestamptz, timestamptz), kt_rows_per_hour() TO kt_governance_reader;
 GRANT SELECT ON kt_row_counts TO kt_governance_reader;
 -- writers' transactions append their counts at commit as the extension owner (src/owner.rs): a
 -- forged count would make the removal log overstate what retention removed

@@ -14,7 +14,7 @@ AS $fn$
            latency_ms, request_source, batch_id, created_at
     FROM kt_sample_event_rows(n, days, seed, end_time)
 $fn$;
-COMMENT ON FUNCTION kt_sample_events(bigint, integer, bigint, timestamptz) IS 'n synthetic events spread evenly (time-ordered) over the days before end_time: ~90% allowed, ~6% blocked, ~3% redacted, ~1% escalated; log-normal tokens and latency; Zipf-like model, team and user popularity. The same seed and end_time always give the same rows.';
+COMMENT ON FUNCTION kt_sample_events(bigint, integer, bigint, timestamptz) IS 'n synthetic events spread evenly (time-ordered) over the days before end_time: ~90% allowed, ~6% blocked, ~3% redacted, ~1% escalated; log-normal tokens and latency; Zipf-like model, team and user popularity. The same n, days, seed and end_time always give the same rows.';
 
 CREATE FUNCTION kt_sample_evaluations(
     n bigint DEFAULT 1000,

@@ -60,18 +60,25 @@ fn subtransaction_aborted(sub: pg_sys::SubTransactionId) {
         let mut a = a.borrow_mut();
         a.counts.drop_subtransaction(sub);
         a.deltas.give_up();
+        a.hours.subtransaction_aborted(sub);
     });
 }
 
 fn subtransaction_committed(sub: pg_sys::SubTransactionId, parent: pg_sys::SubTransactionId) {
-    ACCUMULATOR.with(|a| a.borrow_mut().counts.move_to_parent(sub, parent));
+    ACCUMULATOR.with(|a| {
+        let mut a = a.borrow_mut();
+        a.counts.move_to_parent(sub, parent);
+        a.hours.subtransaction_committed(sub, parent);
+    });
 }
 
 fn forget() {
     ACCUMULATOR.with(|a| *a.borrow_mut() = Accumulator::default());
 }
 
-/// The dirty marks due now: the noted hours, and the hours whose sums were given up.
+/// The dirty marks due at commit: the noted hours, and the hours whose sums were given up.
+/// (A statement writes only the noted hours: the given-up ones are kept for the commit, so a
+/// statement whose subtransaction rolls back cannot take them along.)
 fn take_marks(a: &mut Accumulator) -> Vec<Mark> {
     let mut marks = a.hours.take_marks(&mut a.deltas);
     marks.extend(a.deltas.take_recompute().into_iter().map(|hour| (hour, true)));
@@ -100,10 +107,12 @@ fn write_at_commit() {
     written.expect("could not record the transaction's rollup marks, deltas and row counts");
 }
 
-/// Writes dirty marks now, as the extension owner (inside a statement: a snapshot is active).
+/// Writes dirty marks now, as the extension owner (inside a statement: a snapshot is active),
+/// and remembers them in case the current subtransaction rolls back.
 fn write_marks_now(marks: Vec<Mark>) {
     if !marks.is_empty() {
         as_extension_owner(|| rollup::write_marks(&marks)).expect("could not record dirty rollup hours");
+        ACCUMULATOR.with(|a| a.borrow_mut().hours.wrote(&marks));
     }
 }
 
@@ -156,7 +165,10 @@ fn kt_count_evaluations<'a>(
 fn kt_flush_dirty_hours<'a>(
     _trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
-    write_marks_now(ACCUMULATOR.with(|a| take_marks(&mut a.borrow_mut())));
+    write_marks_now(ACCUMULATOR.with(|a| {
+        let a = &mut *a.borrow_mut();
+        a.hours.take_marks(&mut a.deltas)
+    }));
     Ok(None)
 }
 
@@ -171,6 +183,8 @@ fn kt_settle_pending_deltas() -> i64 {
             return Vec::new();
         }
         a.deltas.give_up();
+        // written now and remembered (write_marks_now): should this call's subtransaction roll
+        // back, they are noted again
         a.deltas.take_recompute().into_iter().map(|hour| (hour, true)).collect::<Vec<Mark>>()
     });
     let marked = marks.len() as i64;

@@ -316,7 +316,7 @@ impl Deltas {
         }
     }
 
-    /// The hours given up since the last call: they need recompute marks.
+    /// The hours given up so far: they need recompute marks.
     pub(crate) fn take_recompute(&mut self) -> BTreeSet<i64> {
         std::mem::take(&mut self.recompute)
     }

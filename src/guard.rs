@@ -48,14 +48,9 @@ fn refuse_if_data_stored(schema: &str) {
         return;
     }
     let many = if events >= 1_000_000 { "at least " } else { "" };
-    ereport!(
-        PgLogLevel::ERROR,
-        PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-        format!(
+    crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST, format!(
             "cannot drop extension kt_governance: it holds {many}{events} events (live and archived), {holds} legal holds and {removals} removal-log entries, which the drop would delete"
-        ),
-        "Dump the database or export the events first (kt_export_events); then a superuser may SET kt_governance.allow_drop_with_data = on in the dropping session."
-    );
+        ), "Dump the database or export the events first (kt_export_events); then a superuser may SET kt_governance.allow_drop_with_data = on in the dropping session.")
 }
 
 /// Event trigger function (ddl_command_start, DROP EXTENSION and DROP SCHEMA). A V1 C function

@@ -353,25 +353,13 @@ fn ingest(
         "strict" => false,
         "quarantine" => true,
         other => {
-            ereport!(
-                PgLogLevel::ERROR,
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("unknown mode \"{other}\""),
-                "Use 'strict' or 'quarantine'."
-            );
-            unreachable!("ereport(ERROR) does not return")
+            crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown mode \"{other}\""), "Use 'strict' or 'quarantine'.")
         }
     };
     // kt_ingest itself belongs to the extension, so the schema is always there
     let schema = crate::extension_schema().unwrap_or_else(|| "public".into());
     let events: Value = serde_json::from_str(events).unwrap_or_else(|e| {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
-            format!("kt_ingest: the events are not JSON this loader can read: {e}"),
-            "Numbers must fit a double precision value (latency_ms, tokens and cost_usd are far below that)."
-        );
-        unreachable!("ereport(ERROR) does not return")
+        crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, format!("kt_ingest: the events are not JSON this loader can read: {e}"), "Numbers must fit a double precision value (latency_ms, tokens and cost_usd are far below that).")
     });
     let all = records(&events);
     let mut good: Vec<EventRow> = Vec::with_capacity(all.len());
@@ -385,12 +373,7 @@ fn ingest(
             }
             Err(p) => {
                 let who = id_of(raw).map(|id| format!(" (id \"{id}\")")).unwrap_or_default();
-                ereport!(
-                    PgLogLevel::ERROR,
-                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!("record {index}{who}: field \"{}\": {}", p.field, p.reason),
-                    "Nothing was stored. mode => 'quarantine' stores the good records and keeps bad ones in kt_ingest_errors."
-                );
+                crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("record {index}{who}: field \"{}\": {}", p.field, p.reason), "Nothing was stored. mode => 'quarantine' stores the good records and keeps bad ones in kt_ingest_errors.")
             }
         }
     }

@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 
 mod accumulator;
 mod deltas;
+mod errors;
 mod export;
 mod guard;
 mod ingest;

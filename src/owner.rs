@@ -104,13 +104,7 @@ pub(crate) fn act_as(role: &str) -> Acting {
     .ok()
     .flatten()
     .unwrap_or_else(|| {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("role \"{role}\", which created this export schedule, does not exist"),
-            "Remove the schedule and create it again as a role that exists."
-        );
-        unreachable!("ereport(ERROR) does not return")
+        crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("role \"{role}\", which created this export schedule, does not exist"), "Remove the schedule and create it again as a role that exists.")
     });
     let (mut caller, mut context) = (pg_sys::Oid::INVALID, 0);
     unsafe {

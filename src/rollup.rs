@@ -29,6 +29,10 @@ pub(crate) struct DirtyHours {
     /// the (hour, flag) noted last: time-ordered COPY notes the same hour for row after row,
     /// and comparing with it is cheaper than a map insert
     last_hour: Option<(i64, bool)>,
+    /// marks written by a statement, per subtransaction that wrote them: a subtransaction that
+    /// rolls back takes its INSERT of them along, though rows of its parent may need them (DML
+    /// aimed at a partition noted them before; the parent statement's trigger wrote them)
+    written: BTreeMap<(pg_sys::SubTransactionId, i64), bool>,
 }
 
 /// A dirty mark to write: (hour, recompute).
@@ -57,6 +61,34 @@ impl DirtyHours {
         }
         let merged_allowed = deltas.keep_sums_for(&hours);
         hours.into_iter().map(|(hour, recompute)| (hour, recompute || !merged_allowed)).collect()
+    }
+
+    /// Remembers marks written now, under the current subtransaction.
+    pub(crate) fn wrote(&mut self, marks: &[Mark]) {
+        let sub = unsafe { pg_sys::GetCurrentSubTransactionId() };
+        for (hour, recompute) in marks {
+            *self.written.entry((sub, *hour)).or_insert(*recompute) |= *recompute;
+        }
+    }
+
+    /// A subtransaction rolled back, and the marks it wrote with it: note them again, so the
+    /// next statement or the commit writes them (one mark too many is harmless).
+    pub(crate) fn subtransaction_aborted(&mut self, sub: pg_sys::SubTransactionId) {
+        let lost: Vec<_> = self.written.keys().filter(|(s, _)| *s == sub).copied().collect();
+        for key in lost {
+            let recompute = self.written.remove(&key).unwrap_or(true);
+            *self.hours.entry(key.1).or_insert(recompute) |= recompute;
+        }
+        self.last_hour = None;
+    }
+
+    /// A committed subtransaction's written marks now stand or fall with its parent.
+    pub(crate) fn subtransaction_committed(&mut self, sub: pg_sys::SubTransactionId, parent: pg_sys::SubTransactionId) {
+        let moved: Vec<_> = self.written.keys().filter(|(s, _)| *s == sub).copied().collect();
+        for key in moved {
+            let recompute = self.written.remove(&key).unwrap_or(true);
+            *self.written.entry((parent, key.1)).or_insert(recompute) |= recompute;
+        }
     }
 }
 

@@ -99,6 +99,12 @@ pub extern "C-unwind" fn kt_governance_worker_main(_arg: pg_sys::Datum) {
         .unwrap_or_else(|| "postgres".into());
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     log!("kt_governance worker started in database \"{database}\"");
+    // the database owner may ALTER DATABASE ... SET these for every session: a read-only or
+    // repeatable-read default would make every job fail (maintenance moves rows under a lock and
+    // must see what committed before it), so the worker's session pins them
+    let _ = guarded_transaction("pinning the worker's session settings", || {
+        Spi::run("SET default_transaction_isolation = 'read committed'; SET default_transaction_read_only = off")
+    });
 
     loop {
         let naptime = Duration::from_secs(settings::WORKER_NAPTIME_S.get().max(1) as u64);

@@ -87,3 +87,15 @@ SELECT count(*) AS big_events, sum(cost_usd) = (SELECT sum(cost_usd) FROM kt_sam
        (SELECT count(*) FROM policy_evaluations WHERE event_id LIKE 'evt-%') AS big_evaluations
 FROM ai_decision_events WHERE id LIKE 'evt-%';
 SELECT received, inserted, duplicates FROM kt_ingest((SELECT doc FROM big));
+
+-- quarantined records, once fixed and re-ingested, are deleted by an admin; a writer may not
+CREATE ROLE kt_ingest_admin_probe LOGIN IN ROLE kt_governance_admin;
+CREATE ROLE kt_ingest_writer_probe LOGIN IN ROLE kt_governance_writer;
+SELECT count(*) > 0 AS quarantined_before FROM kt_ingest_errors;
+SET ROLE kt_ingest_writer_probe;
+SELECT pg_temp.try($$DELETE FROM kt_ingest_errors$$) AS writer_delete;
+SET ROLE kt_ingest_admin_probe;
+DELETE FROM kt_ingest_errors;
+RESET ROLE;
+SELECT count(*) AS quarantined_after_admin_delete FROM kt_ingest_errors;
+DROP ROLE kt_ingest_admin_probe, kt_ingest_writer_probe;

@@ -251,3 +251,32 @@ SELECT pg_temp.diff($$SELECT hour, gateway_id, model, total_requests, allowed, b
                       FROM governance_metrics_hourly WHERE hour = :'homeless_hour'::timestamptz$$,
                     $$SELECT * FROM pg_temp.doc_metrics WHERE hour = :'homeless_hour'::timestamptz$$) AS moved_hour_differences,
        (SELECT sum(total_requests) FROM governance_metrics_hourly WHERE hour = :'homeless_hour'::timestamptz) AS moved_hour_requests;
+
+-- dirty marks survive a rolled-back savepoint that wrote or gave them up
+SELECT count(*) AS made FROM kt_create_partitions('2032-01-01', '2032-02-01');
+-- (1) a batch that aggregates, then in a savepoint one that gives the sums up, rolled back
+BEGIN;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
+SELECT 'sp-a-' || g, '2032-01-10 10:00+00'::timestamptz + (g % 50) * interval '1 minute', 'allowed', 'gpt-4o', 'openai', 'gw-1', g
+FROM generate_series(1, 1000) g;
+SAVEPOINT s;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
+SELECT 'sp-b-' || g, '2032-01-10 10:00+00'::timestamptz + g * interval '1 second', 'blocked', 'm-' || g, 'p', 'gw-' || g, g
+FROM generate_series(1, 3000) g;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+-- (2) rows aimed at a partition (no parent statement trigger), then a savepoint whose parent
+-- statement writes the pending marks and rolls back
+BEGIN;
+INSERT INTO kt_governance_partitions.events_2032_01 (id, "timestamp", decision, model, provider, gateway_id, latency_ms)
+SELECT 'sp-c-' || g, '2032-01-11 10:00+00'::timestamptz + g * interval '1 second', 'allowed', 'gpt-4o', 'openai', 'gw-1', g
+FROM generate_series(1, 200) g;
+SAVEPOINT s;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+VALUES ('sp-d', '2032-01-12 10:00+00', 'allowed', 'm', 'p', 'g');
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT hours_refreshed > 0 AS refreshed FROM kt_refresh_metrics();
+SELECT h.hour, (SELECT sum(total_requests) FROM governance_metrics_hourly m WHERE m.hour = h.hour) AS rollup_requests,
+       (SELECT count(*) FROM ai_decision_events e WHERE e."timestamp" >= h.hour AND e."timestamp" < h.hour + interval '1 hour') AS raw_events
+FROM (VALUES ('2032-01-10 10:00+00'::timestamptz), ('2032-01-11 10:00+00')) h(hour) ORDER BY 1;

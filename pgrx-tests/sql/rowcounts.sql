@@ -154,3 +154,15 @@ SELECT hours_refreshed > 0 AS refreshed FROM kt_refresh_metrics();
 SELECT (SELECT sum(total_requests) FROM governance_metrics_hourly WHERE hour >= '2031-03-03' AND hour < '2031-03-06')
      = (SELECT count(*) FROM ai_decision_events WHERE "timestamp" >= '2031-03-03' AND "timestamp" < '2031-03-06')
     AS rollups_exact_after_two_phase;
+
+-- reading the counts is a reader's (it calls internal helpers the reader may execute)
+CREATE ROLE kt_counts_reader_probe LOGIN IN ROLE kt_governance_reader;
+SET ROLE kt_counts_reader_probe;
+SELECT events >= 0 AS reader_counts FROM kt_counted_rows('2031-01-01', '2031-12-31');
+SELECT count(*) AS reader_drifted_hours FROM kt_verify_row_counts();
+RESET ROLE;
+CREATE ROLE kt_counts_nobody_probe LOGIN;
+SET ROLE kt_counts_nobody_probe;
+SELECT pg_temp.try($$SELECT * FROM kt_counted_rows('2031-01-01', '2031-12-31')$$) AS public_counts;
+RESET ROLE;
+DROP ROLE kt_counts_reader_probe, kt_counts_nobody_probe;

@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:25
+-- src/lib.rs:26
 -- bootstrap
 -- kt_governance schema: the two documented tables, partitioned in lock-step by event time.
 --
@@ -201,7 +201,7 @@ AS 'MODULE_PATHNAME', 'kt_sketch_quantile_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/accumulator.rs:140
+-- src/accumulator.rs:149
 -- kt_governance::accumulator::kt_count_evaluations
 CREATE FUNCTION "kt_count_evaluations"()
 	RETURNS TRIGGER
@@ -210,7 +210,7 @@ CREATE FUNCTION "kt_count_evaluations"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/accumulator.rs:155
+-- src/accumulator.rs:164
 -- kt_governance::accumulator::kt_flush_dirty_hours
 CREATE FUNCTION "kt_flush_dirty_hours"()
 	RETURNS TRIGGER
@@ -219,7 +219,7 @@ CREATE FUNCTION "kt_flush_dirty_hours"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/accumulator.rs:112
+-- src/accumulator.rs:121
 -- kt_governance::accumulator::kt_mark_dirty_hours
 CREATE FUNCTION "kt_mark_dirty_hours"()
 	RETURNS TRIGGER
@@ -228,29 +228,69 @@ CREATE FUNCTION "kt_mark_dirty_hours"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:31
+-- src/lib.rs:32
 CREATE SCHEMA IF NOT EXISTS kt_governance_internal; /* kt_governance::kt_governance_internal */
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/reclaim.rs:35
--- kt_governance::reclaim::kt_reclaim_after_commit
-CREATE  FUNCTION kt_governance_internal."kt_reclaim_after_commit"() RETURNS void
-STRICT VOLATILE PARALLEL UNSAFE 
+-- src/sketch.rs:101
+-- kt_governance::sketch::kt_sketch_build
+CREATE  FUNCTION kt_governance_internal."kt_sketch_build"(
+	"buckets" INT[], /* Vec < Option < i32 > > */
+	"counts" bigint[] /* Vec < Option < i64 > > */
+) RETURNS bytea /* Vec < u8 > */
+IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_reclaim_after_commit_wrapper';
+AS 'MODULE_PATHNAME', 'kt_sketch_build_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/accumulator.rs:199
--- kt_governance::accumulator::kt_forget_pending_counts
-CREATE  FUNCTION kt_governance_internal."kt_forget_pending_counts"(
-	"range_start" timestamp with time zone, /* TimestampWithTimeZone */
-	"range_end" timestamp with time zone /* TimestampWithTimeZone */
-) RETURNS void
-STRICT VOLATILE PARALLEL UNSAFE 
+-- src/sketch.rs:95
+-- kt_governance::sketch::kt_sketch_bucket
+CREATE  FUNCTION kt_governance_internal."kt_sketch_bucket"(
+	"latency_ms" double precision /* f64 */
+) RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_forget_pending_counts_wrapper';
+AS 'MODULE_PATHNAME', 'kt_sketch_bucket_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sample.rs:329
+-- kt_governance::sample::kt_sample_evaluation_rows
+CREATE  FUNCTION kt_governance_internal."kt_sample_evaluation_rows"(
+	"n" bigint, /* i64 */
+	"days" INT, /* i32 */
+	"seed" bigint, /* i64 */
+	"end_time" timestamp with time zone /* Option < TimestampWithTimeZone > */
+) RETURNS TABLE (
+	"event_id" TEXT,  /* String */
+	"event_timestamp" timestamp with time zone,  /* TimestampWithTimeZone */
+	"policy_name" TEXT,  /* & '_ str */
+	"result" TEXT,  /* & '_ str */
+	"latency_ms" INT,  /* i32 */
+	"details" TEXT  /* Option < String > */
+)
+STABLE PARALLEL SAFE  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'sample_evaluation_rows_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sketch.rs:365
+-- kt_governance::sketch::kt_histogram_rollup
+CREATE  FUNCTION kt_governance_internal."kt_histogram_rollup"(
+	"a" bytea, /* Option < & [u8] > */
+	"b" bytea /* Option < & [u8] > */
+) RETURNS TABLE (
+	"p50" double precision,  /* Option < f64 > */
+	"p99" double precision,  /* Option < f64 > */
+	"sketch" bytea,  /* :: std :: option :: Option < Vec < u8 > > */
+	"histogram" bytea  /* :: std :: option :: Option < Vec < u8 > > */
+)
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_histogram_rollup_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -270,6 +310,93 @@ AS 'MODULE_PATHNAME', 'kt_latency_rollup_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/sketch.rs:126
+-- kt_governance::sketch::kt_latency_sketch
+CREATE  FUNCTION kt_governance_internal."kt_latency_sketch"(
+	"latencies" double precision[] /* Vec < Option < f64 > > */
+) RETURNS bytea /* Vec < u8 > */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_latency_sketch_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sketch.rs:190
+-- kt_governance::sketch::kt_sketch_count
+CREATE  FUNCTION kt_governance_internal."kt_sketch_count"(
+	"sketch" bytea /* & [u8] */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_sketch_count_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sample.rs:279
+-- kt_governance::sample::kt_sample_event_rows
+CREATE  FUNCTION kt_governance_internal."kt_sample_event_rows"(
+	"n" bigint, /* i64 */
+	"days" INT, /* i32 */
+	"seed" bigint, /* i64 */
+	"end_time" timestamp with time zone /* Option < TimestampWithTimeZone > */
+) RETURNS TABLE (
+	"id" TEXT,  /* String */
+	"timestamp" timestamp with time zone,  /* TimestampWithTimeZone */
+	"decision" TEXT,  /* & '_ str */
+	"model" TEXT,  /* & '_ str */
+	"provider" TEXT,  /* & '_ str */
+	"gateway_id" TEXT,  /* & '_ str */
+	"user_id" TEXT,  /* Option < String > */
+	"team_id" TEXT,  /* Option < & '_ str > */
+	"input_tokens" INT,  /* i32 */
+	"output_tokens" INT,  /* i32 */
+	"cost_micros" bigint,  /* Option < i64 > */
+	"latency_ms" INT,  /* Option < i32 > */
+	"request_source" TEXT,  /* & '_ str */
+	"batch_id" TEXT,  /* Option < String > */
+	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
+)
+STABLE PARALLEL SAFE  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'sample_event_rows_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/accumulator.rs:197
+-- kt_governance::accumulator::kt_pending_counts
+CREATE  FUNCTION kt_governance_internal."kt_pending_counts"(
+	"range_start" timestamp with time zone, /* TimestampWithTimeZone */
+	"range_end" timestamp with time zone /* TimestampWithTimeZone */
+) RETURNS TABLE (
+	"events" bigint,  /* i64 */
+	"evaluations" bigint  /* i64 */
+)
+STRICT STABLE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_pending_counts_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/ingest.rs:336
+-- kt_governance::ingest::kt_ingest_json
+CREATE  FUNCTION kt_governance_internal."kt_ingest_json"(
+	"events" TEXT, /* & str */
+	"mode" TEXT DEFAULT 'strict', /* & str */
+	"assume_utc" bool DEFAULT false /* bool */
+) RETURNS TABLE (
+	"received" bigint,  /* i64 */
+	"inserted" bigint,  /* i64 */
+	"duplicates" bigint,  /* i64 */
+	"quarantined" bigint,  /* i64 */
+	"evaluations_inserted" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL UNSAFE  
+SET search_path TO pg_catalog, kt_governance_internal, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'ingest_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/sketch.rs:383
 -- kt_governance::sketch::kt_histogram_merge
 CREATE  FUNCTION kt_governance_internal."kt_histogram_merge"(
@@ -279,6 +406,70 @@ CREATE  FUNCTION kt_governance_internal."kt_histogram_merge"(
 IMMUTABLE PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'kt_histogram_merge_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/accumulator.rs:213
+-- kt_governance::accumulator::kt_forget_pending_counts
+CREATE  FUNCTION kt_governance_internal."kt_forget_pending_counts"(
+	"range_start" timestamp with time zone, /* TimestampWithTimeZone */
+	"range_end" timestamp with time zone /* TimestampWithTimeZone */
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_forget_pending_counts_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/accumulator.rs:178
+-- kt_governance::accumulator::kt_settle_pending_deltas
+CREATE  FUNCTION kt_governance_internal."kt_settle_pending_deltas"() RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_settle_pending_deltas_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sketch.rs:160
+-- kt_governance::sketch::kt_sketch_merge
+CREATE  FUNCTION kt_governance_internal."kt_sketch_merge"(
+	"a" bytea, /* Option < & [u8] > */
+	"b" bytea /* Option < & [u8] > */
+) RETURNS bytea /* :: std :: option :: Option < Vec < u8 > > */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_sketch_merge_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/export/mod.rs:441
+-- kt_governance::export::kt_export_range
+CREATE  FUNCTION kt_governance_internal."kt_export_range"(
+	"destination" TEXT, /* & str */
+	"start_time" timestamp with time zone, /* TimestampWithTimeZone */
+	"end_time" timestamp with time zone, /* TimestampWithTimeZone */
+	"range_column" TEXT DEFAULT 'timestamp', /* & str */
+	"compression" TEXT DEFAULT 'zstd', /* & str */
+	"row_group_size" INT DEFAULT 122880, /* i32 */
+	"include_evaluations" bool DEFAULT true, /* bool */
+	"decision" TEXT DEFAULT NULL, /* Option < String > */
+	"gateway_id" TEXT DEFAULT NULL, /* Option < String > */
+	"team_id" TEXT DEFAULT NULL, /* Option < String > */
+	"layout" TEXT DEFAULT 'day', /* & str */
+	"manifest_name" TEXT DEFAULT NULL, /* Option < String > */
+	"run_id" TEXT DEFAULT NULL, /* Option < String > */
+	"run_as" TEXT DEFAULT NULL /* Option < String > */
+) RETURNS TABLE (
+	"files_written" INT,  /* i32 */
+	"events_exported" bigint,  /* i64 */
+	"evaluations_exported" bigint,  /* i64 */
+	"bytes_written" bigint,  /* i64 */
+	"manifest" TEXT  /* String */
+)
+VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, kt_governance_internal, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_export_range_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -293,7 +484,7 @@ AS 'MODULE_PATHNAME', 'kt_setting_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:33
+-- src/lib.rs:34
 -- requires:
 --   settings::kt_setting
 
@@ -302,7 +493,7 @@ COMMENT ON FUNCTION kt_setting(text) IS 'Current value of the setting kt_governa
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:34
+-- src/lib.rs:35
 -- requires:
 --   schema
 --   settings
@@ -373,7 +564,7 @@ GRANT EXECUTE ON FUNCTION kt_take_ingest_lock() TO kt_governance_writer;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:35
+-- src/lib.rs:36
 -- requires:
 --   locks
 
@@ -415,7 +606,8 @@ COMMENT ON COLUMN kt_partitions.total_size IS 'total_bytes, human readable.';
 -- default partitions at install and for every dated partition. Names derive from the
 -- partition's (events_2026_04_pkey, events_2026_04_user_idx, ...).
 CREATE FUNCTION kt_governance_internal.kt_add_partition_keys(events_partition text, evaluations_partition text,
-                                                             with_indexes boolean DEFAULT true)
+                                                             with_indexes boolean DEFAULT true,
+                                                             rows_moved_in_pairs boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
@@ -446,12 +638,25 @@ BEGIN
     END IF;
     -- the document's REFERENCES (no cascade): deleting an event that still has evaluations
     -- is refused rather than silently taking them along
-    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (event_id, event_timestamp) REFERENCES %s (id, "timestamp")',
-                   pe, evaluations_partition || '_event_fkey', ev);
+    IF NOT rows_moved_in_pairs THEN
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (event_id, event_timestamp) REFERENCES %s (id, "timestamp")',
+                       pe, evaluations_partition || '_event_fkey', ev);
+    ELSE
+        -- Rows moved here from the default partitions, where this very key held for every
+        -- evaluation, and each evaluation moved with its event (same range): the key holds by
+        -- construction, and validating it would re-read every row (a third of the move's time
+        -- after a backfill). So the constraint is added without the scan and recorded as
+        -- validated, which is what the scan would have concluded. It is enforced from here on
+        -- like any foreign key.
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (event_id, event_timestamp) REFERENCES %s (id, "timestamp") NOT VALID',
+                       pe, evaluations_partition || '_event_fkey', ev);
+        UPDATE pg_catalog.pg_constraint SET convalidated = true
+        WHERE conrelid = pe::regclass AND conname = evaluations_partition || '_event_fkey';
+    END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kt_add_partition_keys(text, text, boolean) IS 'Internal: adds PRIMARY KEY (id, "timestamp") and the document''s indexes (ascending, read backward for newest-first queries; deduplication off) to an events partition, and to its evaluations partition the key (event_id, event_timestamp, id), the (policy_name, result) index and the foreign key to the events partition. with_indexes => false (the default partitions) adds only the keys, the foreign key and the "timestamp" index.';
-REVOKE ALL ON FUNCTION kt_add_partition_keys(text, text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION kt_add_partition_keys(text, text, boolean, boolean) IS 'Internal: adds PRIMARY KEY (id, "timestamp") and the document''s indexes (ascending, read backward for newest-first queries; deduplication off) to an events partition, and to its evaluations partition the key (event_id, event_timestamp, id), the (policy_name, result) index and the foreign key to the events partition. with_indexes => false (the default partitions) adds only the keys, the foreign key and the "timestamp" index. rows_moved_in_pairs => true (rows just moved from the default partitions with their events) records the foreign key as validated without re-reading the rows.';
+REVOKE ALL ON FUNCTION kt_add_partition_keys(text, text, boolean, boolean) FROM PUBLIC;
 
 -- Default partitions: no insert ever fails for lack of a partition. kt_run_maintenance()
 -- moves their rows into proper partitions. They are extension members registered for
@@ -621,6 +826,10 @@ DECLARE
     event_columns text := kt_column_list('@extschema@.ai_decision_events'::regclass);
     evaluation_columns text := kt_column_list('@extschema@.policy_evaluations'::regclass);
 BEGIN
+    -- the index builds sort every moved row: with the default 64MB they spill to disk. At least
+    -- 256MB for this call (the SET clauses above make it revert when the call returns).
+    PERFORM set_config('maintenance_work_mem',
+                       greatest(pg_size_bytes(current_setting('maintenance_work_mem')), 256 * 1024 * 1024) / 1024 || 'kB', true);
     FOR i IN 1..n LOOP
         suffix := suffixes[i];
         attempt := 0;
@@ -655,7 +864,7 @@ BEGIN
     END IF;
     FOR i IN 1..n LOOP
         -- keys after the rows: one index build instead of row-by-row maintenance
-        PERFORM kt_add_partition_keys(event_tables[i], evaluation_tables[i]);
+        PERFORM kt_add_partition_keys(event_tables[i], evaluation_tables[i], rows_moved_in_pairs => anything_moved);
         EXECUTE format('ALTER TABLE @extschema@.ai_decision_events ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
                        'kt_governance_partitions', event_tables[i], lows[i], highs[i]);
         EXECUTE format('ALTER TABLE @extschema@.policy_evaluations ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
@@ -681,46 +890,25 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_build_partitions(timestamptz[], timestamptz[], text[]) IS 'Internal: creates the events and evaluations partitions of the given ranges, moving the rows of those ranges out of the default partitions without firing row triggers (no dirty hour, no row-count change), builds keys and indexes once, attaches them. Caller must hold kt_lock_for_partition_ddl().';
 
--- The default partitions let go of rows just copied into new partitions. Row triggers, the
--- foreign-key checks and the TRUNCATE guard are off for this (session_replication_role =
--- replica, as the extension owner): the rows are not removed but moved, with their evaluations,
--- so the bookkeeping stays as it was and the key holds by construction. When few rows stay
--- (junk dates outside the drain window), those are set aside, the defaults truncated and the
--- few put back, which leaves no dead rows; otherwise the moved rows are deleted.
+-- The default partitions let go of rows just copied into new partitions. Row triggers and the
+-- foreign-key checks are off for this (session_replication_role = replica, as the extension
+-- owner): the rows are not removed but moved, with their evaluations, so the bookkeeping stays
+-- as it was and the key holds by construction. A DELETE, not a TRUNCATE: a TRUNCATE is not MVCC
+-- safe, so a pg_dump whose snapshot predates this commit would find the defaults empty and not
+-- see the new partitions either; and under REPEATABLE READ, rows committed after the caller's
+-- snapshot would be neither copied nor kept. With DELETE such rows stay in the default, and the
+-- ATTACH that follows (which checks the default with a fresh snapshot) refuses: nothing is lost.
 CREATE FUNCTION kt_governance_internal.kt_release_moved_rows(starts timestamptz[], ends timestamptz[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET session_replication_role = replica
 AS $fn$
-DECLARE
-    moving bigint;
-    staying bigint;
-    staying_events text;
-    staying_evaluations text;
-    in_ranges constant text := 'EXISTS (SELECT FROM unnest($1::pg_catalog.timestamptz[], $2::pg_catalog.timestamptz[]) AS r(lo, hi)
-                                        WHERE %1$s >= r.lo AND %1$s < r.hi)';
 BEGIN
-    EXECUTE format('SELECT count(*) FILTER (WHERE %1$s), count(*) FILTER (WHERE NOT %1$s)
-                    FROM ONLY kt_governance_partitions.events_default e', format(in_ranges, 'e."timestamp"'))
-        INTO moving, staying USING starts, ends;
-    IF staying <= moving THEN
-        staying_events := kt_private_temp_table('kt_staying_events', '(LIKE @extschema@.ai_decision_events)');
-        staying_evaluations := kt_private_temp_table('kt_staying_evaluations', '(LIKE @extschema@.policy_evaluations)');
-        EXECUTE format('INSERT INTO %s SELECT * FROM ONLY kt_governance_partitions.events_default e WHERE NOT %s',
-                       staying_events, format(in_ranges, 'e."timestamp"')) USING starts, ends;
-        EXECUTE format('INSERT INTO %s SELECT * FROM ONLY kt_governance_partitions.policy_evaluations_default p WHERE NOT %s',
-                       staying_evaluations, format(in_ranges, 'p.event_timestamp')) USING starts, ends;
-        TRUNCATE ONLY kt_governance_partitions.policy_evaluations_default, kt_governance_partitions.events_default;
-        EXECUTE format('INSERT INTO kt_governance_partitions.events_default SELECT * FROM %s', staying_events);
-        EXECUTE format('INSERT INTO kt_governance_partitions.policy_evaluations_default OVERRIDING SYSTEM VALUE SELECT * FROM %s', staying_evaluations);
-        EXECUTE format('DROP TABLE %s, %s', staying_events, staying_evaluations);
-    ELSE
-        EXECUTE format('DELETE FROM ONLY kt_governance_partitions.policy_evaluations_default p WHERE %s',
-                       format(in_ranges, 'p.event_timestamp')) USING starts, ends;
-        EXECUTE format('DELETE FROM ONLY kt_governance_partitions.events_default e WHERE %s',
-                       format(in_ranges, 'e."timestamp"')) USING starts, ends;
-    END IF;
+    DELETE FROM ONLY kt_governance_partitions.policy_evaluations_default p
+    WHERE EXISTS (SELECT FROM unnest(starts, ends) AS r(lo, hi) WHERE p.event_timestamp >= r.lo AND p.event_timestamp < r.hi);
+    DELETE FROM ONLY kt_governance_partitions.events_default e
+    WHERE EXISTS (SELECT FROM unnest(starts, ends) AS r(lo, hi) WHERE e."timestamp" >= r.lo AND e."timestamp" < r.hi);
 END
 $fn$;
 COMMENT ON FUNCTION kt_release_moved_rows(timestamptz[], timestamptz[]) IS 'Internal: removes from the default partitions the rows of the given ranges, which kt_build_partitions() has just copied into new partitions, with row triggers and key checks off (session_replication_role = replica): a move, not a removal, so no row count or rollup changes.';
@@ -922,183 +1110,7 @@ GRANT SELECT ON kt_partitions, kt_partition_health TO kt_governance_reader;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/export/mod.rs:456
--- kt_governance::export::kt_export_range
-CREATE  FUNCTION kt_governance_internal."kt_export_range"(
-	"destination" TEXT, /* & str */
-	"start_time" timestamp with time zone, /* TimestampWithTimeZone */
-	"end_time" timestamp with time zone, /* TimestampWithTimeZone */
-	"range_column" TEXT DEFAULT 'timestamp', /* & str */
-	"compression" TEXT DEFAULT 'zstd', /* & str */
-	"row_group_size" INT DEFAULT 122880, /* i32 */
-	"include_evaluations" bool DEFAULT true, /* bool */
-	"decision" TEXT DEFAULT NULL, /* Option < String > */
-	"gateway_id" TEXT DEFAULT NULL, /* Option < String > */
-	"team_id" TEXT DEFAULT NULL, /* Option < String > */
-	"layout" TEXT DEFAULT 'day', /* & str */
-	"manifest_name" TEXT DEFAULT NULL, /* Option < String > */
-	"run_id" TEXT DEFAULT NULL, /* Option < String > */
-	"run_as" TEXT DEFAULT NULL /* Option < String > */
-) RETURNS TABLE (
-	"files_written" INT,  /* i32 */
-	"events_exported" bigint,  /* i64 */
-	"evaluations_exported" bigint,  /* i64 */
-	"bytes_written" bigint,  /* i64 */
-	"manifest" TEXT  /* String */
-)
-VOLATILE PARALLEL UNSAFE 
-SET search_path TO pg_catalog, kt_governance_internal, pg_temp
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_export_range_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sketch.rs:190
--- kt_governance::sketch::kt_sketch_count
-CREATE  FUNCTION kt_governance_internal."kt_sketch_count"(
-	"sketch" bytea /* & [u8] */
-) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_sketch_count_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sketch.rs:126
--- kt_governance::sketch::kt_latency_sketch
-CREATE  FUNCTION kt_governance_internal."kt_latency_sketch"(
-	"latencies" double precision[] /* Vec < Option < f64 > > */
-) RETURNS bytea /* Vec < u8 > */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_latency_sketch_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/accumulator.rs:166
--- kt_governance::accumulator::kt_settle_pending_deltas
-CREATE  FUNCTION kt_governance_internal."kt_settle_pending_deltas"() RETURNS bigint /* i64 */
-STRICT VOLATILE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_settle_pending_deltas_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sketch.rs:95
--- kt_governance::sketch::kt_sketch_bucket
-CREATE  FUNCTION kt_governance_internal."kt_sketch_bucket"(
-	"latency_ms" double precision /* f64 */
-) RETURNS INT /* i32 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_sketch_bucket_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sketch.rs:365
--- kt_governance::sketch::kt_histogram_rollup
-CREATE  FUNCTION kt_governance_internal."kt_histogram_rollup"(
-	"a" bytea, /* Option < & [u8] > */
-	"b" bytea /* Option < & [u8] > */
-) RETURNS TABLE (
-	"p50" double precision,  /* Option < f64 > */
-	"p99" double precision,  /* Option < f64 > */
-	"sketch" bytea,  /* :: std :: option :: Option < Vec < u8 > > */
-	"histogram" bytea  /* :: std :: option :: Option < Vec < u8 > > */
-)
-IMMUTABLE PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_histogram_rollup_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/ingest.rs:336
--- kt_governance::ingest::kt_ingest_json
-CREATE  FUNCTION kt_governance_internal."kt_ingest_json"(
-	"events" TEXT, /* & str */
-	"mode" TEXT DEFAULT 'strict', /* & str */
-	"assume_utc" bool DEFAULT false /* bool */
-) RETURNS TABLE (
-	"received" bigint,  /* i64 */
-	"inserted" bigint,  /* i64 */
-	"duplicates" bigint,  /* i64 */
-	"quarantined" bigint,  /* i64 */
-	"evaluations_inserted" bigint  /* i64 */
-)
-STRICT VOLATILE PARALLEL UNSAFE  
-SET search_path TO pg_catalog, kt_governance_internal, pg_temp
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'ingest_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/accumulator.rs:183
--- kt_governance::accumulator::kt_pending_counts
-CREATE  FUNCTION kt_governance_internal."kt_pending_counts"(
-	"range_start" timestamp with time zone, /* TimestampWithTimeZone */
-	"range_end" timestamp with time zone /* TimestampWithTimeZone */
-) RETURNS TABLE (
-	"events" bigint,  /* i64 */
-	"evaluations" bigint  /* i64 */
-)
-STRICT STABLE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_pending_counts_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sample.rs:329
--- kt_governance::sample::kt_sample_evaluation_rows
-CREATE  FUNCTION kt_governance_internal."kt_sample_evaluation_rows"(
-	"n" bigint, /* i64 */
-	"days" INT, /* i32 */
-	"seed" bigint, /* i64 */
-	"end_time" timestamp with time zone /* Option < TimestampWithTimeZone > */
-) RETURNS TABLE (
-	"event_id" TEXT,  /* String */
-	"event_timestamp" timestamp with time zone,  /* TimestampWithTimeZone */
-	"policy_name" TEXT,  /* & '_ str */
-	"result" TEXT,  /* & '_ str */
-	"latency_ms" INT,  /* i32 */
-	"details" TEXT  /* Option < String > */
-)
-STABLE PARALLEL SAFE  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'sample_evaluation_rows_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sample.rs:279
--- kt_governance::sample::kt_sample_event_rows
-CREATE  FUNCTION kt_governance_internal."kt_sample_event_rows"(
-	"n" bigint, /* i64 */
-	"days" INT, /* i32 */
-	"seed" bigint, /* i64 */
-	"end_time" timestamp with time zone /* Option < TimestampWithTimeZone > */
-) RETURNS TABLE (
-	"id" TEXT,  /* String */
-	"timestamp" timestamp with time zone,  /* TimestampWithTimeZone */
-	"decision" TEXT,  /* & '_ str */
-	"model" TEXT,  /* & '_ str */
-	"provider" TEXT,  /* & '_ str */
-	"gateway_id" TEXT,  /* & '_ str */
-	"user_id" TEXT,  /* Option < String > */
-	"team_id" TEXT,  /* Option < & '_ str > */
-	"input_tokens" INT,  /* i32 */
-	"output_tokens" INT,  /* i32 */
-	"cost_micros" bigint,  /* Option < i64 > */
-	"latency_ms" INT,  /* Option < i32 > */
-	"request_source" TEXT,  /* & '_ str */
-	"batch_id" TEXT,  /* Option < String > */
-	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
-)
-STABLE PARALLEL SAFE  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'sample_event_rows_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/lib.rs:36
+-- src/lib.rs:37
 -- requires:
 --   partitions
 --   sample::sample_event_rows
@@ -1120,7 +1132,7 @@ AS $fn$
            latency_ms, request_source, batch_id, created_at
     FROM kt_sample_event_rows(n, days, seed, end_time)
 $fn$;
-COMMENT ON FUNCTION kt_sample_events(bigint, integer, bigint, timestamptz) IS 'n synthetic events spread evenly (time-ordered) over the days before end_time: ~90% allowed, ~6% blocked, ~3% redacted, ~1% escalated; log-normal tokens and latency; Zipf-like model, team and user popularity. The same seed and end_time always give the same rows.';
+COMMENT ON FUNCTION kt_sample_events(bigint, integer, bigint, timestamptz) IS 'n synthetic events spread evenly (time-ordered) over the days before end_time: ~90% allowed, ~6% blocked, ~3% redacted, ~1% escalated; log-normal tokens and latency; Zipf-like model, team and user popularity. The same n, days, seed and end_time always give the same rows.';
 
 CREATE FUNCTION kt_sample_evaluations(
     n bigint DEFAULT 1000,
@@ -1165,31 +1177,7 @@ COMMENT ON FUNCTION kt_sample_evaluation_rows(bigint, integer, bigint, timestamp
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/sketch.rs:101
--- kt_governance::sketch::kt_sketch_build
-CREATE  FUNCTION kt_governance_internal."kt_sketch_build"(
-	"buckets" INT[], /* Vec < Option < i32 > > */
-	"counts" bigint[] /* Vec < Option < i64 > > */
-) RETURNS bytea /* Vec < u8 > */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_sketch_build_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sketch.rs:160
--- kt_governance::sketch::kt_sketch_merge
-CREATE  FUNCTION kt_governance_internal."kt_sketch_merge"(
-	"a" bytea, /* Option < & [u8] > */
-	"b" bytea /* Option < & [u8] > */
-) RETURNS bytea /* :: std :: option :: Option < Vec < u8 > > */
-IMMUTABLE PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_sketch_merge_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/lib.rs:41
+-- src/lib.rs:42
 -- requires:
 --   sample
 --   accumulator::kt_mark_dirty_hours
@@ -1955,7 +1943,7 @@ GRANT SELECT ON governance_metrics_hourly, kt_rollup_metrics_hourly, kt_rollup_s
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:62
+-- src/lib.rs:63
 -- requires:
 --   rollups
 --   accumulator::kt_count_evaluations
@@ -2140,13 +2128,17 @@ COMMENT ON FUNCTION kt_rebuild_row_counts() IS 'Recounts kt_row_counts from the 
 REVOKE ALL ON FUNCTION kt_rebuild_row_counts(), kt_compact_row_counts(), kt_rows_per_hour(), kt_forget_counted_range(timestamptz, timestamptz),
                        kt_forget_pending_counts(timestamptz, timestamptz), kt_pending_counts(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_rebuild_row_counts() TO kt_governance_admin;
+-- reading counts is a reader's: the two public readers and the internal helpers they call
+REVOKE ALL ON FUNCTION kt_counted_rows(timestamptz, timestamptz), kt_verify_row_counts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_counted_rows(timestamptz, timestamptz), kt_verify_row_counts(),
+                          kt_pending_counts(timestamptz, timestamptz), kt_rows_per_hour() TO kt_governance_reader;
 GRANT SELECT ON kt_row_counts TO kt_governance_reader;
 -- writers' transactions append their counts at commit as the extension owner (src/owner.rs): a
 -- forged count would make the removal log overstate what retention removed
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:72
+-- src/lib.rs:73
 -- requires:
 --   rowcounts
 
@@ -2571,7 +2563,7 @@ GRANT EXECUTE ON FUNCTION kt_governance_summary(interval, timestamptz, timestamp
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:73
+-- src/lib.rs:74
 -- requires:
 --   reports
 
@@ -2606,7 +2598,7 @@ COMMENT ON COLUMN kt_jobs.consecutive_failures IS 'Failures since the last succe
 
 INSERT INTO kt_jobs (job_name, description, interval_setting) VALUES
     ('refresh_metrics', 'kt_refresh_metrics(): bring dirty rollup hours up to date', 'refresh_interval'),
-    ('maintenance', 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE; then fold kt_row_counts', 'maintenance_interval');
+    ('maintenance', 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE; then fold kt_row_counts and reclaim removed partitions', 'maintenance_interval');
 
 CREATE TABLE kt_job_runs (
     run_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -2626,7 +2618,7 @@ COMMENT ON COLUMN kt_job_runs.started_at IS 'Start (clock time).';
 COMMENT ON COLUMN kt_job_runs.finished_at IS 'End (clock time).';
 COMMENT ON COLUMN kt_job_runs.status IS 'ok, error, or skipped (the job did not run, for the reason in message: another run of the same kind held its lock).';
 COMMENT ON COLUMN kt_job_runs.message IS 'What the run did, or SQLSTATE: message of its error.';
-COMMENT ON COLUMN kt_job_runs.rows_touched IS 'Hours refreshed, or rows moved by maintenance.';
+COMMENT ON COLUMN kt_job_runs.rows_touched IS 'Hours refreshed (refresh_metrics), rows moved (maintenance), events removed (retention) or exported (export).';
 COMMENT ON COLUMN kt_job_runs.run_by IS 'Role that ran it (the worker runs as the bootstrap superuser).';
 SELECT pg_catalog.pg_extension_config_dump('kt_job_runs', '');
 
@@ -2781,7 +2773,7 @@ GRANT UPDATE (enabled) ON kt_jobs TO kt_governance_admin;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:74
+-- src/lib.rs:75
 -- requires:
 --   jobs
 --   ingest::ingest
@@ -2825,10 +2817,12 @@ COMMENT ON FUNCTION kt_ingest(jsonb, text, boolean) IS 'Stores gateway decision 
 REVOKE ALL ON FUNCTION kt_ingest(jsonb, text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_ingest(jsonb, text, boolean) TO kt_governance_writer;
 GRANT SELECT ON kt_ingest_errors TO kt_governance_reader;
+-- quarantined records are fixed, re-ingested and then deleted by an admin
+GRANT DELETE ON kt_ingest_errors TO kt_governance_admin;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:75
+-- src/lib.rs:76
 -- requires:
 --   ingest
 --   export::kt_export_range
@@ -3205,7 +3199,16 @@ GRANT INSERT, DELETE, UPDATE (enabled, every, next_run_at, spare_from_retention)
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:76
+-- src/reclaim.rs:35
+-- kt_governance::reclaim::kt_reclaim_after_commit
+CREATE  FUNCTION kt_governance_internal."kt_reclaim_after_commit"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_reclaim_after_commit_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:77
 -- requires:
 --   export
 --   reclaim::kt_reclaim_after_commit
@@ -3283,7 +3286,7 @@ GRANT EXECUTE ON FUNCTION kt_reclaim_space() TO kt_governance_admin;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:77
+-- src/lib.rs:78
 -- requires:
 --   reclaim
 
@@ -3564,9 +3567,9 @@ BEGIN
                  OR date_trunc('hour', range_end, 'UTC') <> range_end
                  OR NOT (kt_count_is_plausible(ev, events) AND kt_count_is_plausible(pe, evaluations));
     IF recounted THEN
-        RAISE NOTICE 'kt_governance retention: row counts of % (% events, % evaluations) not usable (bounds inside an hour, or counts that disagree with its size or statistics); counting its rows',
+        RAISE NOTICE 'kt_governance retention: row counts of % (% events, % evaluations) not usable (bounds inside an hour, or counts that disagree with its size or statistics, which dead rows of an earlier trim also cause); counting its rows',
             events_partition, events, evaluations
-            USING HINT = 'Something changed rows without row triggers; SELECT * FROM kt_verify_row_counts() shows where, kt_rebuild_row_counts() repairs it.';
+            USING HINT = 'If nothing was trimmed or vacuumed here lately, something changed rows without row triggers: SELECT * FROM kt_verify_row_counts() shows where, kt_rebuild_row_counts() repairs it.';
         EXECUTE format('SELECT count(*) FROM %s', ev) INTO events;
         EXECUTE format('SELECT count(*) FROM %s', pe) INTO evaluations;
     END IF;
@@ -3876,7 +3879,7 @@ REVOKE ALL ON FUNCTION kt_retention_job() FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:78
+-- src/lib.rs:79
 -- requires:
 --   retention
 
@@ -3997,7 +4000,7 @@ COMMENT ON EVENT TRIGGER kt_guard_schema_name IS 'Refuses renaming the schema kt
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:79
+-- src/lib.rs:80
 -- requires:
 --   guard
 
@@ -4043,6 +4046,9 @@ BEGIN
     FOR p IN SELECT * FROM kt_provisional_partitions ORDER BY events_partition LOOP
         CONTINUE WHEN to_regclass(format('%I.%I', 'kt_governance_partitions', p.events_partition)) IS NULL
                    OR to_regclass(format('%I.%I', 'kt_governance_partitions', p.evaluations_partition)) IS NULL;
+        -- a superuser may write straight into a partition: lock the pair before looking
+        EXECUTE format('LOCK TABLE %1$I.%2$I, %1$I.%3$I IN ACCESS EXCLUSIVE MODE',
+                       'kt_governance_partitions', p.events_partition, p.evaluations_partition);
         EXECUTE format('SELECT NOT EXISTS (SELECT FROM %1$I.%2$I) AND NOT EXISTS (SELECT FROM %1$I.%3$I)',
                        'kt_governance_partitions', p.events_partition, p.evaluations_partition) INTO empty;
         IF empty THEN
@@ -4062,11 +4068,14 @@ CREATE FUNCTION kt_governance_internal.kt_make_first_partitions()
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
+-- kt_partitions reads bounds back from their text form
+SET DateStyle = 'ISO, MDY'
+SET TimeZone = 'UTC'
 AS $fn$
 DECLARE
     p record;
 BEGIN
-    PERFORM @extschema@.kt_run_maintenance();
+    PERFORM @extschema@.kt_run_maintenance(NULL::integer, true);
     FOR p IN SELECT e.partition_name AS ev, v.partition_name AS pe
              FROM @extschema@.kt_partitions e
              JOIN @extschema@.kt_partitions v ON v.parent_table = 'policy_evaluations' AND v.range_start = e.range_start

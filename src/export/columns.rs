@@ -225,13 +225,7 @@ impl BatchBuilder {
 unsafe fn text_of<'a>(datum: pg_sys::Datum) -> &'a str {
     let detoasted = unsafe { pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr()) };
     unsafe { pgrx::varlena::text_to_rust_str(detoasted) }.unwrap_or_else(|e| {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-            format!("export: a text value is not valid UTF-8: {e}"),
-            "Parquet strings are UTF-8; export from a database with UTF8 encoding."
-        );
-        unreachable!("ereport(ERROR) does not return")
+        crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, format!("export: a text value is not valid UTF-8: {e}"), "Parquet strings are UTF-8; export from a database with UTF8 encoding.")
     })
 }
 

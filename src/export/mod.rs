@@ -121,20 +121,10 @@ fn check_privileges(local: bool) {
     )
     .expect("role check");
     if admin != Some(true) {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "exporting events requires the kt_governance_admin role",
-            "GRANT kt_governance_admin TO the exporting role."
-        );
+        crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, "exporting events requires the kt_governance_admin role", "GRANT kt_governance_admin TO the exporting role.")
     }
     if local && write_files != Some(true) {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "exporting to server files requires the pg_write_server_files role",
-            "GRANT pg_write_server_files TO the exporting role, or export to s3://."
-        );
+        crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, "exporting to server files requires the pg_write_server_files role", "GRANT pg_write_server_files TO the exporting role, or export to s3://.")
     }
 }
 
@@ -375,12 +365,7 @@ fn refuse_foreign_manifest(sink: &Sink, spec: &Spec, destination: &str, me: &str
     let previous = Manifest::previous(&bytes, destination);
     let Some(owner) = previous.created_by.filter(|_| previous.ours) else { return };
     if owner != me && !unsafe { pg_sys::superuser() } {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("export: manifest \"{}\" in {destination} was written by {owner}; only {owner} or a superuser may replace it", spec.manifest_name),
-            "Choose another destination, or another filter or range (the manifest name derives from them)."
-        );
+        crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, format!("export: manifest \"{}\" in {destination} was written by {owner}; only {owner} or a superuser may replace it", spec.manifest_name), "Choose another destination, or another filter or range (the manifest name derives from them).")
     }
 }
 
@@ -485,12 +470,7 @@ fn kt_export_range(
     // Names of files and manifests are the extension's to choose: an admin naming a run id could
     // overwrite another run's files. Retention and the export job (as superuser) pass them.
     if (manifest_name.is_some() || run_id.is_some()) && !unsafe { pg_sys::superuser() } {
-        ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "manifest_name and run_id are chosen by kt_governance's export job and retention",
-            "Call kt_export_events(), which names its files itself."
-        );
+        crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, "manifest_name and run_id are chosen by kt_governance's export job and retention", "Call kt_export_events(), which names its files itself.")
     }
     let acting = run_as.as_deref().map(crate::owner::act_as);
     check_privileges(sink::is_local(destination));

@@ -36,8 +36,7 @@ pub struct Published {
 
 /// Every export error goes through here, scrubbed: it may hold an S3 response body.
 pub fn fail(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
-    ereport!(PgLogLevel::ERROR, code, crate::export::scrub::scrub(&message), hint);
-    unreachable!("ereport(ERROR) does not return")
+    crate::errors::raise_with_hint(code, crate::export::scrub::scrub(&message), hint)
 }
 
 pub fn io_fail(what: &str, error: impl std::fmt::Display) -> ! {
