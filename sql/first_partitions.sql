@@ -1,6 +1,9 @@
--- The first partitions, made by CREATE EXTENSION itself: the current period and
--- kt_governance.premake ahead, so the first load lands in dated partitions with no call to
--- kt_run_maintenance() and no worker (the worker runs in one database only).
+-- The first partitions, made by CREATE EXTENSION itself: the current period, kt_governance.premake
+-- ahead and kt_governance.premake_past behind, so the first load (this period's events, and a
+-- backfill of recent history) lands in dated partitions with no call to kt_run_maintenance()
+-- and no worker (the worker runs in one database only), and nothing has to be moved out of the
+-- default partition later. Moving is cheaper than it was, but a COPY straight into dated
+-- partitions costs nothing extra at all (measured: docs/benchmarks.md, "first load").
 --
 -- They must not be extension members: pg_dump writes members' definitions nowhere (CREATE
 -- EXTENSION is expected to make them), so their rows would be lost or restored into a table the
@@ -69,6 +72,14 @@ DECLARE
     p record;
 BEGIN
     PERFORM @extschema@.kt_run_maintenance(NULL::integer, true);
+    IF kt_setting('premake_past')::int > 0 THEN
+        PERFORM @extschema@.kt_create_partitions(
+        (now() AT TIME ZONE 'UTC' - make_interval(
+            months => CASE kt_setting('partition_interval') WHEN 'daily' THEN 0 ELSE kt_setting('premake_past')::int END,
+            days => CASE kt_setting('partition_interval') WHEN 'daily' THEN kt_setting('premake_past')::int ELSE 0 END))
+            AT TIME ZONE 'UTC',
+        now()::timestamptz, NULL::text);
+    END IF;
     FOR p IN SELECT e.partition_name AS ev, v.partition_name AS pe
              FROM @extschema@.kt_partitions e
              JOIN @extschema@.kt_partitions v ON v.parent_table = 'policy_evaluations' AND v.range_start = e.range_start
@@ -79,7 +90,7 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION kt_governance_internal.kt_make_first_partitions() IS 'Internal, run once by CREATE EXTENSION: makes the current and kt_governance.premake partitions, releases them from the extension (so pg_dump writes them like any partition) and lists them as provisional.';
+COMMENT ON FUNCTION kt_governance_internal.kt_make_first_partitions() IS 'Internal, run once by CREATE EXTENSION: makes the current, kt_governance.premake future and kt_governance.premake_past past partitions, releases them from the extension (so pg_dump writes them like any partition) and lists them as provisional.';
 REVOKE ALL ON FUNCTION kt_governance_internal.kt_make_first_partitions() FROM PUBLIC;
 
 SELECT kt_governance_internal.kt_make_first_partitions();

@@ -110,10 +110,14 @@ BEGIN
         FROM kt_raw_events(edge_tail_start, edge_tail_end) e
         GROUP BY e.decision
         UNION ALL
+        -- dirty hours (only with rollups, so without filters): summed per hour and decision, each
+        -- hour dated by its start like the edges
+        SELECT d.hour, d.decision, d.events, d.cost, d.tokens, d.latency_sum, d.latency_count
+        FROM kt_dirty_hour_decisions(raw.dirty_hours, raw.dirty_start, raw.dirty_end) d
+        UNION ALL
         SELECT e."timestamp", e.decision, 1::bigint, e.cost_usd, (e.input_tokens + e.output_tokens)::bigint,
                e.latency_ms::bigint, (e.latency_ms IS NOT NULL)::int::bigint
-        FROM kt_raw_events(row_head_start, row_head_end, NULL, NULL,
-                           raw.dirty_hours, raw.dirty_start, raw.dirty_end) e
+        FROM kt_raw_events(row_head_start, row_head_end) e
         WHERE (f_gateway IS NULL OR e.gateway_id = f_gateway)
           AND (f_team IS NULL OR e.team_id = f_team)
           AND (f_model IS NULL OR e.model = f_model)

@@ -387,6 +387,30 @@ AS $fn$
 $fn$;
 COMMENT ON FUNCTION kt_raw_events(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz[], timestamptz, timestamptz) IS 'Internal: the events in [head_start, head_end), in [tail_start, tail_end) and in the UTC hours listed in dirty_hours (which lie in [dirty_start, dirty_end)), as kt_raw_ranges() returns them; NULL bounds select nothing. Runs with the caller''s rights.';
 
+-- The dirty hours' events summed per hour and decision, for the summary: each hour's rows are
+-- read by one index range (as in kt_raw_events) and summed, so a report whose window is mostly
+-- dirty (right after a bulk load, before any refresh) dates a few thousand sums instead of
+-- every row. Inlined into the caller like kt_raw_events.
+CREATE FUNCTION kt_governance_internal.kt_dirty_hour_decisions(
+    dirty_hours timestamptz[],
+    dirty_start timestamptz,
+    dirty_end timestamptz)
+RETURNS TABLE (hour timestamptz, decision text, events bigint, cost numeric, tokens bigint,
+               latency_sum bigint, latency_count bigint)
+LANGUAGE sql STABLE
+AS $fn$
+    SELECT h.hour, x.decision, count(*), sum(x.cost_usd), sum(x.input_tokens + x.output_tokens)::bigint,
+           sum(x.latency_ms)::bigint, count(x.latency_ms)
+    FROM unnest(dirty_hours) h(hour)
+    CROSS JOIN LATERAL (SELECT y.decision, y.cost_usd, y.input_tokens, y.output_tokens, y.latency_ms
+                        FROM @extschema@.ai_decision_events y
+                        WHERE y."timestamp" >= h.hour AND y."timestamp" < h.hour + interval '1 hour'
+                          AND y."timestamp" >= dirty_start AND y."timestamp" < dirty_end
+                        OFFSET 0) x
+    GROUP BY h.hour, x.decision
+$fn$;
+COMMENT ON FUNCTION kt_dirty_hour_decisions(timestamptz[], timestamptz, timestamptz) IS 'Internal: events, cost, tokens and latency sums per (dirty UTC hour, decision), reading each hour by its own index range; the hours as kt_raw_ranges() returns them. Runs with the caller''s rights.';
+
 -- True when zone's offset from UTC is a whole number of hours at both ends of the window, so
 -- UTC hour buckets can be grouped into that zone's days and hours.
 CREATE FUNCTION kt_governance_internal.kt_zone_has_whole_hours(zone text, window_start timestamptz, window_end timestamptz)

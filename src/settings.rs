@@ -20,6 +20,7 @@ pub enum PartitionInterval {
 pub static PARTITION_INTERVAL: GucSetting<PartitionInterval> =
     GucSetting::<PartitionInterval>::new(PartitionInterval::Monthly);
 pub static PREMAKE: GucSetting<i32> = GucSetting::<i32>::new(4);
+pub static PREMAKE_PAST: GucSetting<i32> = GucSetting::<i32>::new(3);
 pub static DRAIN_MAX_PAST_DAYS: GucSetting<i32> = GucSetting::<i32>::new(3660);
 pub static DRAIN_MAX_FUTURE_DAYS: GucSetting<i32> = GucSetting::<i32>::new(366);
 pub static DDL_LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2000);
@@ -63,6 +64,18 @@ pub fn define_session_settings() {
         &PREMAKE,
         0,
         366,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"kt_governance.premake_past",
+        c"How many past partitions CREATE EXTENSION makes before the current one.",
+        c"Like pg_partman's partitions made before the current one: a backfill of recent history \
+          loaded right after CREATE EXTENSION lands in dated partitions instead of waiting in the \
+          default partition for maintenance to move it. Read only by CREATE EXTENSION.",
+        &PREMAKE_PAST,
+        0,
+        120,
         GucContext::Suset,
         GucFlags::default(),
     );

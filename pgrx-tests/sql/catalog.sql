@@ -67,7 +67,7 @@ FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '
 SELECT count(*) AS internal_functions FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'kt_governance_internal';
 -- the partitions are out of the table list: maintenance makes them in their own schema
-SELECT count(*) > 0 AS partitions_made FROM kt_create_partitions(now() - interval '40 days', now() + interval '2 days');
+SELECT count(*) > 0 AS partitions_made FROM kt_create_partitions(now() - interval '200 days', now() + interval '2 days');
 SELECT count(*) AS partitions_in_user_schema FROM kt_partitions WHERE schema_name <> 'kt_governance_partitions';
 
 -- every function, table, view and column the extension puts in the user's schema is documented

@@ -12,7 +12,7 @@ JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'kt_governance'
 JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
 JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public';
 
-SELECT count(*) > 0 AS partitions_made FROM kt_create_partitions(now() - interval '5 days', now() + interval '1 day');
+SELECT count(*) > 0 AS partitions_made FROM kt_create_partitions(now() - interval '200 days', now() + interval '1 day');
 SELECT kt_generate_sample_events(3000, 4, 7, now()) IS NOT NULL AS loaded;
 SELECT * FROM kt_refresh_metrics() \gset refresh_
 -- the document's daily summary, over the documented names, equals the report

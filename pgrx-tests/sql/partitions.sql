@@ -3,10 +3,10 @@
 CREATE EXTENSION kt_governance;
 \ir _helpers.psql
 
--- CREATE EXTENSION made the current month and kt_governance.premake (4) ahead, released from
--- the extension so pg_dump writes them like any partition
+-- CREATE EXTENSION made the current month, kt_governance.premake (4) ahead and premake_past (3)
+-- behind, released from the extension so pg_dump writes them like any partition
 SELECT count(*) AS first_partitions,
-       min(range_start) = date_trunc('month', now(), 'UTC') AS from_this_month,
+       min(range_start) = date_trunc('month', now(), 'UTC') - interval '3 months' AS from_three_months_back,
        max(range_end) = date_trunc('month', now(), 'UTC') + interval '5 months' AS to_premake
 FROM kt_partitions WHERE parent_table = 'ai_decision_events' AND NOT is_default;
 SELECT count(*) AS first_partitions_that_are_members
@@ -14,12 +14,14 @@ FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'kt_g
 JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
 WHERE c.relnamespace = 'kt_governance_partitions'::regnamespace AND c.relname !~ '_default$';
 
--- rows of this month land in a dated partition at once; older ones wait in the default
-SELECT * FROM kt_generate_sample_events(3000, 120, 7, now());
+-- rows of this month and the three before land in dated partitions at once; older ones wait in
+-- the default
+SELECT * FROM kt_generate_sample_events(3000, 240, 7, now());
 INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
 VALUES ('junk-future', '9999-01-01 00:00:00+00', 'allowed', 'm', 'p', 'g'),
        ('junk-past', '1970-01-01 00:00:00+00', 'blocked', 'm', 'p', 'g'),
-       ('ahead', now() + interval '40 days', 'allowed', 'm', 'p', 'g');
+       ('ahead', now() + interval '40 days', 'allowed', 'm', 'p', 'g'),
+       ('this-month', now(), 'allowed', 'm', 'p', 'g');
 INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result)
 SELECT id, "timestamp", 'p', 'pass' FROM ai_decision_events WHERE id LIKE 'junk%' OR id = 'ahead';
 CREATE TEMP TABLE before AS
@@ -27,7 +29,7 @@ SELECT count(*) AS events, sum(cost_usd) AS cost, sum(input_tokens) AS tokens,
        (SELECT count(*) FROM policy_evaluations) AS evaluations,
        (SELECT string_agg(md5(e::text), '' ORDER BY e.id) FROM ai_decision_events e) AS digest
 FROM ai_decision_events;
-SELECT count(*) FILTER (WHERE "timestamp" >= date_trunc('month', now(), 'UTC') AND id NOT LIKE 'junk%') AS this_month_in_default,
+SELECT count(*) FILTER (WHERE "timestamp" >= date_trunc('month', now(), 'UTC') - interval '3 months' AND id NOT LIKE 'junk%') AS first_partitions_rows_in_default,
        count(*) > 2 AS older_rows_wait
 FROM ONLY kt_governance_partitions.events_default;
 CREATE TEMP TABLE waiting AS
@@ -35,7 +37,7 @@ SELECT (SELECT count(*) FROM ONLY kt_governance_partitions.events_default) AS ev
        (SELECT count(*) FROM kt_governance_internal.kt_dirty_hours) AS dirty_marks,
        (SELECT sum(events) || '/' || sum(evaluations) FROM kt_governance_internal.kt_row_counts) AS counts;
 
--- maintenance drains the 120 days of sample data into the older months' partitions
+-- maintenance drains the older sample data into partitions of their own
 SELECT partitions_created >= 3 AS created_enough, rows_moved = (SELECT events FROM waiting) - 2 AS moved_all_but_junk,
        rows_left_in_default, default_oldest, default_newest
 FROM kt_run_maintenance();
@@ -70,7 +72,7 @@ FROM policy_evaluations pe JOIN ai_decision_events e ON e.id = pe.event_id AND e
 WHERE replace(pe.tableoid::regclass::text, 'policy_evaluations_', '') <> replace(e.tableoid::regclass::text, 'events_', '');
 
 -- partitions are monthly, contiguous, named like the document, in both tables
--- (how many months 120 days touch depends on the date: count them from the data)
+-- (how many months 240 days touch depends on the date: count them from the data)
 SELECT count(*) FILTER (WHERE partition_name ~ '^events_\d{4}_\d{2}$') = count(*) AS named_like_document,
        count(*) = (SELECT count(*) FROM generate_series(
                        date_trunc('month', (SELECT min("timestamp") FROM ai_decision_events WHERE id NOT LIKE 'junk%'), 'UTC'),
@@ -128,7 +130,7 @@ INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gate
 SELECT 'junk-pile-' || g, '1971-01-01 00:00:00+00'::timestamptz + g * interval '1 hour', 'allowed', 'm', 'p', 'g'
 FROM generate_series(1, 40) g;
 INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
-SELECT 'late-' || g, date_trunc('month', now(), 'UTC') - interval '150 days' + g * interval '1 minute', 'blocked', 'm', 'p', 'g'
+SELECT 'late-' || g, date_trunc('month', now(), 'UTC') - interval '300 days' + g * interval '1 minute', 'blocked', 'm', 'p', 'g'
 FROM generate_series(1, 5) g;
 INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result)
 SELECT id, "timestamp", 'p', 'block' FROM ai_decision_events WHERE id LIKE 'late-%' OR id LIKE 'junk-pile-%';
@@ -163,7 +165,7 @@ SELECT count(*) AS provisional_after_restore_ddl FROM kt_governance_internal.kt_
 SELECT count(*) AS first_partitions_kept,
        bool_and(EXISTS (SELECT FROM ai_decision_events e WHERE e."timestamp" >= p.range_start AND e."timestamp" < p.range_end)) AS all_hold_rows
 FROM kt_partitions p
-WHERE p.parent_table = 'ai_decision_events' AND NOT p.is_default AND p.range_start >= date_trunc('month', now(), 'UTC')
+WHERE p.parent_table = 'ai_decision_events' AND NOT p.is_default AND p.range_start >= date_trunc('month', now(), 'UTC') - interval '3 months'
   AND p.range_start < date_trunc('month', now(), 'UTC') + interval '5 months';
 DROP TABLE kt_governance_partitions.restored_probe, kt_governance_partitions.like_probe;
 DROP ROLE kt_partitions_probe;

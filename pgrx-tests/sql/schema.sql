@@ -32,9 +32,10 @@ FROM pg_index
 WHERE indrelid IN ('kt_governance_partitions.events_default'::regclass, 'kt_governance_partitions.policy_evaluations_default'::regclass)
 ORDER BY 1;
 
--- right after install: the default partitions, and the current month and 4 ahead in each table
+-- right after install: the default partitions, and the current month, 4 ahead and 3 behind in
+-- each table
 SELECT parent_table, is_default, count(*) AS partitions,
-       min(range_start) = date_trunc('month', now(), 'UTC') AS from_this_month,
+       min(range_start) = date_trunc('month', now(), 'UTC') - interval '3 months' AS from_three_months_back,
        max(range_end) = date_trunc('month', now(), 'UTC') + interval '5 months' AS to_premake
 FROM kt_partitions GROUP BY 1, 2 ORDER BY 1, 2;
 

@@ -233,29 +233,6 @@ CREATE SCHEMA IF NOT EXISTS kt_governance_internal; /* kt_governance::kt_governa
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/sketch.rs:101
--- kt_governance::sketch::kt_sketch_build
-CREATE  FUNCTION kt_governance_internal."kt_sketch_build"(
-	"buckets" INT[], /* Vec < Option < i32 > > */
-	"counts" bigint[] /* Vec < Option < i64 > > */
-) RETURNS bytea /* Vec < u8 > */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_sketch_build_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sketch.rs:95
--- kt_governance::sketch::kt_sketch_bucket
-CREATE  FUNCTION kt_governance_internal."kt_sketch_bucket"(
-	"latency_ms" double precision /* f64 */
-) RETURNS INT /* i32 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_sketch_bucket_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/sample.rs:329
 -- kt_governance::sample::kt_sample_evaluation_rows
 CREATE  FUNCTION kt_governance_internal."kt_sample_evaluation_rows"(
@@ -277,88 +254,15 @@ AS 'MODULE_PATHNAME', 'sample_evaluation_rows_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/sketch.rs:365
--- kt_governance::sketch::kt_histogram_rollup
-CREATE  FUNCTION kt_governance_internal."kt_histogram_rollup"(
+-- src/sketch.rs:160
+-- kt_governance::sketch::kt_sketch_merge
+CREATE  FUNCTION kt_governance_internal."kt_sketch_merge"(
 	"a" bytea, /* Option < & [u8] > */
 	"b" bytea /* Option < & [u8] > */
-) RETURNS TABLE (
-	"p50" double precision,  /* Option < f64 > */
-	"p99" double precision,  /* Option < f64 > */
-	"sketch" bytea,  /* :: std :: option :: Option < Vec < u8 > > */
-	"histogram" bytea  /* :: std :: option :: Option < Vec < u8 > > */
-)
+) RETURNS bytea /* :: std :: option :: Option < Vec < u8 > > */
 IMMUTABLE PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_histogram_rollup_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sketch.rs:339
--- kt_governance::sketch::kt_latency_rollup
-CREATE  FUNCTION kt_governance_internal."kt_latency_rollup"(
-	"latencies" INT[] /* Vec < Option < i32 > > */
-) RETURNS TABLE (
-	"p50" double precision,  /* Option < f64 > */
-	"p99" double precision,  /* Option < f64 > */
-	"sketch" bytea,  /* :: std :: option :: Option < Vec < u8 > > */
-	"histogram" bytea  /* :: std :: option :: Option < Vec < u8 > > */
-)
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_latency_rollup_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sketch.rs:126
--- kt_governance::sketch::kt_latency_sketch
-CREATE  FUNCTION kt_governance_internal."kt_latency_sketch"(
-	"latencies" double precision[] /* Vec < Option < f64 > > */
-) RETURNS bytea /* Vec < u8 > */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_latency_sketch_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sketch.rs:190
--- kt_governance::sketch::kt_sketch_count
-CREATE  FUNCTION kt_governance_internal."kt_sketch_count"(
-	"sketch" bytea /* & [u8] */
-) RETURNS bigint /* i64 */
-IMMUTABLE STRICT PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_sketch_count_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sample.rs:279
--- kt_governance::sample::kt_sample_event_rows
-CREATE  FUNCTION kt_governance_internal."kt_sample_event_rows"(
-	"n" bigint, /* i64 */
-	"days" INT, /* i32 */
-	"seed" bigint, /* i64 */
-	"end_time" timestamp with time zone /* Option < TimestampWithTimeZone > */
-) RETURNS TABLE (
-	"id" TEXT,  /* String */
-	"timestamp" timestamp with time zone,  /* TimestampWithTimeZone */
-	"decision" TEXT,  /* & '_ str */
-	"model" TEXT,  /* & '_ str */
-	"provider" TEXT,  /* & '_ str */
-	"gateway_id" TEXT,  /* & '_ str */
-	"user_id" TEXT,  /* Option < String > */
-	"team_id" TEXT,  /* Option < & '_ str > */
-	"input_tokens" INT,  /* i32 */
-	"output_tokens" INT,  /* i32 */
-	"cost_micros" bigint,  /* Option < i64 > */
-	"latency_ms" INT,  /* Option < i32 > */
-	"request_source" TEXT,  /* & '_ str */
-	"batch_id" TEXT,  /* Option < String > */
-	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
-)
-STABLE PARALLEL SAFE  
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'sample_event_rows_wrapper';
+AS 'MODULE_PATHNAME', 'kt_sketch_merge_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -397,51 +301,6 @@ AS 'MODULE_PATHNAME', 'ingest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/sketch.rs:383
--- kt_governance::sketch::kt_histogram_merge
-CREATE  FUNCTION kt_governance_internal."kt_histogram_merge"(
-	"a" bytea, /* Option < & [u8] > */
-	"b" bytea /* Option < & [u8] > */
-) RETURNS bytea /* :: std :: option :: Option < Vec < u8 > > */
-IMMUTABLE PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_histogram_merge_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/accumulator.rs:213
--- kt_governance::accumulator::kt_forget_pending_counts
-CREATE  FUNCTION kt_governance_internal."kt_forget_pending_counts"(
-	"range_start" timestamp with time zone, /* TimestampWithTimeZone */
-	"range_end" timestamp with time zone /* TimestampWithTimeZone */
-) RETURNS void
-STRICT VOLATILE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_forget_pending_counts_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/accumulator.rs:178
--- kt_governance::accumulator::kt_settle_pending_deltas
-CREATE  FUNCTION kt_governance_internal."kt_settle_pending_deltas"() RETURNS bigint /* i64 */
-STRICT VOLATILE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_settle_pending_deltas_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/sketch.rs:160
--- kt_governance::sketch::kt_sketch_merge
-CREATE  FUNCTION kt_governance_internal."kt_sketch_merge"(
-	"a" bytea, /* Option < & [u8] > */
-	"b" bytea /* Option < & [u8] > */
-) RETURNS bytea /* :: std :: option :: Option < Vec < u8 > > */
-IMMUTABLE PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_sketch_merge_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/export/mod.rs:441
 -- kt_governance::export::kt_export_range
 CREATE  FUNCTION kt_governance_internal."kt_export_range"(
@@ -473,7 +332,97 @@ AS 'MODULE_PATHNAME', 'kt_export_range_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/settings.rs:355
+-- src/accumulator.rs:213
+-- kt_governance::accumulator::kt_forget_pending_counts
+CREATE  FUNCTION kt_governance_internal."kt_forget_pending_counts"(
+	"range_start" timestamp with time zone, /* TimestampWithTimeZone */
+	"range_end" timestamp with time zone /* TimestampWithTimeZone */
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_forget_pending_counts_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sketch.rs:126
+-- kt_governance::sketch::kt_latency_sketch
+CREATE  FUNCTION kt_governance_internal."kt_latency_sketch"(
+	"latencies" double precision[] /* Vec < Option < f64 > > */
+) RETURNS bytea /* Vec < u8 > */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_latency_sketch_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sketch.rs:190
+-- kt_governance::sketch::kt_sketch_count
+CREATE  FUNCTION kt_governance_internal."kt_sketch_count"(
+	"sketch" bytea /* & [u8] */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_sketch_count_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sketch.rs:365
+-- kt_governance::sketch::kt_histogram_rollup
+CREATE  FUNCTION kt_governance_internal."kt_histogram_rollup"(
+	"a" bytea, /* Option < & [u8] > */
+	"b" bytea /* Option < & [u8] > */
+) RETURNS TABLE (
+	"p50" double precision,  /* Option < f64 > */
+	"p99" double precision,  /* Option < f64 > */
+	"sketch" bytea,  /* :: std :: option :: Option < Vec < u8 > > */
+	"histogram" bytea  /* :: std :: option :: Option < Vec < u8 > > */
+)
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_histogram_rollup_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sample.rs:279
+-- kt_governance::sample::kt_sample_event_rows
+CREATE  FUNCTION kt_governance_internal."kt_sample_event_rows"(
+	"n" bigint, /* i64 */
+	"days" INT, /* i32 */
+	"seed" bigint, /* i64 */
+	"end_time" timestamp with time zone /* Option < TimestampWithTimeZone > */
+) RETURNS TABLE (
+	"id" TEXT,  /* String */
+	"timestamp" timestamp with time zone,  /* TimestampWithTimeZone */
+	"decision" TEXT,  /* & '_ str */
+	"model" TEXT,  /* & '_ str */
+	"provider" TEXT,  /* & '_ str */
+	"gateway_id" TEXT,  /* & '_ str */
+	"user_id" TEXT,  /* Option < String > */
+	"team_id" TEXT,  /* Option < & '_ str > */
+	"input_tokens" INT,  /* i32 */
+	"output_tokens" INT,  /* i32 */
+	"cost_micros" bigint,  /* Option < i64 > */
+	"latency_ms" INT,  /* Option < i32 > */
+	"request_source" TEXT,  /* & '_ str */
+	"batch_id" TEXT,  /* Option < String > */
+	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
+)
+STABLE PARALLEL SAFE  
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'sample_event_rows_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/reclaim.rs:35
+-- kt_governance::reclaim::kt_reclaim_after_commit
+CREATE  FUNCTION kt_governance_internal."kt_reclaim_after_commit"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_reclaim_after_commit_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/settings.rs:368
 -- kt_governance::settings::kt_setting
 CREATE  FUNCTION kt_governance_internal."kt_setting"(
 	"name" TEXT /* & str */
@@ -1177,6 +1126,66 @@ COMMENT ON FUNCTION kt_sample_evaluation_rows(bigint, integer, bigint, timestamp
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/sketch.rs:383
+-- kt_governance::sketch::kt_histogram_merge
+CREATE  FUNCTION kt_governance_internal."kt_histogram_merge"(
+	"a" bytea, /* Option < & [u8] > */
+	"b" bytea /* Option < & [u8] > */
+) RETURNS bytea /* :: std :: option :: Option < Vec < u8 > > */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_histogram_merge_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sketch.rs:339
+-- kt_governance::sketch::kt_latency_rollup
+CREATE  FUNCTION kt_governance_internal."kt_latency_rollup"(
+	"latencies" INT[] /* Vec < Option < i32 > > */
+) RETURNS TABLE (
+	"p50" double precision,  /* Option < f64 > */
+	"p99" double precision,  /* Option < f64 > */
+	"sketch" bytea,  /* :: std :: option :: Option < Vec < u8 > > */
+	"histogram" bytea  /* :: std :: option :: Option < Vec < u8 > > */
+)
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_latency_rollup_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/accumulator.rs:178
+-- kt_governance::accumulator::kt_settle_pending_deltas
+CREATE  FUNCTION kt_governance_internal."kt_settle_pending_deltas"() RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_settle_pending_deltas_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sketch.rs:95
+-- kt_governance::sketch::kt_sketch_bucket
+CREATE  FUNCTION kt_governance_internal."kt_sketch_bucket"(
+	"latency_ms" double precision /* f64 */
+) RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_sketch_bucket_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/sketch.rs:101
+-- kt_governance::sketch::kt_sketch_build
+CREATE  FUNCTION kt_governance_internal."kt_sketch_build"(
+	"buckets" INT[], /* Vec < Option < i32 > > */
+	"counts" bigint[] /* Vec < Option < i64 > > */
+) RETURNS bytea /* Vec < u8 > */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'kt_sketch_build_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/lib.rs:42
 -- requires:
 --   sample
@@ -1583,6 +1592,30 @@ AS $fn$
                         OFFSET 0) x
 $fn$;
 COMMENT ON FUNCTION kt_raw_events(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz[], timestamptz, timestamptz) IS 'Internal: the events in [head_start, head_end), in [tail_start, tail_end) and in the UTC hours listed in dirty_hours (which lie in [dirty_start, dirty_end)), as kt_raw_ranges() returns them; NULL bounds select nothing. Runs with the caller''s rights.';
+
+-- The dirty hours' events summed per hour and decision, for the summary: each hour's rows are
+-- read by one index range (as in kt_raw_events) and summed, so a report whose window is mostly
+-- dirty (right after a bulk load, before any refresh) dates a few thousand sums instead of
+-- every row. Inlined into the caller like kt_raw_events.
+CREATE FUNCTION kt_governance_internal.kt_dirty_hour_decisions(
+    dirty_hours timestamptz[],
+    dirty_start timestamptz,
+    dirty_end timestamptz)
+RETURNS TABLE (hour timestamptz, decision text, events bigint, cost numeric, tokens bigint,
+               latency_sum bigint, latency_count bigint)
+LANGUAGE sql STABLE
+AS $fn$
+    SELECT h.hour, x.decision, count(*), sum(x.cost_usd), sum(x.input_tokens + x.output_tokens)::bigint,
+           sum(x.latency_ms)::bigint, count(x.latency_ms)
+    FROM unnest(dirty_hours) h(hour)
+    CROSS JOIN LATERAL (SELECT y.decision, y.cost_usd, y.input_tokens, y.output_tokens, y.latency_ms
+                        FROM @extschema@.ai_decision_events y
+                        WHERE y."timestamp" >= h.hour AND y."timestamp" < h.hour + interval '1 hour'
+                          AND y."timestamp" >= dirty_start AND y."timestamp" < dirty_end
+                        OFFSET 0) x
+    GROUP BY h.hour, x.decision
+$fn$;
+COMMENT ON FUNCTION kt_dirty_hour_decisions(timestamptz[], timestamptz, timestamptz) IS 'Internal: events, cost, tokens and latency sums per (dirty UTC hour, decision), reading each hour by its own index range; the hours as kt_raw_ranges() returns them. Runs with the caller''s rights.';
 
 -- True when zone's offset from UTC is a whole number of hours at both ends of the window, so
 -- UTC hour buckets can be grouped into that zone's days and hours.
@@ -2254,10 +2287,14 @@ BEGIN
         FROM kt_raw_events(edge_tail_start, edge_tail_end) e
         GROUP BY e.decision
         UNION ALL
+        -- dirty hours (only with rollups, so without filters): summed per hour and decision, each
+        -- hour dated by its start like the edges
+        SELECT d.hour, d.decision, d.events, d.cost, d.tokens, d.latency_sum, d.latency_count
+        FROM kt_dirty_hour_decisions(raw.dirty_hours, raw.dirty_start, raw.dirty_end) d
+        UNION ALL
         SELECT e."timestamp", e.decision, 1::bigint, e.cost_usd, (e.input_tokens + e.output_tokens)::bigint,
                e.latency_ms::bigint, (e.latency_ms IS NOT NULL)::int::bigint
-        FROM kt_raw_events(row_head_start, row_head_end, NULL, NULL,
-                           raw.dirty_hours, raw.dirty_start, raw.dirty_end) e
+        FROM kt_raw_events(row_head_start, row_head_end) e
         WHERE (f_gateway IS NULL OR e.gateway_id = f_gateway)
           AND (f_team IS NULL OR e.team_id = f_team)
           AND (f_model IS NULL OR e.model = f_model)
@@ -3199,15 +3236,6 @@ GRANT INSERT, DELETE, UPDATE (enabled, every, next_run_at, spare_from_retention)
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/reclaim.rs:35
--- kt_governance::reclaim::kt_reclaim_after_commit
-CREATE  FUNCTION kt_governance_internal."kt_reclaim_after_commit"() RETURNS void
-STRICT VOLATILE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'kt_reclaim_after_commit_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/lib.rs:77
 -- requires:
 --   export
@@ -4005,9 +4033,12 @@ COMMENT ON EVENT TRIGGER kt_guard_schema_name IS 'Refuses renaming the schema kt
 --   guard
 
 -- finalize
--- The first partitions, made by CREATE EXTENSION itself: the current period and
--- kt_governance.premake ahead, so the first load lands in dated partitions with no call to
--- kt_run_maintenance() and no worker (the worker runs in one database only).
+-- The first partitions, made by CREATE EXTENSION itself: the current period, kt_governance.premake
+-- ahead and kt_governance.premake_past behind, so the first load (this period's events, and a
+-- backfill of recent history) lands in dated partitions with no call to kt_run_maintenance()
+-- and no worker (the worker runs in one database only), and nothing has to be moved out of the
+-- default partition later. Moving is cheaper than it was, but a COPY straight into dated
+-- partitions costs nothing extra at all (measured: docs/benchmarks.md, "first load").
 --
 -- They must not be extension members: pg_dump writes members' definitions nowhere (CREATE
 -- EXTENSION is expected to make them), so their rows would be lost or restored into a table the
@@ -4076,6 +4107,14 @@ DECLARE
     p record;
 BEGIN
     PERFORM @extschema@.kt_run_maintenance(NULL::integer, true);
+    IF kt_setting('premake_past')::int > 0 THEN
+        PERFORM @extschema@.kt_create_partitions(
+        (now() AT TIME ZONE 'UTC' - make_interval(
+            months => CASE kt_setting('partition_interval') WHEN 'daily' THEN 0 ELSE kt_setting('premake_past')::int END,
+            days => CASE kt_setting('partition_interval') WHEN 'daily' THEN kt_setting('premake_past')::int ELSE 0 END))
+            AT TIME ZONE 'UTC',
+        now()::timestamptz, NULL::text);
+    END IF;
     FOR p IN SELECT e.partition_name AS ev, v.partition_name AS pe
              FROM @extschema@.kt_partitions e
              JOIN @extschema@.kt_partitions v ON v.parent_table = 'policy_evaluations' AND v.range_start = e.range_start
@@ -4086,7 +4125,7 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION kt_governance_internal.kt_make_first_partitions() IS 'Internal, run once by CREATE EXTENSION: makes the current and kt_governance.premake partitions, releases them from the extension (so pg_dump writes them like any partition) and lists them as provisional.';
+COMMENT ON FUNCTION kt_governance_internal.kt_make_first_partitions() IS 'Internal, run once by CREATE EXTENSION: makes the current, kt_governance.premake future and kt_governance.premake_past past partitions, releases them from the extension (so pg_dump writes them like any partition) and lists them as provisional.';
 REVOKE ALL ON FUNCTION kt_governance_internal.kt_make_first_partitions() FROM PUBLIC;
 
 SELECT kt_governance_internal.kt_make_first_partitions();
