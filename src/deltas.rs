@@ -85,8 +85,11 @@ fn column_position(desc: pg_sys::TupleDesc, name: &std::ffi::CStr, type_oid: pg_
         return None;
     }
     let position = attno as usize - 1;
-    // Safety: position < natts, as SPI_fnumber found it
-    let attribute = unsafe { &(*desc).attrs.as_slice((*desc).natts as usize)[position] };
+    // Safety: desc is the trigger relation's descriptor, which outlives this call (not freed:
+    // from_pg_unchecked borrows it); PgTupleDesc reads the attribute the way each major lays
+    // it out (PostgreSQL 18 moved them behind TupleDescAttr)
+    let desc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
+    let attribute = desc.get(position)?;
     (attribute.atttypid == type_oid && !attribute.attisdropped).then_some(position)
 }
 

@@ -340,12 +340,26 @@ pub fn set_by_alter_system(name: &str) -> bool {
 
 /// The server's record of a setting, by full name.
 fn guc_record(name: &str) -> Option<*mut pg_sys::config_generic> {
+    let (all, count) = guc_variables();
     unsafe {
-        let all = pg_sys::get_guc_variables();
-        (0..pg_sys::GetNumConfigOptions() as usize).map(|i| *all.add(i)).find(|&record| {
+        (0..count).map(|i| *all.add(i)).find(|&record| {
             !record.is_null() && CStr::from_ptr((*record).name).to_bytes() == name.as_bytes()
         })
     }
+}
+
+/// The server's array of setting records and its length. PostgreSQL 16 changed the call: it
+/// returns the length through an argument instead of GetNumConfigOptions().
+#[cfg(feature = "pg15")]
+fn guc_variables() -> (*mut *mut pg_sys::config_generic, usize) {
+    unsafe { (pg_sys::get_guc_variables(), pg_sys::GetNumConfigOptions() as usize) }
+}
+
+#[cfg(not(feature = "pg15"))]
+fn guc_variables() -> (*mut *mut pg_sys::config_generic, usize) {
+    let mut count = 0;
+    let all = unsafe { pg_sys::get_guc_variables(&mut count) };
+    (all, count.max(0) as usize)
 }
 
 /// Registers the settings that only exist when the library is preloaded: defining a

@@ -30,7 +30,11 @@ pub fn register() {
 /// transaction rolled back. pgrx's handler would only set a flag, checked between jobs, so a long
 /// job would hold up a fast shutdown.
 pub(crate) fn stop_on_sigterm() {
+    // PostgreSQL 18 renamed the backend's pqsignal (now a macro) to pqsignal_be
+    #[cfg(not(feature = "pg18"))]
     unsafe { pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(die_on_sigterm)) };
+    #[cfg(feature = "pg18")]
+    unsafe { pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(die_on_sigterm)) };
 }
 
 /// What PostgreSQL's die() does for a process not reading a client command.
