@@ -89,13 +89,13 @@ fn take_marks(a: &mut Accumulator) -> Vec<Mark> {
 /// a snapshot of its own.
 fn write_at_commit() {
     let mut a = ACCUMULATOR.with(|a| std::mem::take(&mut *a.borrow_mut()));
-    if a.hours.is_empty() && a.deltas.is_empty() && a.counts.per_hour(i64::MIN..i64::MAX).is_empty() {
+    let counts = a.counts.per_hour(i64::MIN..i64::MAX);
+    if a.hours.is_empty() && a.deltas.is_empty() && counts.is_empty() {
         return;
     }
     a.deltas.settle_for_commit();
     let marks = take_marks(&mut a);
     let (sums, histograms) = a.deltas.take_sums();
-    let counts = a.counts.per_hour(i64::MIN..i64::MAX);
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
     let written = as_extension_owner(|| {
         rollup::write_marks(&marks)?;
