@@ -31,7 +31,7 @@ for t in "${tests[@]}"; do
     kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE regress_$t"
     # -a echoes each statement so the .out file reads like a session transcript
     # run from the sql/ folder so messages name the file relatively, wherever the clone is
-    (cd "$KT_ROOT/pgrx-tests/sql" && as_postgres psql -X -a -q -h "$dir" -p "$port" -U postgres \
+    (cd "$KT_ROOT/pgrx-tests/sql" && as_postgres "$PG_BIN/psql" -X -a -q -h "$dir" -p "$port" -U postgres \
         -d "regress_$t" -v ON_ERROR_STOP=0 -f "$t.sql" > "$results/$t.out" 2>&1) || true
     if [ "${ACCEPT:-0}" = 1 ]; then
         cp "$results/$t.out" "$KT_ROOT/pgrx-tests/expected/$t.out"

@@ -54,9 +54,9 @@ fingerprint() {
 before="$(fingerprint src)"
 max_id="$(q "$dir" "$port" src "SELECT max(id) FROM policy_evaluations")"
 
-as_postgres pg_dump -h "$dir" -p "$port" -U postgres -Fc -f "$dir/src.dump" src
+as_postgres "$PG_BIN/pg_dump" -h "$dir" -p "$port" -U postgres -Fc -f "$dir/src.dump" src
 kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE dst"
-if as_postgres pg_restore -h "$dir" -p "$port" -U postgres -d dst --exit-on-error "$dir/src.dump" 2> "$dir/restore.err"; then
+if as_postgres "$PG_BIN/pg_restore" -h "$dir" -p "$port" -U postgres -d dst --exit-on-error "$dir/src.dump" 2> "$dir/restore.err"; then
     pass "pg_restore exits 0"
 else
     fail "pg_restore failed: $(head -5 "$dir/restore.err")"
@@ -82,7 +82,7 @@ check "maintenance works in the restored database" \
 # the dump's monthly ones and give way to them, since they are still empty
 kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE dst_daily"
 if PGOPTIONS='-c kt_governance.partition_interval=daily' as_postgres env PGOPTIONS='-c kt_governance.partition_interval=daily' \
-       pg_restore -h "$dir" -p "$port" -U postgres -d dst_daily --exit-on-error "$dir/src.dump" 2> "$dir/restore_daily.err"; then
+       "$PG_BIN/pg_restore" -h "$dir" -p "$port" -U postgres -d dst_daily --exit-on-error "$dir/src.dump" 2> "$dir/restore_daily.err"; then
     pass "pg_restore exits 0 where the install makes daily partitions"
 else
     fail "pg_restore with daily first partitions failed: $(head -5 "$dir/restore_daily.err")"
@@ -90,7 +90,7 @@ fi
 check "daily-install restore identical (the install's empty partitions gave way)" "$(fingerprint dst_daily)" "$before"
 
 # the same with a plain SQL dump replayed by psql, as many DBAs do
-as_postgres pg_dump -h "$dir" -p "$port" -U postgres -f "$dir/src.sql" src
+as_postgres "$PG_BIN/pg_dump" -h "$dir" -p "$port" -U postgres -f "$dir/src.sql" src
 kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE dst_plain"
 if kt_psql "$dir" "$port" -d dst_plain -f "$dir/src.sql" > "$dir/plain.log" 2>&1; then
     pass "plain-format dump replays with ON_ERROR_STOP"
@@ -127,7 +127,7 @@ cluster_stop "$dir"
 KT_FAKETIME="$later"; unset KT_FAKETIME_OFFSET
 cluster_start "$dir"
 kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE dst_later"
-if as_postgres pg_restore -h "$dir" -p "$port" -U postgres -d dst_later --exit-on-error "$dir/src.dump" 2> "$dir/restore_later.err"; then
+if as_postgres "$PG_BIN/pg_restore" -h "$dir" -p "$port" -U postgres -d dst_later --exit-on-error "$dir/src.dump" 2> "$dir/restore_later.err"; then
     pass "pg_restore exits 0 75 days after the dump ($later)"
 else
     fail "pg_restore 75 days later failed: $(head -5 "$dir/restore_later.err")"

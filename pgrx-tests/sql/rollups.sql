@@ -250,9 +250,10 @@ SELECT rows_moved FROM kt_run_maintenance();
 SELECT count(DISTINCT bucket) AS hours_dirtied_by_the_drain FROM kt_dirty_hours;
 SELECT hours_refreshed FROM kt_refresh_metrics();
 -- (rollup retention above pruned older hours, so compare the moved hour only)
-SELECT pg_temp.diff($$SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens
-                      FROM governance_metrics_hourly WHERE hour = :'homeless_hour'::timestamptz$$,
-                    $$SELECT * FROM pg_temp.doc_metrics WHERE hour = :'homeless_hour'::timestamptz$$) AS moved_hour_differences,
+-- (psql does not substitute variables inside dollar quotes: the hour goes in through format)
+SELECT pg_temp.diff(format($$SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens
+                      FROM governance_metrics_hourly WHERE hour = %L::timestamptz$$, :'homeless_hour'),
+                    format($$SELECT * FROM pg_temp.doc_metrics WHERE hour = %L::timestamptz$$, :'homeless_hour')) AS moved_hour_differences,
        (SELECT sum(total_requests) FROM governance_metrics_hourly WHERE hour = :'homeless_hour'::timestamptz) AS moved_hour_requests;
 
 -- dirty marks survive a rolled-back savepoint that wrote or gave them up

