@@ -44,5 +44,5 @@ SELECT job_name, default_rows, dirty_hours, last_success, last_error FROM kt_hea
 SQL
 echo
 echo "Cluster left running. Connect with:"
-echo "  runuser -u postgres -- psql -h $dir -p $port -d demo"
+echo "  runuser -u postgres -- $PG_BIN/psql -h $dir -p $port -d demo"
 echo "Remove it with: scripts/demo.sh stop"

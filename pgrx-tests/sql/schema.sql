@@ -13,11 +13,23 @@ ORDER BY table_name, ordinal_position;
 SELECT c.relname, pg_get_partkeydef(c.oid) FROM pg_class c
 WHERE c.relname IN ('ai_decision_events', 'policy_evaluations') ORDER BY 1;
 
--- checks on the parents (every partition inherits them)
+-- checks on the parents (every partition inherits them). PostgreSQL 18 also records every
+-- NOT NULL as a pg_constraint row (contype 'n'); those are left out here and must be exactly
+-- the columns pg_attribute marks NOT NULL (true on earlier majors, which have no such rows)
 SELECT conrelid::regclass AS table_name, conname, pg_get_constraintdef(oid)
 FROM pg_constraint
 WHERE conrelid IN ('ai_decision_events'::regclass, 'policy_evaluations'::regclass)
+  AND contype <> 'n'
 ORDER BY 1, 2;
+SELECT CASE WHEN current_setting('server_version_num')::int < 180000
+            THEN NOT EXISTS (SELECT FROM pg_constraint WHERE contype = 'n')
+            ELSE (SELECT array_agg(conrelid::regclass || '.' || a.attname ORDER BY conrelid::regclass::text, a.attname)
+                  FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+                  WHERE c.contype = 'n' AND c.conrelid IN ('ai_decision_events'::regclass, 'policy_evaluations'::regclass))
+               = (SELECT array_agg(attrelid::regclass || '.' || attname ORDER BY attrelid::regclass::text, attname) FROM pg_attribute
+                  WHERE attrelid IN ('ai_decision_events'::regclass, 'policy_evaluations'::regclass)
+                    AND attnum > 0 AND attnotnull AND NOT attisdropped)
+       END AS not_null_constraints_are_the_not_null_columns;
 
 -- keys, foreign key and the documented indexes, per partition (here the default pair; every
 -- dated pair gets the same from kt_add_partition_keys). idx_evaluations_event is served by
