@@ -35,8 +35,10 @@ shlib_depends() {
 build_deb() {
     local major="$1" staged="$2" so ext stage deb depends
     so="$(module_of "$staged")"; ext="$(extension_dir_of "$staged")"
-    stage="$(mktemp -d)"
+    stage="$(mktemp -d)"; chmod 0755 "$stage"   # the package's ./ entry: mktemp makes it 0700
     install -D -m 0644 "$so" "$stage/usr/lib/postgresql/$major/lib/kt_governance.so"
+    # as dh_strip would: debug sections out, the dynamic symbols PostgreSQL looks up stay
+    strip --strip-debug "$stage/usr/lib/postgresql/$major/lib/kt_governance.so"
     mkdir -p "$stage/usr/share/postgresql/$major/extension"
     install -m 0644 "$ext"/kt_governance* "$stage/usr/share/postgresql/$major/extension/"
     install -D -m 0644 LICENSE "$stage/usr/share/doc/postgresql-$major-kt-governance/copyright"

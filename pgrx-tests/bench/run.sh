@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark harness: starts a tuned throwaway cluster, runs pgrx-tests/bench/harness.py and
-# writes build/bench/results.md.
+# writes build/bench-results-<events>-pg<major>.md.
 #   pgrx-tests/bench/run.sh            1M events (a few minutes)
 #   pgrx-tests/bench/run.sh 10000000   10M events
 #   pgrx-tests/bench/run.sh smoke      10k events, debug build: the test suite runs this
+#   KT_PG_MAJOR=17 pgrx-tests/bench/run.sh   on another major (or KT_PG_BIN=.../bin)
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib/cluster.sh"
 n="${1:-1000000}"
@@ -17,5 +18,5 @@ trap 'cluster_destroy "$dir"' EXIT
 kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE ext" -c "CREATE DATABASE plain"
 chmod 777 "$dir"
 KT_SOCKET_DIR="$dir" KT_PORT="$port" KT_BENCH_DIR="$dir" KT_BENCH_EVENTS="$n" \
-KT_BENCH_OUT="$KT_ROOT/build/bench-results-$n.md" \
+KT_BENCH_OUT="$KT_ROOT/build/bench-results-$n-pg$PG_MAJOR.md" \
     "$KT_ROOT/build/venv/bin/python" "$KT_ROOT/pgrx-tests/bench/harness.py"
