@@ -23,6 +23,16 @@ BEGIN
     IF lookback > interval '1000 years' THEN  -- events are stored from 1970 on
         RAISE EXCEPTION 'lookback must be at most 1000 years, got %', lookback USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- one rule for every report: the start is a finite time; an end of infinity is no end
+    IF NOT isfinite(start_time) THEN
+        RAISE EXCEPTION 'start_time must be a finite time, got %', start_time
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave start_time NULL to use lookback, or give the earliest time you want, such as ''1970-01-01''.';
+    END IF;
+    IF end_time = '-infinity' THEN
+        RAISE EXCEPTION 'end_time must not be -infinity'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave end_time NULL (or infinity) for no upper bound.';
+    END IF;
     IF start_time IS NOT NULL AND end_time IS NOT NULL AND start_time > end_time THEN
         RAISE EXCEPTION 'start_time (%) is after end_time (%)', start_time, end_time
             USING ERRCODE = 'invalid_parameter_value';
@@ -31,6 +41,48 @@ BEGIN
     window_end := coalesce(end_time, 'infinity');
 END
 $fn$;
+
+-- The stored decisions, checked where a report takes them as a filter: kt_ingest's spellings
+-- (allow, block, ...) and typos would otherwise select nothing, silently.
+CREATE FUNCTION kt_governance_internal.kt_check_decisions(decisions text[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    unknown text := (SELECT string_agg(coalesce(quote_literal(d), 'NULL'), ', ')
+                     FROM unnest(decisions) d
+                     WHERE d IS NULL OR d NOT IN ('allowed', 'blocked', 'escalated', 'redacted'));
+BEGIN
+    IF decisions IS NULL OR cardinality(decisions) = 0 THEN
+        RAISE EXCEPTION 'decisions must list at least one decision (allowed, blocked, escalated, redacted)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown decision %: decisions are allowed, blocked, escalated and redacted', unknown
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Reports use the stored spelling; kt_ingest also accepts allow, block, escalate and redact on input.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_check_decisions(text[]) IS 'Internal: raises 22023, naming the valid values, unless every element of decisions is a stored decision (allowed, blocked, escalated, redacted).';
+
+-- A report's zone, checked up front so that an unknown name fails with a pointer to the names
+-- that work instead of PostgreSQL's bare "not recognized".
+CREATE FUNCTION kt_governance_internal.kt_check_zone(zone text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM now() AT TIME ZONE zone;
+EXCEPTION WHEN invalid_parameter_value THEN
+    RAISE EXCEPTION 'time zone "%" not recognized', zone
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Use a name from pg_timezone_names (such as Asia/Kolkata or America/New_York) or an abbreviation from pg_timezone_abbrevs.';
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_check_zone(text) IS 'Internal: raises 22023 with a hint at pg_timezone_names unless zone is a time zone PostgreSQL recognizes.';
 COMMENT ON FUNCTION kt_report_window(interval, timestamptz, timestamptz) IS 'Internal: validates report arguments and returns the [window_start, window_end) they select (window_end infinity when open).';
 
 CREATE FUNCTION kt_governance_summary(
@@ -68,7 +120,7 @@ DECLARE
     row_head_start timestamptz;
     row_head_end timestamptz;
 BEGIN
-    PERFORM now() AT TIME ZONE zone;  -- an unknown zone fails here with 22023
+    PERFORM kt_check_zone(zone);
     -- the decisions rollup has no gateway/team/model, and UTC hours only make days of zones
     -- that are whole hours from UTC; otherwise everything is read from raw rows
     use_rollups := f_gateway IS NULL AND f_team IS NULL AND f_model IS NULL
@@ -158,9 +210,7 @@ DECLARE
     rls boolean := kt_rls_applies();
     raw record := kt_raw_ranges(w.window_start, w.window_end, NOT rls, frozen);
 BEGIN
-    IF decisions IS NULL OR cardinality(decisions) = 0 THEN
-        RAISE EXCEPTION 'decisions must list at least one decision' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM kt_check_decisions(decisions);
     RETURN QUERY
     -- three grains: whole UTC days without a dirty hour from the daily rollup, the other whole
     -- hours (edge days, days with a dirty hour) from the hourly rollup, and the partial edge

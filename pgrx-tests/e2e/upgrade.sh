@@ -35,7 +35,7 @@ members fresh > "$dir/fresh.members"
 digest="SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
     SELECT format('%s|%s|%s|%s', id, \"timestamp\", decision, cost_usd) x FROM ai_decision_events
     UNION ALL SELECT format('%s|%s|%s', event_id, policy_name, result) FROM policy_evaluations
-    UNION ALL SELECT format('%s|%s|%s|%s|%s', bucket, gateway_id, model, total_requests, total_cost) FROM kt_rollup_metrics_hourly
+    UNION ALL SELECT format('%s|%s|%s|%s|%s', bucket, gateway_id, model, total_requests, total_cost) FROM kt_governance_internal.kt_rollup_metrics_hourly
     UNION ALL SELECT format('%s|%s|%s', hold_id, team_id, reason) FROM kt_legal_holds) d"
 # one fixed instant: windows relative to a moving now() would shift between the two digests
 at="$(q "$dir" "$port" fresh "SELECT now()::text")"
@@ -85,8 +85,8 @@ upgrade_from() {
     check "$from: reports unchanged after the update" "$(old "$reports")" "$reports_before"
     check "$from: daily spend rollup filled from the hourly one" \
         "$(old "SELECT count(*) FROM (SELECT date_trunc('day', bucket, 'UTC'), team_id, model, decision, sum(request_count)::bigint,
-                sum(total_input_tokens)::bigint, sum(total_output_tokens)::bigint, sum(total_cost) FROM kt_rollup_spend_hourly GROUP BY 1, 2, 3, 4
-                EXCEPT SELECT * FROM kt_rollup_spend_daily) d")|$(old "SELECT count(*) > 0 FROM kt_rollup_spend_daily")" "0|t"
+                sum(total_input_tokens)::bigint, sum(total_output_tokens)::bigint, sum(total_cost) FROM kt_governance_internal.kt_rollup_spend_hourly GROUP BY 1, 2, 3, 4
+                EXCEPT SELECT * FROM kt_governance_internal.kt_rollup_spend_daily) d")|$(old "SELECT count(*) > 0 FROM kt_governance_internal.kt_rollup_spend_daily")" "0|t"
     check "$from: row counts of the stored rows exact after the update" "$(old "SELECT count(*) FROM kt_verify_row_counts()")" 0
     check "$from: objects of later versions work in the upgraded database" \
         "$(old "SELECT count(*) FROM kt_export_schedules")|$(old "SELECT status FROM kt_run_job('export')")|$(old "SELECT hours_refreshed >= 0 FROM kt_refresh_metrics()")" "0|ok|t"

@@ -1,0 +1,95 @@
+-- The BI views: governance_metrics_hourly and governance_spend_daily equal their raw-row
+-- definitions (EXCEPT ALL both ways) before and after a refresh, after late inserts, updates and
+-- deletes, in a UTC and an Asia/Kolkata session; with 400 daily partitions a 24-hour query's
+-- plan holds no events partition and stays below jit_above_cost; a reader may read them.
+-- Fixed instants only: the data lies in 2024, whatever the clock says.
+CREATE EXTENSION kt_governance;
+\ir _helpers.psql
+SELECT count(*) AS daily_partitions FROM kt_create_partitions('2024-01-01', '2025-02-04', 'daily');
+SELECT kt_generate_sample_events(6000, 10, 23, '2024-06-01 00:00+00') IS NOT NULL AS loaded;
+
+-- the views' raw-row definitions
+CREATE VIEW pg_temp.raw_metrics AS
+SELECT date_trunc('hour', "timestamp", 'UTC') AS hour, gateway_id, model, count(*) AS total_requests,
+       count(*) FILTER (WHERE decision = 'allowed') AS allowed, count(*) FILTER (WHERE decision = 'blocked') AS blocked,
+       count(*) FILTER (WHERE decision = 'escalated') AS escalated, sum(cost_usd) AS total_cost,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50_latency,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99_latency,
+       sum(input_tokens) AS total_input_tokens, sum(output_tokens) AS total_output_tokens,
+       count(*) FILTER (WHERE decision = 'redacted') AS redacted,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY latency_ms) AS p90_latency,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_latency
+FROM ai_decision_events GROUP BY 1, 2, 3;
+CREATE VIEW pg_temp.raw_spend AS
+SELECT date_trunc('day', "timestamp", 'UTC') AS day, coalesce(team_id, 'unassigned') AS team, model, decision,
+       count(*) AS request_count, sum(input_tokens) AS total_input_tokens, sum(output_tokens) AS total_output_tokens,
+       sum(cost_usd) AS total_cost_usd
+FROM ai_decision_events GROUP BY 1, 2, 3, 4;
+CREATE FUNCTION pg_temp.view_differences() RETURNS text LANGUAGE sql AS $$
+    SELECT format('metrics %s, spend %s (of %s hour rows, %s day rows)',
+                  pg_temp.diff('SELECT * FROM governance_metrics_hourly', 'SELECT * FROM pg_temp.raw_metrics'),
+                  pg_temp.diff('SELECT * FROM governance_spend_daily', 'SELECT * FROM pg_temp.raw_spend'),
+                  (SELECT count(*) FROM governance_metrics_hourly), (SELECT count(*) FROM governance_spend_daily)) $$;
+
+-- before any refresh every hour is dirty: both views are computed live
+SELECT count(DISTINCT bucket) > 200 AS hours_dirty FROM kt_dirty_hours;
+SELECT pg_temp.view_differences() AS before_refresh;
+SELECT hours_refreshed > 200 AS refreshed FROM kt_refresh_metrics();
+SELECT pg_temp.view_differences() AS after_refresh;
+
+-- late inserts into settled hours (a new team, a NULL team, a NULL latency), an update that
+-- moves an event to another day and changes its cost, deletes: exact before and after a refresh
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, team_id, latency_ms, cost_usd, input_tokens)
+VALUES ('late-1', '2024-05-25 10:15+00', 'blocked', 'gpt-4o', 'openai', 'gw-us-east', 'team-late', 9999, 1.5, 10),
+       ('late-2', '2024-05-25 10:45+00', 'allowed', 'gpt-4o', 'openai', 'gw-us-east', NULL, NULL, 0.25, 20),
+       ('late-3', '2024-05-27 23:59:59+00', 'redacted', 'claude-3-haiku', 'anthropic', 'gw-eu-west', 'team-late', 1, NULL, 0);
+-- (events without evaluations: the foreign key has no cascade)
+UPDATE ai_decision_events SET "timestamp" = '2024-05-28 00:30+00', cost_usd = 2
+WHERE id = (SELECT e.id FROM ai_decision_events e WHERE e."timestamp" < '2024-05-24'
+              AND NOT EXISTS (SELECT FROM policy_evaluations pe WHERE pe.event_id = e.id) ORDER BY e.id LIMIT 1);
+DELETE FROM ai_decision_events WHERE id IN (SELECT e.id FROM ai_decision_events e WHERE e."timestamp" >= '2024-05-30'
+              AND NOT EXISTS (SELECT FROM policy_evaluations pe WHERE pe.event_id = e.id) ORDER BY e.id LIMIT 25);
+SELECT count(DISTINCT bucket) AS hours_dirty_after_late_changes FROM kt_dirty_hours;
+SELECT pg_temp.view_differences() AS after_late_changes;
+SET TimeZone = 'Asia/Kolkata';
+SELECT pg_temp.view_differences() AS in_kolkata;
+RESET TimeZone;
+SELECT hours_refreshed > 0 AS refreshed FROM kt_refresh_metrics();
+SELECT pg_temp.view_differences() AS after_second_refresh;
+SET TimeZone = 'Asia/Kolkata';
+SELECT pg_temp.view_differences() AS in_kolkata_after_refresh;
+RESET TimeZone;
+
+-- plan shape with 400 daily partitions: a dashboard's 24-hour query plans no events partition
+-- (the live parts are function scans) and its estimated cost stays below jit_above_cost, with a
+-- dirty hour inside the window and without
+CREATE FUNCTION pg_temp.shape(query text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    plan json;
+    text_plan text := pg_temp.plan(query);
+BEGIN
+    EXECUTE 'EXPLAIN (FORMAT JSON) ' || query INTO plan;
+    RETURN format('events partitions planned: %s, rollup index used: %s, below jit_above_cost: %s',
+                  (SELECT count(*) FROM regexp_matches(text_plan, 'events_\d{4}_\d{2}_\d{2}|policy_evaluations_\d{4}', 'g')),
+                  text_plan ~ '(rollup_metrics_hourly_pkey|rollup_spend_daily_key)',
+                  (plan -> 0 -> 'Plan' ->> 'Total Cost')::float8 < current_setting('jit_above_cost')::float8);
+END $$;
+SELECT count(*) >= 400 AS partitions FROM kt_partitions;
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
+VALUES ('dirty-in-window', '2024-05-31 12:00+00', 'allowed', 'gpt-4o', 'openai', 'gw-us-east');
+SELECT pg_temp.shape($$SELECT * FROM governance_metrics_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS metrics_24h_dirty;
+SELECT pg_temp.shape($$SELECT day, team, sum(total_cost_usd) FROM governance_spend_daily WHERE day >= '2024-05-25' AND day < '2024-06-01' GROUP BY 1, 2$$) AS spend_week_dirty;
+SELECT hours_refreshed FROM kt_refresh_metrics();
+SELECT pg_temp.shape($$SELECT * FROM governance_metrics_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS metrics_24h_clean;
+SELECT pg_temp.view_differences() AS finally;
+
+-- readers read both views (and only through them: the live functions run with their rights)
+CREATE ROLE kt_views_reader LOGIN IN ROLE kt_governance_reader;
+SET ROLE kt_views_reader;
+SELECT count(*) > 0 AS reader_metrics FROM governance_metrics_hourly WHERE hour >= '2024-05-31';
+SELECT count(*) > 0 AS reader_spend FROM governance_spend_daily WHERE day >= '2024-05-25';
+RESET ROLE;
+-- every column of both views has a comment
+SELECT c.relname, count(*) FILTER (WHERE col_description(c.oid, a.attnum) IS NULL) AS uncommented_columns
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+WHERE c.relname IN ('governance_metrics_hourly', 'governance_spend_daily') GROUP BY 1 ORDER BY 1;
