@@ -270,6 +270,16 @@ def main():
     record(f"hourly metrics refresh after 1% new data ({batch} events)", statistics.median(p_times),
            statistics.median(e_times), "REFRESH MATERIALIZED VIEW CONCURRENTLY vs kt_refresh_metrics()" + ("" if ok else " MISMATCH"))
 
+    # a dashboard's 24-hour panel, default JIT settings: the materialized view (current only
+    # after its refresh above) vs the live view, whose plan holds no events partition
+    panel = f" WHERE hour >= {instant} - interval '24 hours'"
+    p_s, p_rows = median_of(plain, "SELECT * FROM governance_metrics_hourly" + panel)
+    e_s, e_rows = median_of(ext, METRICS + panel)
+    plan_ms = next(r[0] for r in timed(ext, "EXPLAIN (SUMMARY) " + METRICS + panel)[1] if r[0].startswith("Planning"))
+    ok = same("24-hour panel", e_rows, p_rows)
+    record("24-hour panel on governance_metrics_hourly (materialized view vs live view)", p_s, e_s,
+           "extension " + plan_ms.lower() + ("" if ok else " MISMATCH"))
+
     # kt_ingest of a JSON array vs COPY of the same events as CSV
     # a rate comparison: 200k events are enough, and one JSON document of N/10 events at 10M
     # would be ~250 MB
