@@ -755,22 +755,13 @@ RETURNS TABLE (hour timestamptz, gateway_id text, model text, total_requests big
                blocked bigint, escalated bigint, total_cost numeric, p50_latency double precision,
                p99_latency double precision, total_input_tokens bigint, total_output_tokens bigint,
                redacted bigint, p90_latency double precision, p95_latency double precision)
-LANGUAGE plpgsql STABLE
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
-BEGIN
-    RETURN QUERY
-    SELECT date_trunc('hour', e."timestamp", 'UTC'), e.gateway_id, e.model, count(*),
-           count(*) FILTER (WHERE e.decision = 'allowed'), count(*) FILTER (WHERE e.decision = 'blocked'),
-           count(*) FILTER (WHERE e.decision = 'escalated'), sum(e.cost_usd),
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY e.latency_ms),
-           percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms),
-           sum(e.input_tokens), sum(e.output_tokens), count(*) FILTER (WHERE e.decision = 'redacted'),
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY e.latency_ms),
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)
-    FROM @extschema@.ai_decision_events e
-    GROUP BY 1, 2, 3;
-END
+    -- the hours holding a visible row, each computed as a dirty hour is (from visible rows)
+    SELECT h.hour, m.*
+    FROM (SELECT DISTINCT date_trunc('hour', e."timestamp", 'UTC') AS hour FROM @extschema@.ai_decision_events e) h
+    CROSS JOIN LATERAL kt_live_metrics_hour(h.hour) m
 $fn$;
 COMMENT ON FUNCTION kt_governance_internal.kt_visible_metrics_hourly() IS 'Internal: every governance_metrics_hourly row computed from the raw rows the caller may see, for a caller limited by row-level security.';
 

@@ -89,6 +89,18 @@ SET ROLE kt_views_reader;
 SELECT count(*) > 0 AS reader_metrics FROM governance_metrics_hourly WHERE hour >= '2024-05-31';
 SELECT count(*) > 0 AS reader_spend FROM governance_spend_daily WHERE day >= '2024-05-25';
 RESET ROLE;
+-- a reader whom row-level security limits to one team: every view row comes from its own rows
+-- (the references are queries, not the temp views: a view reads its tables as its owner)
+ALTER TABLE ai_decision_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY views_one_team ON ai_decision_events TO kt_views_reader USING (team_id = 'data-science');
+SET ROLE kt_views_reader;
+SELECT pg_temp.diff('SELECT * FROM governance_metrics_hourly',
+                    replace(pg_get_viewdef('pg_temp.raw_metrics'), ';', '')) AS metrics_differences_under_rls,
+       pg_temp.diff('SELECT * FROM governance_spend_daily',
+                    replace(pg_get_viewdef('pg_temp.raw_spend'), ';', '')) AS spend_differences_under_rls,
+       (SELECT count(DISTINCT team) FROM governance_spend_daily) AS teams_seen;
+RESET ROLE;
+ALTER TABLE ai_decision_events DISABLE ROW LEVEL SECURITY;
 -- every column of both views has a comment
 SELECT c.relname, count(*) FILTER (WHERE col_description(c.oid, a.attnum) IS NULL) AS uncommented_columns
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
