@@ -8,7 +8,8 @@ set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/cluster.sh"
 source "$KT_ROOT/pgrx-tests/e2e/lib.sh"
 major=15
-[ "$PG_MAJOR" = "$major" ] || { echo "the package test uses Debian's PostgreSQL $major (KT_PG_MAJOR=15)" >&2; exit 2; }
+# the .deb installs where Debian's server looks: this test needs that server, not a copy
+[ "$PG_BIN" = "/usr/lib/postgresql/$major/bin" ] || { echo "the package test uses Debian's PostgreSQL $major (/usr/lib/postgresql/$major/bin), not $PG_BIN" >&2; exit 2; }
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$KT_ROOT/Cargo.toml" | head -1)"
 name="postgresql-$major-kt-governance"
 deb="$KT_ROOT/build/packages/${name}_${version}_amd64.deb"
@@ -23,16 +24,18 @@ check "package name, version and architecture" \
     "$(echo "$fields" | sed -n 's/^\(Package\|Version\|Architecture\): //p' | paste -sd' ')" "$name $version amd64"
 check "Depends names the server major" "$(echo "$fields" | grep -c "^Depends: postgresql-$major\b")" 1
 check "Depends names libc (from dpkg-shlibdeps)" "$(echo "$fields" | grep -c 'libc6 (>= ')" 1
-check "the .deb holds the module, control file and install script" \
-    "$(dpkg-deb --contents "$deb" | grep -cE "usr/lib/postgresql/$major/lib/kt_governance.so$|usr/share/postgresql/$major/extension/kt_governance.control$|usr/share/postgresql/$major/extension/kt_governance--$version.sql$")" 3
+check "the .deb holds the module, control file, install script and every upgrade script" \
+    "$(dpkg-deb --contents "$deb" | grep -cE "usr/lib/postgresql/$major/lib/kt_governance.so$|usr/share/postgresql/$major/extension/kt_governance.control$|usr/share/postgresql/$major/extension/kt_governance--[0-9.]+(--[0-9.]+)?.sql$")" \
+    "$((3 + $(ls "$KT_ROOT"/sql/kt_governance--*--*.sql 2>/dev/null | wc -l)))"
 check "the tarball holds lib/ and share/extension/" \
     "$(tar -tzf "$tarball" | grep -cE "^lib/kt_governance.so$|^share/extension/kt_governance.control$|^share/extension/kt_governance--$version.sql$")" 3
 
 # what CREATE EXTENSION finds next must come from the package, not from an earlier source install
-dpkg -r "$name" >/dev/null 2>&1 || true
-rm -f "$libdir/kt_governance.so" "$extdir"/kt_governance.control "$extdir"/kt_governance--*.sql
+# (the trap first: whatever happens from here, the package goes and the debug build comes back)
 restore() { dpkg -r "$name" >/dev/null 2>&1 || true; install_extension debug; }
 trap restore EXIT
+dpkg -r "$name" >/dev/null 2>&1 || true
+rm -f "$libdir/kt_governance.so" "$extdir"/kt_governance.control "$extdir"/kt_governance--*.sql
 if dpkg -i "$deb" > "$KT_ROOT/build/packages/dpkg-i.log" 2>&1; then pass "dpkg -i installs $(basename "$deb")"
 else fail "dpkg -i failed: $(tail -5 "$KT_ROOT/build/packages/dpkg-i.log")"; fi
 check "dpkg lists the package as installed" "$(dpkg-query -W -f '${Status} ${Version}' "$name")" "install ok installed $version"

@@ -9,6 +9,7 @@
 # Builds for 16-18 use the pinned trees in build/pg/ (their headers); the .deb installs into
 # /usr/lib/postgresql/<major>/lib, where a Debian or PGDG server of that major loads it.
 set -euo pipefail
+shopt -s inherit_errexit   # a failure inside $(...) fails the script too
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 root="$(pwd)"
@@ -19,8 +20,16 @@ majors=("$@"); [ ${#majors[@]} -gt 0 ] || majors=(15 16 17 18)
 
 # files_of_package DIR: the module and extension files cargo pgrx package laid out under DIR,
 # wherever its pg_config put them (absolute paths of the build tree are kept inside DIR)
-module_of() { find "$1" -name kt_governance.so -type f | head -1; }
-extension_dir_of() { dirname "$(find "$1" -name kt_governance.control -type f | head -1)"; }
+module_of() {
+    local so; so="$(find "$1" -name kt_governance.so -type f | head -1)"
+    [ -n "$so" ] || { echo "no kt_governance.so under $1" >&2; return 1; }
+    echo "$so"
+}
+extension_dir_of() {
+    local control; control="$(find "$1" -name kt_governance.control -type f | head -1)"
+    [ -n "$control" ] || { echo "no kt_governance.control under $1" >&2; return 1; }
+    dirname "$control"
+}
 
 # shlib_depends SO: the Depends field dpkg-shlibdeps computes for the module (libc, libgcc);
 # it wants a debian/control of a source package, so it runs in a scratch one
@@ -28,8 +37,9 @@ shlib_depends() {
     local scratch; scratch="$(mktemp -d)"
     mkdir -p "$scratch/debian"
     printf 'Source: kt-governance\n\nPackage: kt-governance\nArchitecture: amd64\n' > "$scratch/debian/control"
-    (cd "$scratch" && dpkg-shlibdeps -O "$1" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+    local out; out="$(cd "$scratch" && dpkg-shlibdeps -O "$1" 2>/dev/null)"
     rm -rf "$scratch"
+    echo "$out" | sed -n 's/^shlibs:Depends=//p'
 }
 
 build_deb() {
@@ -44,7 +54,8 @@ build_deb() {
     install -D -m 0644 LICENSE "$stage/usr/share/doc/postgresql-$major-kt-governance/copyright"
     depends="postgresql-$major"
     local libs; libs="$(shlib_depends "$stage/usr/lib/postgresql/$major/lib/kt_governance.so")"
-    [ -z "$libs" ] || depends="$depends, $libs"
+    [ -n "$libs" ] || { echo "dpkg-shlibdeps found no library dependency for the module" >&2; return 1; }
+    depends="$depends, $libs"
     mkdir -p "$stage/DEBIAN"
     cat > "$stage/DEBIAN/control" <<EOF
 Package: postgresql-$major-kt-governance
@@ -81,5 +92,6 @@ for major in "${majors[@]}"; do
     tar -czf "$out/kt_governance-$version-pg$major-linux-amd64.tar.gz" -C "$tarroot" lib share
     rm -rf "$tarroot"
     echo "   $out/kt_governance-$version-pg$major-linux-amd64.tar.gz"
-    echo "   $(build_deb "$major" "$staged")"
+    deb="$(build_deb "$major" "$staged")"
+    echo "   $deb"
 done

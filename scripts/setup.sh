@@ -13,7 +13,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 majors="${KT_PG_MAJORS:-15 16 17 18}"
 
-packages="postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo python3-venv faketime dpkg-dev"
+packages="postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo python3-venv python3-pip faketime dpkg-dev"
 [ "$majors" = 15 ] || packages="$packages $KT_PG_RUNTIME_DEBS"
 need_apt=0
 for pkg in $packages; do

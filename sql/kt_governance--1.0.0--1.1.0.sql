@@ -1,9 +1,11 @@
 -- kt_governance 1.0.0 -> 1.1.0 (ALTER EXTENSION kt_governance UPDATE TO '1.1.0')
 --
 -- Reports check their arguments one way (a finite start_time, no -infinity end_time, known
--- decisions, known zones with a hint); governance_metrics_hourly plans no events partition and
--- gains exact p90/p95; new view governance_spend_daily. pgrx-tests/e2e/upgrade.sh compares a
--- database updated with this script with a fresh 1.1.0 install, catalog by catalog.
+-- decisions, known zones with a hint); UTC days are 24 hours whatever the session TimeZone
+-- (1.0.0 added '1 day', a calendar day of the session's zone: 23 or 25 hours across a DST
+-- change); governance_metrics_hourly plans no events partition and gains exact p90/p95; new view
+-- governance_spend_daily. pgrx-tests/e2e/upgrade.sh compares a database updated with this script
+-- with a fresh 1.1.0 install, catalog by catalog.
 \echo Use "ALTER EXTENSION kt_governance UPDATE TO '1.1.0'" to load this file. \quit
 SET search_path = @extschema@, kt_governance_internal, kt_governance_partitions;
 
@@ -249,11 +251,82 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_spend_by_team_model(interval, timestamptz, timestamptz, text[]) IS 'Token and cost spend per team and model (NULL team shown as ''unassigned''), most expensive first. Whole UTC days without a dirty hour come from kt_rollup_spend_daily, the other whole hours from kt_rollup_spend_hourly, edge and dirty hours from raw rows. Defaults reproduce the document''s query: last 30 days, allowed requests only; decisions selects other outcomes.';
 
+-- UTC days of 24 hours
+
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_rollup_hours(window_start timestamptz, window_end timestamptz, grain text DEFAULT 'hour',
+                                OUT first_hour timestamptz, OUT end_hour timestamptz)
+LANGUAGE sql IMMUTABLE
+AS $fn$
+    -- a grain's length in hours: '1 day' added to a timestamptz is a calendar day of the
+    -- session's TimeZone (23 or 25 hours across a DST change), not a UTC day
+    SELECT CASE WHEN date_trunc(grain, window_start, 'UTC') = window_start THEN window_start
+                ELSE date_trunc(grain, window_start, 'UTC') + CASE WHEN grain = 'day' THEN interval '24 hours' ELSE interval '1 hour' END END,
+           CASE WHEN isfinite(window_end) THEN date_trunc(grain, window_end, 'UTC') ELSE window_end END
+$fn$;
+COMMENT ON FUNCTION kt_rollup_hours(timestamptz, timestamptz, text) IS 'Internal: [first_hour, end_hour) is the span of whole UTC hours (grain ''hour'') or whole UTC days (grain ''day'') inside a window.';
+
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_live_ranges(window_start timestamptz, window_end timestamptz, use_rollups boolean DEFAULT true,
+                               grain text DEFAULT 'hour')
+RETURNS TABLE (range_start timestamptz, range_end timestamptz)
+LANGUAGE sql STABLE
+-- a handful of ranges: the planner must pick index range scans per range, not a full scan
+ROWS 4
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+    WITH whole AS (SELECT * FROM kt_rollup_hours(window_start, window_end, grain))
+    SELECT window_start, window_end FROM whole
+    WHERE NOT use_rollups OR first_hour >= end_hour
+    UNION ALL
+    SELECT window_start, first_hour FROM whole
+    WHERE use_rollups AND first_hour < end_hour AND window_start < first_hour
+    UNION ALL
+    SELECT end_hour, window_end FROM whole
+    WHERE use_rollups AND first_hour < end_hour AND end_hour < window_end
+    UNION ALL
+    SELECT DISTINCT date_trunc(grain, d.bucket, 'UTC'),
+           date_trunc(grain, d.bucket, 'UTC') + CASE WHEN grain = 'day' THEN interval '24 hours' ELSE interval '1 hour' END
+    FROM whole, kt_dirty_hours d
+    WHERE use_rollups AND first_hour < end_hour AND d.bucket >= first_hour AND d.bucket < end_hour
+      AND d.bucket >= kt_frozen_before()
+$fn$;
+COMMENT ON FUNCTION kt_live_ranges(timestamptz, timestamptz, boolean, text) IS 'Internal: the ranges of [window_start, window_end) not readable at a grain: partial edge grains and grains holding dirty hours. Grain ''hour'': what reports read from raw rows; grain ''day'': what they read from hourly instead of daily rollups.';
+
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_rebuild_spend_days(touched timestamptz[])
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+SET jit = off
+AS $fn$
+DECLARE
+    days timestamptz[];
+    written bigint;
+BEGIN
+    SELECT array_agg(DISTINCT date_trunc('day', t, 'UTC')) INTO days FROM unnest(touched) t;
+    DELETE FROM kt_rollup_spend_daily WHERE bucket = ANY (days);
+    INSERT INTO kt_rollup_spend_daily
+    SELECT d, r.team_id, r.model, r.decision, sum(r.request_count)::bigint, sum(r.total_input_tokens)::bigint,
+           sum(r.total_output_tokens)::bigint, sum(r.total_cost)
+    FROM unnest(days) d
+    -- 24 hours, not '1 day': that is a calendar day of the session's TimeZone (23 or 25 hours
+    -- across a DST change), and the worker's session may be in any zone
+    JOIN kt_rollup_spend_hourly r ON r.bucket >= d AND r.bucket < d + interval '24 hours'
+    GROUP BY 1, 2, 3, 4;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$fn$;
+COMMENT ON FUNCTION kt_rebuild_spend_days(timestamptz[]) IS 'Internal: recomputes the kt_rollup_spend_daily rows of the UTC days containing the given instants from kt_rollup_spend_hourly; returns the rows written.';
+
+-- daily spend rows a 1.0.0 refresh built in a DST zone on a DST change day summed 23 or 25
+-- hours; every daily row is the sum of its hourly rows (rollup retention keeps that true), so
+-- all of them are summed again
+SELECT kt_governance_internal.kt_rebuild_spend_days(ARRAY(SELECT DISTINCT bucket FROM kt_governance_internal.kt_rollup_spend_daily));
+
 -- views: live parts as functions, p90/p95, spend per day
 
-CREATE FUNCTION kt_governance_internal.kt_live_metrics_hour(hour timestamptz)
-RETURNS TABLE (gateway_id text, model text, total_requests bigint, allowed bigint, blocked bigint,
-               escalated bigint, total_cost numeric, p50_latency double precision,
+CREATE FUNCTION kt_governance_internal.kt_live_metrics(range_start timestamptz, range_end timestamptz)
+RETURNS TABLE (hour timestamptz, gateway_id text, model text, total_requests bigint, allowed bigint,
+               blocked bigint, escalated bigint, total_cost numeric, p50_latency double precision,
                p99_latency double precision, total_input_tokens bigint, total_output_tokens bigint,
                redacted bigint, p90_latency double precision, p95_latency double precision)
 LANGUAGE plpgsql STABLE
@@ -263,7 +336,7 @@ SET jit = off
 AS $fn$
 BEGIN
     RETURN QUERY EXECUTE format($q$
-        SELECT e.gateway_id, e.model, count(*),
+        SELECT date_trunc('hour', e."timestamp", 'UTC'), e.gateway_id, e.model, count(*),
                count(*) FILTER (WHERE e.decision = 'allowed'), count(*) FILTER (WHERE e.decision = 'blocked'),
                count(*) FILTER (WHERE e.decision = 'escalated'), sum(e.cost_usd),
                percentile_cont(0.5) WITHIN GROUP (ORDER BY e.latency_ms),
@@ -271,49 +344,36 @@ BEGIN
                sum(e.input_tokens), sum(e.output_tokens), count(*) FILTER (WHERE e.decision = 'redacted'),
                percentile_cont(0.9) WITHIN GROUP (ORDER BY e.latency_ms),
                percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)
-        FROM @extschema@.ai_decision_events e
-        WHERE e."timestamp" >= %L::timestamptz AND e."timestamp" < %L::timestamptz
-        GROUP BY e.gateway_id, e.model$q$, hour, hour + interval '1 hour');
+        FROM %s e
+        WHERE e."timestamp" >= $1 AND e."timestamp" < $2
+        GROUP BY 1, 2, 3$q$, '@extschema@.ai_decision_events'::regclass)
+    USING range_start, range_end;
 END
 $fn$;
-COMMENT ON FUNCTION kt_governance_internal.kt_live_metrics_hour(timestamptz) IS 'Internal: the governance_metrics_hourly rows of one UTC hour computed from its raw rows (planned with the hour as a constant, so only its partition is read). Runs with the caller''s rights.';
-
-CREATE FUNCTION kt_governance_internal.kt_visible_metrics_hourly()
-RETURNS TABLE (hour timestamptz, gateway_id text, model text, total_requests bigint, allowed bigint,
-               blocked bigint, escalated bigint, total_cost numeric, p50_latency double precision,
-               p99_latency double precision, total_input_tokens bigint, total_output_tokens bigint,
-               redacted bigint, p90_latency double precision, p95_latency double precision)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, kt_governance_internal, pg_temp
-AS $fn$
-    -- the hours holding a visible row, each computed as a dirty hour is (from visible rows)
-    SELECT h.hour, m.*
-    FROM (SELECT DISTINCT date_trunc('hour', e."timestamp", 'UTC') AS hour FROM @extschema@.ai_decision_events e) h
-    CROSS JOIN LATERAL kt_live_metrics_hour(h.hour) m
-$fn$;
-COMMENT ON FUNCTION kt_governance_internal.kt_visible_metrics_hourly() IS 'Internal: every governance_metrics_hourly row computed from the raw rows the caller may see, for a caller limited by row-level security.';
+COMMENT ON FUNCTION kt_governance_internal.kt_live_metrics(timestamptz, timestamptz) IS 'Internal: governance_metrics_hourly rows computed from the raw rows in [range_start, range_end) (planned with the bounds as constants, so only their partitions are read). Runs with the caller''s rights.';
 
 CREATE OR REPLACE VIEW governance_metrics_hourly WITH (security_invoker = true) AS
 SELECT r.bucket AS hour, r.gateway_id, r.model, r.total_requests, r.allowed, r.blocked, r.escalated,
        r.total_cost, r.p50_latency, r.p99_latency, r.total_input_tokens, r.total_output_tokens, r.redacted,
-       kt_histogram_quantile(r.latency_histogram, 0.9) AS p90_latency,
-       kt_histogram_quantile(r.latency_histogram, 0.95) AS p95_latency
-FROM kt_rollup_metrics_hourly r
-WHERE NOT (SELECT kt_rls_applies())
-  AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
-                  AND d.bucket >= kt_frozen_before())
+       @extschema@.kt_histogram_quantile(r.latency_histogram, 0.9::float8) AS p90_latency,
+       @extschema@.kt_histogram_quantile(r.latency_histogram, 0.95::float8) AS p95_latency
+FROM kt_governance_internal.kt_rollup_metrics_hourly r
+WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
+  AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d WHERE d.bucket = r.bucket
+                  AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
 UNION ALL
 -- hours changed since the last refresh, computed live, so the view is always exact
 SELECT d.bucket, m.gateway_id, m.model, m.total_requests, m.allowed, m.blocked, m.escalated,
        m.total_cost, m.p50_latency, m.p99_latency, m.total_input_tokens, m.total_output_tokens, m.redacted,
        m.p90_latency, m.p95_latency
-FROM (SELECT DISTINCT bucket FROM kt_dirty_hours
-      WHERE bucket >= kt_frozen_before() AND NOT (SELECT kt_rls_applies())) d
-CROSS JOIN LATERAL kt_live_metrics_hour(d.bucket) m
+FROM (SELECT DISTINCT bucket FROM kt_governance_internal.kt_dirty_hours
+      WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
+        AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
+CROSS JOIN LATERAL kt_governance_internal.kt_live_metrics(d.bucket, d.bucket + interval '1 hour') m
 UNION ALL
--- a caller limited by row-level security: every hour from the rows it may see
-SELECT v.* FROM kt_visible_metrics_hourly() v
-WHERE (SELECT kt_rls_applies());
+-- a caller limited by row-level security: every hour from the rows it may see, in one statement
+SELECT v.* FROM kt_governance_internal.kt_live_metrics('-infinity'::timestamptz, 'infinity'::timestamptz) v
+WHERE (SELECT kt_governance_internal.kt_rls_applies());
 
 COMMENT ON VIEW governance_metrics_hourly IS 'The document''s hourly metrics (plus redacted, p90 and p95), always exact: refreshed hours from kt_rollup_metrics_hourly, hours changed since the last kt_refresh_metrics() computed live; for a caller limited by row-level security, every hour computed from the rows it may see. Hours are UTC hours (as the document''s view in a UTC session). Filter on hour to use the rollup''s key.';
 
@@ -332,24 +392,23 @@ AS $fn$
 DECLARE
     frozen timestamptz := kt_frozen_before();
     dirty timestamptz[] := ARRAY(SELECT DISTINCT d.bucket FROM kt_dirty_hours d
-                                 WHERE d.bucket >= day AND d.bucket < day + interval '1 day'
+                                 WHERE d.bucket >= day AND d.bucket < day + interval '24 hours'
                                    AND d.bucket >= frozen);
 BEGIN
-    -- the day's bounds are literals of the statement: it plans only the day's partitions
+    -- the day's bounds are constants of the statement's plan: only the day's partitions
     RETURN QUERY EXECUTE format($q$
         SELECT x.team_id, x.model, x.decision, sum(x.n)::bigint, sum(x.tin)::bigint, sum(x.tout)::bigint, sum(x.cost)
         FROM (SELECT r.team_id, r.model, r.decision, r.request_count AS n, r.total_input_tokens AS tin,
                      r.total_output_tokens AS tout, r.total_cost AS cost
               FROM kt_governance_internal.kt_rollup_spend_hourly r
-              WHERE r.bucket >= %1$L::timestamptz AND r.bucket < %2$L::timestamptz
-                AND r.bucket <> ALL (%3$L::timestamptz[])
+              WHERE r.bucket >= $1 AND r.bucket < $2 AND r.bucket <> ALL ($3)
               UNION ALL
               SELECT e.team_id, e.model, e.decision, 1, e.input_tokens, e.output_tokens, e.cost_usd
-              FROM unnest(%3$L::timestamptz[]) h(hour)
-              JOIN @extschema@.ai_decision_events e
-                ON e."timestamp" >= h.hour AND e."timestamp" < h.hour + interval '1 hour'
-              WHERE e."timestamp" >= %1$L::timestamptz AND e."timestamp" < %2$L::timestamptz) x
-        GROUP BY x.team_id, x.model, x.decision$q$, day, day + interval '1 day', dirty);
+              FROM unnest($3) h(hour)
+              JOIN %s e ON e."timestamp" >= h.hour AND e."timestamp" < h.hour + interval '1 hour'
+              WHERE e."timestamp" >= $1 AND e."timestamp" < $2) x
+        GROUP BY x.team_id, x.model, x.decision$q$, '@extschema@.ai_decision_events'::regclass)
+    USING day, day + interval '24 hours', dirty;
 END
 $fn$;
 COMMENT ON FUNCTION kt_governance_internal.kt_live_spend_day(timestamptz) IS 'Internal: spend rows of one UTC day per (team_id, model, decision): its clean hours from kt_rollup_spend_hourly, its dirty hours from raw rows (planned with the day as a constant). Runs with the caller''s rights.';
@@ -371,28 +430,29 @@ $fn$;
 COMMENT ON FUNCTION kt_governance_internal.kt_visible_spend_daily() IS 'Internal: every governance_spend_daily row computed from the raw rows the caller may see, for a caller limited by row-level security.';
 
 CREATE VIEW governance_spend_daily WITH (security_invoker = true) AS
-SELECT p.day, coalesce(p.team_id, 'unassigned') AS team, p.model, p.decision,
+SELECT p.day, coalesce(p.team_id, 'unassigned'::text) AS team, p.model, p.decision,
        sum(p.request_count)::bigint AS request_count, sum(p.total_input_tokens)::bigint AS total_input_tokens,
        sum(p.total_output_tokens)::bigint AS total_output_tokens, sum(p.total_cost) AS total_cost_usd
 FROM (
     SELECT r.bucket AS day, r.team_id, r.model, r.decision, r.request_count, r.total_input_tokens,
            r.total_output_tokens, r.total_cost
-    FROM kt_rollup_spend_daily r
-    WHERE NOT (SELECT kt_rls_applies())
-      AND NOT EXISTS (SELECT FROM kt_dirty_hours d
-                      WHERE d.bucket >= r.bucket AND d.bucket < r.bucket + interval '1 day'
-                        AND d.bucket >= kt_frozen_before())
+    FROM kt_governance_internal.kt_rollup_spend_daily r
+    WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
+      AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d
+                      WHERE d.bucket >= r.bucket AND d.bucket < r.bucket + interval '24 hours'
+                        AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
     UNION ALL
     SELECT d.day, s.team_id, s.model, s.decision, s.request_count, s.total_input_tokens,
            s.total_output_tokens, s.total_cost
-    FROM (SELECT DISTINCT date_trunc('day', bucket, 'UTC') AS day FROM kt_dirty_hours
-          WHERE bucket >= kt_frozen_before() AND NOT (SELECT kt_rls_applies())) d
-    CROSS JOIN LATERAL kt_live_spend_day(d.day) s
+    FROM (SELECT DISTINCT date_trunc('day'::text, bucket, 'UTC'::text) AS day FROM kt_governance_internal.kt_dirty_hours
+          WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
+            AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
+    CROSS JOIN LATERAL kt_governance_internal.kt_live_spend_day(d.day) s
     UNION ALL
-    SELECT v.* FROM kt_visible_spend_daily() v
-    WHERE (SELECT kt_rls_applies())
+    SELECT v.* FROM kt_governance_internal.kt_visible_spend_daily() v
+    WHERE (SELECT kt_governance_internal.kt_rls_applies())
 ) p
-GROUP BY p.day, coalesce(p.team_id, 'unassigned'), p.model, p.decision;
+GROUP BY p.day, coalesce(p.team_id, 'unassigned'::text), p.model, p.decision;
 
 COMMENT ON VIEW governance_spend_daily IS 'Spend per UTC day, team, model and decision (the document''s spend query at a daily grain, every decision), always exact: clean days from kt_rollup_spend_daily, days changed since the last refresh from their clean hours'' rollup rows plus their changed hours'' raw rows; for a caller limited by row-level security, from the rows it may see. The document''s 30-day spend is SELECT team, model, sum(request_count), ... WHERE day >= ... AND decision = ''allowed'' GROUP BY team, model. Filter on day to use the rollup''s key.';
 

@@ -272,8 +272,10 @@ CREATE FUNCTION kt_governance_internal.kt_rollup_hours(window_start timestamptz,
                                 OUT first_hour timestamptz, OUT end_hour timestamptz)
 LANGUAGE sql IMMUTABLE
 AS $fn$
+    -- a grain's length in hours: '1 day' added to a timestamptz is a calendar day of the
+    -- session's TimeZone (23 or 25 hours across a DST change), not a UTC day
     SELECT CASE WHEN date_trunc(grain, window_start, 'UTC') = window_start THEN window_start
-                ELSE date_trunc(grain, window_start, 'UTC') + ('1 ' || grain)::interval END,
+                ELSE date_trunc(grain, window_start, 'UTC') + CASE WHEN grain = 'day' THEN interval '24 hours' ELSE interval '1 hour' END END,
            CASE WHEN isfinite(window_end) THEN date_trunc(grain, window_end, 'UTC') ELSE window_end END
 $fn$;
 COMMENT ON FUNCTION kt_rollup_hours(timestamptz, timestamptz, text) IS 'Internal: [first_hour, end_hour) is the span of whole UTC hours (grain ''hour'') or whole UTC days (grain ''day'') inside a window.';
@@ -301,7 +303,8 @@ AS $fn$
     SELECT end_hour, window_end FROM whole
     WHERE use_rollups AND first_hour < end_hour AND end_hour < window_end
     UNION ALL
-    SELECT DISTINCT date_trunc(grain, d.bucket, 'UTC'), date_trunc(grain, d.bucket, 'UTC') + ('1 ' || grain)::interval
+    SELECT DISTINCT date_trunc(grain, d.bucket, 'UTC'),
+           date_trunc(grain, d.bucket, 'UTC') + CASE WHEN grain = 'day' THEN interval '24 hours' ELSE interval '1 hour' END
     FROM whole, kt_dirty_hours d
     WHERE use_rollups AND first_hour < end_hour AND d.bucket >= first_hour AND d.bucket < end_hour
       AND d.bucket >= kt_frozen_before()
@@ -441,7 +444,9 @@ BEGIN
     SELECT d, r.team_id, r.model, r.decision, sum(r.request_count)::bigint, sum(r.total_input_tokens)::bigint,
            sum(r.total_output_tokens)::bigint, sum(r.total_cost)
     FROM unnest(days) d
-    JOIN kt_rollup_spend_hourly r ON r.bucket >= d AND r.bucket < d + interval '1 day'
+    -- 24 hours, not '1 day': that is a calendar day of the session's TimeZone (23 or 25 hours
+    -- across a DST change), and the worker's session may be in any zone
+    JOIN kt_rollup_spend_hourly r ON r.bucket >= d AND r.bucket < d + interval '24 hours'
     GROUP BY 1, 2, 3, 4;
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
@@ -717,13 +722,14 @@ COMMENT ON FUNCTION kt_governance_internal.kt_rls_applies() IS 'Internal: whethe
 -- it would otherwise hold every partition of the events table. A parameterised scan of the
 -- partitioned table is pruned only at run time, after the planner has planned every partition:
 -- with 369 daily partitions that was 96 ms of a 98 ms 24-hour dashboard query, and the plan's
--- cost triggered JIT compilation (42 ms more). Each function reads its hour through EXECUTE
--- with the bounds as literals, so its one statement is planned with those constants and prunes
--- to one partition while planning. They run with the caller's rights (row-level security
--- applies) and JIT off (their plans are small; compiling them costs more than running them).
-CREATE FUNCTION kt_governance_internal.kt_live_metrics_hour(hour timestamptz)
-RETURNS TABLE (gateway_id text, model text, total_requests bigint, allowed bigint, blocked bigint,
-               escalated bigint, total_cost numeric, p50_latency double precision,
+-- cost triggered JIT compilation (42 ms more). Each function runs its statement through EXECUTE
+-- ... USING: PL/pgSQL hands the bounds to the planner as constants (never as text, which would
+-- depend on DateStyle and TimeZone), so the statement prunes to its partitions while planning.
+-- They run with the caller's rights (row-level security applies) and JIT off (their plans are
+-- small; compiling them costs more than running them).
+CREATE FUNCTION kt_governance_internal.kt_live_metrics(range_start timestamptz, range_end timestamptz)
+RETURNS TABLE (hour timestamptz, gateway_id text, model text, total_requests bigint, allowed bigint,
+               blocked bigint, escalated bigint, total_cost numeric, p50_latency double precision,
                p99_latency double precision, total_input_tokens bigint, total_output_tokens bigint,
                redacted bigint, p90_latency double precision, p95_latency double precision)
 LANGUAGE plpgsql STABLE
@@ -733,7 +739,7 @@ SET jit = off
 AS $fn$
 BEGIN
     RETURN QUERY EXECUTE format($q$
-        SELECT e.gateway_id, e.model, count(*),
+        SELECT date_trunc('hour', e."timestamp", 'UTC'), e.gateway_id, e.model, count(*),
                count(*) FILTER (WHERE e.decision = 'allowed'), count(*) FILTER (WHERE e.decision = 'blocked'),
                count(*) FILTER (WHERE e.decision = 'escalated'), sum(e.cost_usd),
                percentile_cont(0.5) WITHIN GROUP (ORDER BY e.latency_ms),
@@ -741,54 +747,41 @@ BEGIN
                sum(e.input_tokens), sum(e.output_tokens), count(*) FILTER (WHERE e.decision = 'redacted'),
                percentile_cont(0.9) WITHIN GROUP (ORDER BY e.latency_ms),
                percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)
-        FROM @extschema@.ai_decision_events e
-        WHERE e."timestamp" >= %L::timestamptz AND e."timestamp" < %L::timestamptz
-        GROUP BY e.gateway_id, e.model$q$, hour, hour + interval '1 hour');
+        FROM %s e
+        WHERE e."timestamp" >= $1 AND e."timestamp" < $2
+        GROUP BY 1, 2, 3$q$, '@extschema@.ai_decision_events'::regclass)
+    USING range_start, range_end;
 END
 $fn$;
-COMMENT ON FUNCTION kt_governance_internal.kt_live_metrics_hour(timestamptz) IS 'Internal: the governance_metrics_hourly rows of one UTC hour computed from its raw rows (planned with the hour as a constant, so only its partition is read). Runs with the caller''s rights.';
-
--- Every hour from raw rows, for a caller whom row-level security limits (rollups hold rows the
--- caller may not see).
-CREATE FUNCTION kt_governance_internal.kt_visible_metrics_hourly()
-RETURNS TABLE (hour timestamptz, gateway_id text, model text, total_requests bigint, allowed bigint,
-               blocked bigint, escalated bigint, total_cost numeric, p50_latency double precision,
-               p99_latency double precision, total_input_tokens bigint, total_output_tokens bigint,
-               redacted bigint, p90_latency double precision, p95_latency double precision)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, kt_governance_internal, pg_temp
-AS $fn$
-    -- the hours holding a visible row, each computed as a dirty hour is (from visible rows)
-    SELECT h.hour, m.*
-    FROM (SELECT DISTINCT date_trunc('hour', e."timestamp", 'UTC') AS hour FROM @extschema@.ai_decision_events e) h
-    CROSS JOIN LATERAL kt_live_metrics_hour(h.hour) m
-$fn$;
-COMMENT ON FUNCTION kt_governance_internal.kt_visible_metrics_hourly() IS 'Internal: every governance_metrics_hourly row computed from the raw rows the caller may see, for a caller limited by row-level security.';
+COMMENT ON FUNCTION kt_governance_internal.kt_live_metrics(timestamptz, timestamptz) IS 'Internal: governance_metrics_hourly rows computed from the raw rows in [range_start, range_end) (planned with the bounds as constants, so only their partitions are read). Runs with the caller''s rights.';
 
 -- security_invoker: the caller's row-level security policies apply to the raw rows it reads.
 -- A filter on hour reaches the rollup's key and the dirty hours' index (the live branch keys
--- its rows by the dirty hour itself, so the filter applies before any hour is computed).
+-- its rows by the dirty hour itself, so the filter applies before any hour is computed). Every
+-- name is schema-qualified and every literal typed: the view is created with the user's schema
+-- (which its owner controls) first on search_path, where a look-alike must not bind.
 CREATE VIEW governance_metrics_hourly WITH (security_invoker = true) AS
 SELECT r.bucket AS hour, r.gateway_id, r.model, r.total_requests, r.allowed, r.blocked, r.escalated,
        r.total_cost, r.p50_latency, r.p99_latency, r.total_input_tokens, r.total_output_tokens, r.redacted,
-       kt_histogram_quantile(r.latency_histogram, 0.9) AS p90_latency,
-       kt_histogram_quantile(r.latency_histogram, 0.95) AS p95_latency
-FROM kt_rollup_metrics_hourly r
-WHERE NOT (SELECT kt_rls_applies())
-  AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
-                  AND d.bucket >= kt_frozen_before())
+       @extschema@.kt_histogram_quantile(r.latency_histogram, 0.9::float8) AS p90_latency,
+       @extschema@.kt_histogram_quantile(r.latency_histogram, 0.95::float8) AS p95_latency
+FROM kt_governance_internal.kt_rollup_metrics_hourly r
+WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
+  AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d WHERE d.bucket = r.bucket
+                  AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
 UNION ALL
 -- hours changed since the last refresh, computed live, so the view is always exact
 SELECT d.bucket, m.gateway_id, m.model, m.total_requests, m.allowed, m.blocked, m.escalated,
        m.total_cost, m.p50_latency, m.p99_latency, m.total_input_tokens, m.total_output_tokens, m.redacted,
        m.p90_latency, m.p95_latency
-FROM (SELECT DISTINCT bucket FROM kt_dirty_hours
-      WHERE bucket >= kt_frozen_before() AND NOT (SELECT kt_rls_applies())) d
-CROSS JOIN LATERAL kt_live_metrics_hour(d.bucket) m
+FROM (SELECT DISTINCT bucket FROM kt_governance_internal.kt_dirty_hours
+      WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
+        AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
+CROSS JOIN LATERAL kt_governance_internal.kt_live_metrics(d.bucket, d.bucket + interval '1 hour') m
 UNION ALL
--- a caller limited by row-level security: every hour from the rows it may see
-SELECT v.* FROM kt_visible_metrics_hourly() v
-WHERE (SELECT kt_rls_applies());
+-- a caller limited by row-level security: every hour from the rows it may see, in one statement
+SELECT v.* FROM kt_governance_internal.kt_live_metrics('-infinity'::timestamptz, 'infinity'::timestamptz) v
+WHERE (SELECT kt_governance_internal.kt_rls_applies());
 COMMENT ON VIEW governance_metrics_hourly IS 'The document''s hourly metrics (plus redacted, p90 and p95), always exact: refreshed hours from kt_rollup_metrics_hourly, hours changed since the last kt_refresh_metrics() computed live; for a caller limited by row-level security, every hour computed from the rows it may see. Hours are UTC hours (as the document''s view in a UTC session). Filter on hour to use the rollup''s key.';
 COMMENT ON COLUMN governance_metrics_hourly.hour IS 'Start of the UTC hour.';
 COMMENT ON COLUMN governance_metrics_hourly.gateway_id IS 'Gateway.';
@@ -808,7 +801,8 @@ COMMENT ON COLUMN governance_metrics_hourly.p95_latency IS '95th percentile late
 
 -- Spend per UTC day, team, model and decision, live like governance_metrics_hourly: clean days
 -- from the daily rollup, days holding a dirty hour summed from their clean hours' rollup rows and
--- their dirty hours' raw rows.
+-- their dirty hours' raw rows. A UTC day is 24 hours: '1 day' added to a timestamptz is a
+-- calendar day of the session's TimeZone (23 or 25 hours across a DST change).
 CREATE FUNCTION kt_governance_internal.kt_live_spend_day(day timestamptz)
 RETURNS TABLE (team_id text, model text, decision text, request_count bigint,
                total_input_tokens bigint, total_output_tokens bigint, total_cost numeric)
@@ -820,24 +814,23 @@ AS $fn$
 DECLARE
     frozen timestamptz := kt_frozen_before();
     dirty timestamptz[] := ARRAY(SELECT DISTINCT d.bucket FROM kt_dirty_hours d
-                                 WHERE d.bucket >= day AND d.bucket < day + interval '1 day'
+                                 WHERE d.bucket >= day AND d.bucket < day + interval '24 hours'
                                    AND d.bucket >= frozen);
 BEGIN
-    -- the day's bounds are literals of the statement: it plans only the day's partitions
+    -- the day's bounds are constants of the statement's plan: only the day's partitions
     RETURN QUERY EXECUTE format($q$
         SELECT x.team_id, x.model, x.decision, sum(x.n)::bigint, sum(x.tin)::bigint, sum(x.tout)::bigint, sum(x.cost)
         FROM (SELECT r.team_id, r.model, r.decision, r.request_count AS n, r.total_input_tokens AS tin,
                      r.total_output_tokens AS tout, r.total_cost AS cost
               FROM kt_governance_internal.kt_rollup_spend_hourly r
-              WHERE r.bucket >= %1$L::timestamptz AND r.bucket < %2$L::timestamptz
-                AND r.bucket <> ALL (%3$L::timestamptz[])
+              WHERE r.bucket >= $1 AND r.bucket < $2 AND r.bucket <> ALL ($3)
               UNION ALL
               SELECT e.team_id, e.model, e.decision, 1, e.input_tokens, e.output_tokens, e.cost_usd
-              FROM unnest(%3$L::timestamptz[]) h(hour)
-              JOIN @extschema@.ai_decision_events e
-                ON e."timestamp" >= h.hour AND e."timestamp" < h.hour + interval '1 hour'
-              WHERE e."timestamp" >= %1$L::timestamptz AND e."timestamp" < %2$L::timestamptz) x
-        GROUP BY x.team_id, x.model, x.decision$q$, day, day + interval '1 day', dirty);
+              FROM unnest($3) h(hour)
+              JOIN %s e ON e."timestamp" >= h.hour AND e."timestamp" < h.hour + interval '1 hour'
+              WHERE e."timestamp" >= $1 AND e."timestamp" < $2) x
+        GROUP BY x.team_id, x.model, x.decision$q$, '@extschema@.ai_decision_events'::regclass)
+    USING day, day + interval '24 hours', dirty;
 END
 $fn$;
 COMMENT ON FUNCTION kt_governance_internal.kt_live_spend_day(timestamptz) IS 'Internal: spend rows of one UTC day per (team_id, model, decision): its clean hours from kt_rollup_spend_hourly, its dirty hours from raw rows (planned with the day as a constant). Runs with the caller''s rights.';
@@ -858,29 +851,31 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_governance_internal.kt_visible_spend_daily() IS 'Internal: every governance_spend_daily row computed from the raw rows the caller may see, for a caller limited by row-level security.';
 
+-- (names schema-qualified, literals typed: see governance_metrics_hourly)
 CREATE VIEW governance_spend_daily WITH (security_invoker = true) AS
-SELECT p.day, coalesce(p.team_id, 'unassigned') AS team, p.model, p.decision,
+SELECT p.day, coalesce(p.team_id, 'unassigned'::text) AS team, p.model, p.decision,
        sum(p.request_count)::bigint AS request_count, sum(p.total_input_tokens)::bigint AS total_input_tokens,
        sum(p.total_output_tokens)::bigint AS total_output_tokens, sum(p.total_cost) AS total_cost_usd
 FROM (
     SELECT r.bucket AS day, r.team_id, r.model, r.decision, r.request_count, r.total_input_tokens,
            r.total_output_tokens, r.total_cost
-    FROM kt_rollup_spend_daily r
-    WHERE NOT (SELECT kt_rls_applies())
-      AND NOT EXISTS (SELECT FROM kt_dirty_hours d
-                      WHERE d.bucket >= r.bucket AND d.bucket < r.bucket + interval '1 day'
-                        AND d.bucket >= kt_frozen_before())
+    FROM kt_governance_internal.kt_rollup_spend_daily r
+    WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
+      AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d
+                      WHERE d.bucket >= r.bucket AND d.bucket < r.bucket + interval '24 hours'
+                        AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
     UNION ALL
     SELECT d.day, s.team_id, s.model, s.decision, s.request_count, s.total_input_tokens,
            s.total_output_tokens, s.total_cost
-    FROM (SELECT DISTINCT date_trunc('day', bucket, 'UTC') AS day FROM kt_dirty_hours
-          WHERE bucket >= kt_frozen_before() AND NOT (SELECT kt_rls_applies())) d
-    CROSS JOIN LATERAL kt_live_spend_day(d.day) s
+    FROM (SELECT DISTINCT date_trunc('day'::text, bucket, 'UTC'::text) AS day FROM kt_governance_internal.kt_dirty_hours
+          WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
+            AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
+    CROSS JOIN LATERAL kt_governance_internal.kt_live_spend_day(d.day) s
     UNION ALL
-    SELECT v.* FROM kt_visible_spend_daily() v
-    WHERE (SELECT kt_rls_applies())
+    SELECT v.* FROM kt_governance_internal.kt_visible_spend_daily() v
+    WHERE (SELECT kt_governance_internal.kt_rls_applies())
 ) p
-GROUP BY p.day, coalesce(p.team_id, 'unassigned'), p.model, p.decision;
+GROUP BY p.day, coalesce(p.team_id, 'unassigned'::text), p.model, p.decision;
 COMMENT ON VIEW governance_spend_daily IS 'Spend per UTC day, team, model and decision (the document''s spend query at a daily grain, every decision), always exact: clean days from kt_rollup_spend_daily, days changed since the last refresh from their clean hours'' rollup rows plus their changed hours'' raw rows; for a caller limited by row-level security, from the rows it may see. The document''s 30-day spend is SELECT team, model, sum(request_count), ... WHERE day >= ... AND decision = ''allowed'' GROUP BY team, model. Filter on day to use the rollup''s key.';
 COMMENT ON COLUMN governance_spend_daily.day IS 'Start of the UTC day.';
 COMMENT ON COLUMN governance_spend_daily.team IS 'team_id, ''unassigned'' when NULL (as the document''s query).';

@@ -69,7 +69,19 @@ upgrade_from() {
     local before reports_before
     before="$(old "$digest")"; reports_before="$(old "$reports")"
 
+    # the database owner controls the user's schema, which is first on the update script's
+    # search_path: look-alikes planted there must not bind into what the update creates (the
+    # comparison below would show a view bound to them: its definition names them unqualified)
+    old "CREATE TABLE public.kt_dirty_hours (bucket timestamptz);
+         CREATE TABLE public.kt_rollup_metrics_hourly (LIKE kt_governance_internal.kt_rollup_metrics_hourly);
+         CREATE FUNCTION public.kt_rls_applies() RETURNS boolean LANGUAGE sql AS 'SELECT false';
+         CREATE FUNCTION public.kt_frozen_before() RETURNS timestamptz LANGUAGE sql AS 'SELECT now()';
+         CREATE FUNCTION public.kt_histogram_quantile(bytea, numeric) RETURNS float8 LANGUAGE sql AS 'SELECT 0::float8';
+         CREATE FUNCTION public.kt_live_metrics(timestamptz, timestamptz) RETURNS SETOF int LANGUAGE sql AS 'SELECT 1'" >/dev/null
     old "ALTER EXTENSION kt_governance UPDATE" >/dev/null
+    old "DROP TABLE public.kt_dirty_hours, public.kt_rollup_metrics_hourly;
+         DROP FUNCTION public.kt_rls_applies(), public.kt_frozen_before(), public.kt_histogram_quantile(bytea, numeric),
+                       public.kt_live_metrics(timestamptz, timestamptz)" >/dev/null
     check "$from: updated to $current" "$(old "SELECT extversion FROM pg_extension WHERE extname = 'kt_governance'")" "$current"
     check "$from: a job the user disabled stays disabled" "$(old "SELECT enabled FROM kt_jobs WHERE job_name = 'maintenance'")" f
     # what a user changed in a config table is theirs; compare the definitions with it undone

@@ -60,6 +60,24 @@ SET TimeZone = 'Asia/Kolkata';
 SELECT pg_temp.view_differences() AS in_kolkata_after_refresh;
 RESET TimeZone;
 
+-- UTC days are 24 hours whatever the session's zone: events in the last UTC hour of the day
+-- New York springs forward (a calendar day there is 23 hours) and in the first UTC hour after
+-- the day it falls back (25 hours), written, refreshed and read in a New York session
+SET TimeZone = 'America/New_York';
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, team_id, cost_usd)
+VALUES ('dst-spring', '2024-03-10 23:30+00', 'allowed', 'gpt-4o', 'openai', 'gw-us-east', 'team-dst', 1),
+       ('dst-fall', '2024-11-04 00:30+00', 'allowed', 'gpt-4o', 'openai', 'gw-us-east', 'team-dst', 2);
+SELECT pg_temp.view_differences() AS dst_days_live;
+SELECT hours_refreshed FROM kt_refresh_metrics();
+SELECT pg_temp.view_differences() AS dst_days_refreshed;
+SELECT day AT TIME ZONE 'UTC' AS utc_day, request_count, total_cost_usd FROM governance_spend_daily
+WHERE team = 'team-dst' ORDER BY day;
+-- the spend report's whole days come from the daily rollup those refreshes wrote
+SELECT pg_temp.diff($$SELECT * FROM kt_spend_by_team_model(start_time => '2024-03-01 00:00+00', end_time => '2024-12-01 00:00+00',
+                                                         decisions => '{allowed}') WHERE team = 'team-dst'$$,
+                    $$SELECT 'team-dst', 'gpt-4o', 2::bigint, 0::bigint, 0::bigint, 3.000000::numeric$$) AS spend_report_differences;
+RESET TimeZone;
+
 -- plan shape with 400 daily partitions: a dashboard's 24-hour query plans no events partition
 -- (the live parts are function scans) and its estimated cost stays below jit_above_cost, with a
 -- dirty hour inside the window and without
