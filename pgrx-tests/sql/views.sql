@@ -89,7 +89,7 @@ BEGIN
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || query INTO plan;
     RETURN format('events partitions planned: %s, rollup index used: %s, below jit_above_cost: %s',
                   (SELECT count(*) FROM regexp_matches(text_plan, 'events_\d{4}_\d{2}_\d{2}|policy_evaluations_\d{4}', 'g')),
-                  text_plan ~ '(rollup_metrics_hourly_pkey|rollup_spend_daily_key)',
+                  text_plan ~ '(rollup_metrics_hourly_reads|rollup_metrics_hourly_pkey|rollup_spend_daily_key)',
                   (plan -> 0 -> 'Plan' ->> 'Total Cost')::float8 < current_setting('jit_above_cost')::float8);
 END $$;
 SELECT count(*) >= 400 AS partitions FROM kt_partitions;
