@@ -10,7 +10,7 @@ source "$KT_ROOT/pgrx-tests/e2e/lib.sh"
 major=15
 # the .deb installs where Debian's server looks: this test needs that server, not a copy
 [ "$PG_BIN" = "/usr/lib/postgresql/$major/bin" ] || { echo "the package test uses Debian's PostgreSQL $major (/usr/lib/postgresql/$major/bin), not $PG_BIN" >&2; exit 2; }
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$KT_ROOT/Cargo.toml" | head -1)"
+version="$(crate_version)"
 name="postgresql-$major-kt-governance"
 deb="$KT_ROOT/build/packages/${name}_${version}_amd64.deb"
 tarball="$KT_ROOT/build/packages/kt_governance-$version-pg$major-linux-amd64.tar.gz"

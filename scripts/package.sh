@@ -13,9 +13,10 @@ shopt -s inherit_errexit   # a failure inside $(...) fails the script too
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 root="$(pwd)"
+source scripts/lib/cluster.sh
 out="$root/build/packages"
 mkdir -p "$out"
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+version="$(crate_version)"
 majors=("$@"); [ ${#majors[@]} -gt 0 ] || majors=(15 16 17 18)
 
 # files_of_package DIR: the module and extension files cargo pgrx package laid out under DIR,
@@ -78,7 +79,7 @@ EOF
 }
 
 for major in "${majors[@]}"; do
-    pg_config="$(source scripts/lib/cluster.sh && pg_bin_for_major "$major")/pg_config"
+    pg_config="$(pg_bin_for_major "$major")/pg_config"
     [ -x "$pg_config" ] || { echo "no pg_config for PostgreSQL $major at $pg_config (scripts/setup.sh)" >&2; exit 1; }
     echo "== PostgreSQL $major: cargo pgrx package (release build)"
     staged="$root/target/release/kt_governance-pg$major"

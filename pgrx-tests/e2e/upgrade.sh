@@ -10,7 +10,7 @@ source "$(dirname "$0")/../../scripts/lib/cluster.sh"
 source "$(dirname "$0")/lib.sh"
 dir="$KT_ROOT/build/e2e_upgrade"; port=55437
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_extension debug
-current="$(sed -n 's/^version = "\(.*\)"/\1/p' "$KT_ROOT/Cargo.toml" | head -1)"
+current="$(crate_version)"
 released=()
 for snapshot in "$KT_ROOT"/pgrx-tests/upgrade/kt_governance--*.sql; do
     [ -e "$snapshot" ] || continue

@@ -23,6 +23,9 @@ case "$PG_BIN" in /usr/lib/postgresql/*) ;; *) PG_SERVER_ENV=(LD_LIBRARY_PATH="$
 # describe output follows its own major
 PG_MAJOR="$("$PG_BIN/pg_config" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/' || true)"
 
+# the extension's version, as Cargo.toml gives it to the generated SQL (@CARGO_VERSION@)
+crate_version() { sed -n 's/^version = "\(.*\)"/\1/p' "$KT_ROOT/Cargo.toml" | head -1; }
+
 as_postgres() {
     if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
 }
