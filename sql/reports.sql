@@ -249,6 +249,43 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_spend_by_team_model(interval, timestamptz, timestamptz, text[]) IS 'Token and cost spend per team and model (NULL team shown as ''unassigned''), most expensive first. Whole UTC days without a dirty hour come from kt_rollup_spend_daily, the other whole hours from kt_rollup_spend_hourly, edge and dirty hours from raw rows. Defaults reproduce the document''s query: last 30 days, allowed requests only; decisions selects other outcomes.';
 
+-- Evaluations per (policy, result) in a window: whole clean hours from kt_rollup_policy_hourly,
+-- the partial edge hours and the dirty hours from raw rows (all of it raw for a caller that
+-- row-level security limits). The window is the evaluated events' time, event_timestamp.
+CREATE FUNCTION kt_governance_internal.kt_policy_counts(window_start timestamptz, window_end timestamptz,
+                                                         policy text DEFAULT NULL)
+RETURNS TABLE (policy_name text, result text, evaluation_count bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+-- (as the other reports: JIT costs more than the query)
+SET jit = off
+AS $fn$
+DECLARE
+    frozen timestamptz := kt_frozen_before();
+    whole record := kt_rollup_hours(window_start, window_end);
+    use_rollups boolean := NOT kt_rls_applies();
+    raw record := kt_raw_ranges(window_start, window_end, use_rollups, frozen);
+BEGIN
+    RETURN QUERY
+    WITH parts AS (
+        SELECT r.policy_name AS pol, r.result AS res, r.evaluation_count AS n
+        FROM kt_rollup_policy_hourly r
+        WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+          AND (policy IS NULL OR r.policy_name = policy)
+          -- (written out: see kt_governance_summary)
+          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket AND d.bucket >= frozen)
+        UNION ALL
+        SELECT pe.policy_name, pe.result, count(*)
+        FROM kt_raw_evaluations(raw.head_start, raw.head_end, raw.tail_start, raw.tail_end,
+                                raw.dirty_hours, raw.dirty_start, raw.dirty_end) pe
+        WHERE policy IS NULL OR pe.policy_name = policy
+        GROUP BY 1, 2
+    )
+    SELECT p.pol, p.res, sum(p.n)::bigint FROM parts p GROUP BY 1, 2;
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_policy_counts(timestamptz, timestamptz, text) IS 'Internal: evaluations per (policy_name, result) whose event_timestamp is in [window_start, window_end): whole refreshed hours from kt_rollup_policy_hourly, edge and dirty hours from raw rows. Runs with the caller''s rights.';
+
 CREATE FUNCTION kt_policy_effectiveness(
     lookback interval DEFAULT '7 days',
     start_time timestamptz DEFAULT NULL,
@@ -263,22 +300,20 @@ DECLARE
     w record := kt_report_window(lookback, start_time, end_time);
 BEGIN
     RETURN QUERY
-    SELECT pe.policy_name, count(*),
-           count(*) FILTER (WHERE pe.result = 'pass'),
-           count(*) FILTER (WHERE pe.result = 'block'),
-           count(*) FILTER (WHERE pe.result = 'redact'),
-           count(*) FILTER (WHERE pe.result = 'flag'),
-           count(*) FILTER (WHERE pe.result = 'escalate'),
-           round(100.0 * count(*) FILTER (WHERE pe.result = 'block') / count(*), 2)
-    FROM @extschema@.policy_evaluations pe
-    -- the evaluation's own copy of the event time selects the partitions to read
-    WHERE pe.event_timestamp >= w.window_start AND pe.event_timestamp < w.window_end
-      AND (policy IS NULL OR pe.policy_name = policy)
-    GROUP BY pe.policy_name
+    SELECT c.policy_name, sum(c.evaluation_count)::bigint,
+           coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'pass'), 0)::bigint,
+           coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'block'), 0)::bigint,
+           coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'redact'), 0)::bigint,
+           coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'flag'), 0)::bigint,
+           coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'escalate'), 0)::bigint,
+           round(100.0 * coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'block'), 0)
+                 / sum(c.evaluation_count), 2)
+    FROM kt_policy_counts(w.window_start, w.window_end, policy) c
+    GROUP BY c.policy_name
     ORDER BY 4 DESC, 1;
 END
 $fn$;
-COMMENT ON FUNCTION kt_policy_effectiveness(interval, timestamptz, timestamptz, text) IS 'One row per policy: evaluations, counts per result and block rate (blocks / evaluations of that policy, %, 2 decimals), most blocking first. Default: events of the last 7 days. policy: only that policy. The document''s query groups by result too; kt_policy_effectiveness_by_result() returns its exact rows.';
+COMMENT ON FUNCTION kt_policy_effectiveness(interval, timestamptz, timestamptz, text) IS 'One row per policy: evaluations, counts per result and block rate (blocks / evaluations of that policy, %, 2 decimals), most blocking first. Whole refreshed hours come from kt_rollup_policy_hourly, edge and dirty hours from raw rows. Default: events of the last 7 days. policy: only that policy. The document''s query groups by result too; kt_policy_effectiveness_by_result() returns its exact rows.';
 
 CREATE FUNCTION kt_policy_effectiveness_by_result(
     lookback interval DEFAULT '7 days',
@@ -293,16 +328,14 @@ DECLARE
     w record := kt_report_window(lookback, start_time, end_time);
 BEGIN
     RETURN QUERY
-    SELECT pe.policy_name, pe.result, count(*),
-           count(*) FILTER (WHERE pe.result = 'block'),
-           round(100.0 * count(*) FILTER (WHERE pe.result = 'block') / count(*), 2)
-    FROM @extschema@.policy_evaluations pe
-    WHERE pe.event_timestamp >= w.window_start AND pe.event_timestamp < w.window_end
-    GROUP BY pe.policy_name, pe.result
+    SELECT c.policy_name, c.result, c.evaluation_count,
+           CASE WHEN c.result = 'block' THEN c.evaluation_count ELSE 0 END::bigint,
+           round(100.0 * CASE WHEN c.result = 'block' THEN c.evaluation_count ELSE 0 END / c.evaluation_count, 2)
+    FROM kt_policy_counts(w.window_start, w.window_end) c
     ORDER BY 4 DESC, 1, 2;
 END
 $fn$;
-COMMENT ON FUNCTION kt_policy_effectiveness_by_result(interval, timestamptz, timestamptz) IS 'The document''s policy effectiveness rows exactly: per policy and result, with its block rate (always 0 or 100 because result is grouped). Prefer kt_policy_effectiveness().';
+COMMENT ON FUNCTION kt_policy_effectiveness_by_result(interval, timestamptz, timestamptz) IS 'The document''s policy effectiveness rows exactly: per policy and result, with its block rate (always 0 or 100 because result is grouped), from the same rollup as kt_policy_effectiveness(). Prefer kt_policy_effectiveness().';
 
 -- True when an hour's rollup rows equal its raw rows: no dirty mark, and not before
 -- frozen_before (where raw rows may be gone).

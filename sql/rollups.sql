@@ -188,6 +188,45 @@ COMMENT ON COLUMN kt_latency_deltas.gateway_id IS 'Gateway.';
 COMMENT ON COLUMN kt_latency_deltas.model IS 'Model.';
 COMMENT ON COLUMN kt_latency_deltas.latency_histogram IS 'Exact histogram of the inserted events'' latency_ms (kt_histogram_*).';
 
+-- Policy evaluations per hour of their event's time, policy and result: behind
+-- kt_policy_effectiveness() and governance_policy_hourly. Evaluations mark the hour of their
+-- event_timestamp dirty like events do (one mark table: a dirty hour is stale in every rollup),
+-- and inserted evaluations are summed per transaction into kt_policy_deltas.
+CREATE TABLE kt_governance_internal.kt_rollup_policy_hourly (
+    bucket           timestamptz NOT NULL,
+    policy_name      text        NOT NULL,
+    result           text        NOT NULL,
+    evaluation_count bigint      NOT NULL,
+    latency_sum      bigint,
+    latency_count    bigint      NOT NULL,
+    PRIMARY KEY (bucket, policy_name, result)
+);
+COMMENT ON TABLE kt_rollup_policy_hourly IS 'Hourly rollup per (UTC hour of event_timestamp, policy_name, result) of policy_evaluations, behind kt_policy_effectiveness() and governance_policy_hourly.';
+COMMENT ON COLUMN kt_rollup_policy_hourly.bucket IS 'Start of the UTC hour of the evaluated events'' "timestamp".';
+COMMENT ON COLUMN kt_rollup_policy_hourly.policy_name IS 'Policy.';
+COMMENT ON COLUMN kt_rollup_policy_hourly.result IS 'Result: pass, block, redact, flag or escalate.';
+COMMENT ON COLUMN kt_rollup_policy_hourly.evaluation_count IS 'Evaluations.';
+COMMENT ON COLUMN kt_rollup_policy_hourly.latency_sum IS 'SUM(latency_ms); NULL when no latency was known.';
+COMMENT ON COLUMN kt_rollup_policy_hourly.latency_count IS 'COUNT(latency_ms).';
+
+-- Inserted evaluations summed per writing transaction (src/deltas.rs), like kt_rollup_deltas.
+CREATE TABLE kt_governance_internal.kt_policy_deltas (
+    bucket           timestamptz NOT NULL,
+    policy_name      text        NOT NULL,
+    result           text        NOT NULL,
+    evaluation_count bigint      NOT NULL,
+    latency_sum      bigint,
+    latency_count    bigint      NOT NULL
+);
+CREATE INDEX kt_policy_deltas_bucket_idx ON kt_policy_deltas (bucket);
+COMMENT ON TABLE kt_policy_deltas IS 'Evaluations inserted since the last kt_refresh_metrics(), summed per writing transaction and (UTC hour of event_timestamp, policy_name, result); kt_refresh_metrics() merges them into kt_rollup_policy_hourly and deletes them.';
+COMMENT ON COLUMN kt_policy_deltas.bucket IS 'Start of the UTC hour of the evaluated events'' "timestamp".';
+COMMENT ON COLUMN kt_policy_deltas.policy_name IS 'Policy.';
+COMMENT ON COLUMN kt_policy_deltas.result IS 'Result.';
+COMMENT ON COLUMN kt_policy_deltas.evaluation_count IS 'Evaluations inserted.';
+COMMENT ON COLUMN kt_policy_deltas.latency_sum IS 'SUM(latency_ms); NULL when no latency was known.';
+COMMENT ON COLUMN kt_policy_deltas.latency_count IS 'COUNT(latency_ms).';
+
 CREATE TABLE kt_governance_internal.kt_rollup_state (
     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     frozen_before timestamptz NOT NULL DEFAULT '-infinity'
@@ -211,6 +250,7 @@ SELECT pg_catalog.pg_extension_config_dump('kt_rollup_metrics_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_decisions_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_spend_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_spend_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('kt_rollup_policy_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_state', '');
 
 -- Row triggers on the parent are cloned onto every partition, including partitions attached
@@ -253,6 +293,10 @@ CREATE TRIGGER kt_recompute_written_hours AFTER INSERT ON kt_rollup_decisions_ho
     WHEN (current_setting('kt_governance.track_changes', true) IS DISTINCT FROM 'off')
     EXECUTE FUNCTION kt_recompute_written_hours();
 CREATE TRIGGER kt_recompute_written_hours AFTER INSERT ON kt_rollup_spend_hourly
+    REFERENCING NEW TABLE AS written_rows FOR EACH STATEMENT
+    WHEN (current_setting('kt_governance.track_changes', true) IS DISTINCT FROM 'off')
+    EXECUTE FUNCTION kt_recompute_written_hours();
+CREATE TRIGGER kt_recompute_written_hours AFTER INSERT ON kt_rollup_policy_hourly
     REFERENCING NEW TABLE AS written_rows FOR EACH STATEMENT
     WHEN (current_setting('kt_governance.track_changes', true) IS DISTINCT FROM 'off')
     EXECUTE FUNCTION kt_recompute_written_hours();
@@ -401,6 +445,32 @@ AS $fn$
 $fn$;
 COMMENT ON FUNCTION kt_raw_events(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz[], timestamptz, timestamptz) IS 'Internal: the events in [head_start, head_end), in [tail_start, tail_end) and in the UTC hours listed in dirty_hours (which lie in [dirty_start, dirty_end)), as kt_raw_ranges() returns them; NULL bounds select nothing. Runs with the caller''s rights.';
 
+-- The evaluations of the same ranges, by the hour of their event's time (as kt_raw_events).
+CREATE FUNCTION kt_governance_internal.kt_raw_evaluations(
+    head_start timestamptz,
+    head_end timestamptz,
+    tail_start timestamptz DEFAULT NULL,
+    tail_end timestamptz DEFAULT NULL,
+    dirty_hours timestamptz[] DEFAULT NULL,
+    dirty_start timestamptz DEFAULT NULL,
+    dirty_end timestamptz DEFAULT NULL)
+RETURNS SETOF policy_evaluations
+LANGUAGE sql STABLE
+AS $fn$
+    SELECT x.* FROM @extschema@.policy_evaluations x
+    WHERE x.event_timestamp >= head_start AND x.event_timestamp < head_end
+    UNION ALL
+    SELECT x.* FROM @extschema@.policy_evaluations x
+    WHERE x.event_timestamp >= tail_start AND x.event_timestamp < tail_end
+    UNION ALL
+    SELECT x.* FROM unnest(dirty_hours) h(hour)
+    CROSS JOIN LATERAL (SELECT y.* FROM @extschema@.policy_evaluations y
+                        WHERE y.event_timestamp >= h.hour AND y.event_timestamp < h.hour + interval '1 hour'
+                          AND y.event_timestamp >= dirty_start AND y.event_timestamp < dirty_end
+                        OFFSET 0) x
+$fn$;
+COMMENT ON FUNCTION kt_raw_evaluations(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz[], timestamptz, timestamptz) IS 'Internal: the policy evaluations whose event_timestamp is in [head_start, head_end), in [tail_start, tail_end) or in the UTC hours listed in dirty_hours, as kt_raw_ranges() returns them; NULL bounds select nothing. Runs with the caller''s rights.';
+
 -- The dirty hours' events summed per hour and decision, for the summary: each hour's rows are
 -- read by one index range (as in kt_raw_events) and summed, so a report whose window is mostly
 -- dirty (right after a bulk load, before any refresh) dates a few thousand sums instead of
@@ -483,6 +553,7 @@ BEGIN
     DELETE FROM kt_rollup_metrics_hourly WHERE bucket = ANY (hours);
     DELETE FROM kt_rollup_decisions_hourly WHERE bucket = ANY (hours);
     DELETE FROM kt_rollup_spend_hourly WHERE bucket = ANY (hours);
+    DELETE FROM kt_rollup_policy_hourly WHERE bucket = ANY (hours);
 
     -- One read of the hours' rows, aggregated by hashing (no sort of every row): sums at the
     -- finest grain the rollups need, which the three rollups are summed from, and each
@@ -537,6 +608,17 @@ BEGIN
         FROM fine f GROUP BY 1, 2, 3, 4
     )
     SELECT count(*) INTO written FROM metrics;
+
+    -- the evaluations of the hours and their deltas, in one statement of their own (one snapshot)
+    WITH dropped_policy_deltas AS (
+        DELETE FROM kt_policy_deltas WHERE bucket = ANY (hours)
+    )
+    INSERT INTO kt_rollup_policy_hourly
+    SELECT h, pe.policy_name COLLATE "C", pe.result COLLATE "C", count(*), sum(pe.latency_ms)::bigint,
+           count(pe.latency_ms)
+    FROM unnest(hours) h
+    JOIN @extschema@.policy_evaluations pe ON pe.event_timestamp >= h AND pe.event_timestamp < h + interval '1 hour'
+    GROUP BY 1, 2, 3;
 
     PERFORM kt_rebuild_spend_days(hours);
     RETURN written;
@@ -645,10 +727,22 @@ BEGIN
             total_cost = kt_add_sums(r.total_cost, excluded.total_cost)
     )
     SELECT count(*) INTO written FROM metrics;
+
+    WITH taken AS (
+        DELETE FROM kt_policy_deltas WHERE bucket = ANY (hours) RETURNING *
+    )
+    INSERT INTO kt_rollup_policy_hourly AS r
+    SELECT t.bucket, t.policy_name COLLATE "C", t.result COLLATE "C", sum(t.evaluation_count)::bigint,
+           sum(t.latency_sum)::bigint, sum(t.latency_count)::bigint
+    FROM taken t GROUP BY 1, 2, 3
+    ON CONFLICT (bucket, policy_name, result) DO UPDATE SET
+        evaluation_count = r.evaluation_count + excluded.evaluation_count,
+        latency_sum = kt_add_sums(r.latency_sum, excluded.latency_sum)::bigint,
+        latency_count = r.latency_count + excluded.latency_count;
     RETURN written;
 END
 $fn$;
-COMMENT ON FUNCTION kt_merge_deltas(timestamptz[]) IS 'Internal (kt_refresh_metrics): adds the kt_rollup_deltas and kt_latency_deltas of the given insert-only UTC hours into every rollup (exact histograms keep p50/p99 exact) and deletes them; returns the kt_rollup_metrics_hourly rows written.';
+COMMENT ON FUNCTION kt_merge_deltas(timestamptz[]) IS 'Internal (kt_refresh_metrics): adds the kt_rollup_deltas, kt_latency_deltas and kt_policy_deltas of the given insert-only UTC hours into every rollup (exact histograms keep p50/p99 exact) and deletes them; returns the kt_rollup_metrics_hourly rows written.';
 REVOKE ALL ON FUNCTION kt_merge_deltas(timestamptz[]) FROM PUBLIC;
 
 CREATE FUNCTION kt_refresh_metrics(up_to timestamptz DEFAULT 'infinity')
@@ -700,6 +794,7 @@ BEGIN
     INTO hours, raw_hours, merge_hours FROM live;
     DELETE FROM kt_rollup_deltas WHERE bucket < kt_frozen_before();
     DELETE FROM kt_latency_deltas WHERE bucket < kt_frozen_before();
+    DELETE FROM kt_policy_deltas WHERE bucket < kt_frozen_before();
     hours_refreshed := coalesce(cardinality(hours), 0);
     hours_merged := cardinality(merge_hours);
     oldest_hour := hours[1];
@@ -897,10 +992,136 @@ COMMENT ON COLUMN governance_spend_daily.total_input_tokens IS 'SUM(input_tokens
 COMMENT ON COLUMN governance_spend_daily.total_output_tokens IS 'SUM(output_tokens).';
 COMMENT ON COLUMN governance_spend_daily.total_cost_usd IS 'SUM(cost_usd).';
 
+-- Policy evaluations per hour, policy and result, live like governance_metrics_hourly.
+CREATE FUNCTION kt_governance_internal.kt_live_policy(range_start timestamptz, range_end timestamptz)
+RETURNS TABLE (hour timestamptz, policy_name text, result text, evaluation_count bigint,
+               latency_sum bigint, latency_count bigint)
+LANGUAGE plpgsql STABLE
+ROWS 100
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+SET jit = off
+AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        SELECT date_trunc('hour', pe.event_timestamp, 'UTC'), pe.policy_name, pe.result, count(*),
+               sum(pe.latency_ms)::bigint, count(pe.latency_ms)
+        FROM %s pe
+        WHERE pe.event_timestamp >= $1 AND pe.event_timestamp < $2
+        GROUP BY 1, 2, 3$q$, '@extschema@.policy_evaluations'::regclass)
+    USING range_start, range_end;
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_live_policy(timestamptz, timestamptz) IS 'Internal: kt_rollup_policy_hourly rows computed from the raw evaluations whose event_timestamp is in [range_start, range_end) (planned with the bounds as constants). Runs with the caller''s rights.';
+
+-- (names schema-qualified, literals typed: see governance_metrics_hourly)
+CREATE VIEW governance_policy_hourly WITH (security_invoker = true) AS
+SELECT p.hour, p.policy_name, p.result, p.evaluation_count,
+       CASE WHEN p.result = 'block'::text THEN p.evaluation_count ELSE 0::bigint END AS block_count,
+       p.latency_sum AS total_latency_ms, p.latency_count,
+       round(p.latency_sum::numeric / nullif(p.latency_count, 0::bigint), 2) AS avg_latency_ms
+FROM (
+    SELECT r.bucket AS hour, r.policy_name, r.result, r.evaluation_count, r.latency_sum, r.latency_count
+    FROM kt_governance_internal.kt_rollup_policy_hourly r
+    WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
+      AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d WHERE d.bucket = r.bucket
+                      AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
+    UNION ALL
+    SELECT d.bucket, l.policy_name, l.result, l.evaluation_count, l.latency_sum, l.latency_count
+    FROM (SELECT DISTINCT bucket FROM kt_governance_internal.kt_dirty_hours
+          WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
+            AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
+    CROSS JOIN LATERAL kt_governance_internal.kt_live_policy(d.bucket, d.bucket + interval '1 hour') l
+    UNION ALL
+    SELECT v.* FROM kt_governance_internal.kt_live_policy('-infinity'::timestamptz, 'infinity'::timestamptz) v
+    WHERE (SELECT kt_governance_internal.kt_rls_applies())
+) p;
+COMMENT ON VIEW governance_policy_hourly IS 'Policy effectiveness per UTC hour, policy and result, always exact: refreshed hours from kt_rollup_policy_hourly, hours changed since the last kt_refresh_metrics() computed live; for a caller limited by row-level security, from the rows it may see. The document''s 7-day report is SELECT policy_name, result, sum(evaluation_count), sum(block_count) ... WHERE hour >= ... GROUP BY policy_name, result. Filter on hour to use the rollup''s key.';
+COMMENT ON COLUMN governance_policy_hourly.hour IS 'Start of the UTC hour of the evaluated events'' "timestamp" (the document''s report filters on the event''s time).';
+COMMENT ON COLUMN governance_policy_hourly.policy_name IS 'Policy.';
+COMMENT ON COLUMN governance_policy_hourly.result IS 'Result: pass, block, redact, flag or escalate.';
+COMMENT ON COLUMN governance_policy_hourly.evaluation_count IS 'Evaluations.';
+COMMENT ON COLUMN governance_policy_hourly.block_count IS 'Evaluations with result block (evaluation_count on block rows, 0 otherwise), so that sum(block_count) / sum(evaluation_count) over a policy''s rows is its block rate.';
+COMMENT ON COLUMN governance_policy_hourly.total_latency_ms IS 'SUM(latency_ms); with latency_count, averages over many hours.';
+COMMENT ON COLUMN governance_policy_hourly.latency_count IS 'COUNT(latency_ms): evaluations with a known latency.';
+COMMENT ON COLUMN governance_policy_hourly.avg_latency_ms IS 'AVG(latency_ms) in the hour, 2 decimals.';
+
+-- Hourly anomaly status: each UTC hour's block rate against the 48 hours before it. The
+-- document's query judges the hours of one 48-hour window against that window (a report:
+-- kt_anomalies); a view's rows must not change with the time it is read, so here each hour has
+-- its own trailing baseline. The hour's counts and the baseline's come from one exact per-hour
+-- view of blocked and total events (rollup rows, dirty hours live), read once for the hours a
+-- query selects and once per hour for its baseline (48 index-range reads of the decisions
+-- rollup): a filter on hour bounds both.
+CREATE FUNCTION kt_governance_internal.kt_live_blocks(range_start timestamptz, range_end timestamptz)
+RETURNS TABLE (hour timestamptz, total bigint, blocked bigint)
+LANGUAGE plpgsql STABLE
+ROWS 24
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+SET jit = off
+AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        SELECT date_trunc('hour', e."timestamp", 'UTC'), count(*), count(*) FILTER (WHERE e.decision = 'blocked')
+        FROM %s e
+        WHERE e."timestamp" >= $1 AND e."timestamp" < $2
+        GROUP BY 1$q$, '@extschema@.ai_decision_events'::regclass)
+    USING range_start, range_end;
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_live_blocks(timestamptz, timestamptz) IS 'Internal: events and blocked events per UTC hour computed from the raw rows in [range_start, range_end). Runs with the caller''s rights.';
+
+CREATE VIEW kt_governance_internal.kt_blocks_hourly WITH (security_invoker = true) AS
+SELECT r.bucket AS hour, sum(r.event_count)::bigint AS total,
+       coalesce(sum(r.event_count) FILTER (WHERE r.decision = 'blocked'::text), 0::numeric)::bigint AS blocked
+FROM kt_governance_internal.kt_rollup_decisions_hourly r
+WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
+  AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d WHERE d.bucket = r.bucket
+                  AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
+GROUP BY r.bucket
+UNION ALL
+SELECT d.bucket, l.total, l.blocked
+FROM (SELECT DISTINCT bucket FROM kt_governance_internal.kt_dirty_hours
+      WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
+        AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
+CROSS JOIN LATERAL kt_governance_internal.kt_live_blocks(d.bucket, d.bucket + interval '1 hour') l
+UNION ALL
+SELECT v.* FROM kt_governance_internal.kt_live_blocks('-infinity'::timestamptz, 'infinity'::timestamptz) v
+WHERE (SELECT kt_governance_internal.kt_rls_applies());
+COMMENT ON VIEW kt_governance_internal.kt_blocks_hourly IS 'Internal: events and blocked events per UTC hour, exact (refreshed hours from kt_rollup_decisions_hourly, dirty hours live, every hour live for a caller limited by row-level security); behind governance_anomalies_hourly.';
+COMMENT ON COLUMN kt_governance_internal.kt_blocks_hourly.hour IS 'Start of the UTC hour.';
+COMMENT ON COLUMN kt_governance_internal.kt_blocks_hourly.total IS 'Events.';
+COMMENT ON COLUMN kt_governance_internal.kt_blocks_hourly.blocked IS 'Blocked events.';
+
+CREATE VIEW governance_anomalies_hourly WITH (security_invoker = true) AS
+SELECT h.hour, h.total, h.blocked,
+       round((h.blocked::float8 / nullif(h.total, 0::bigint))::numeric, 4) AS block_rate,
+       b.hours AS baseline_hours, b.mean AS baseline_mean, b.stddev AS baseline_stddev,
+       CASE WHEN b.stddev > 0::float8 THEN (h.blocked::float8 / nullif(h.total, 0::bigint) - b.mean) / b.stddev END AS z_score,
+       CASE WHEN h.blocked::float8 / nullif(h.total, 0::bigint) > b.mean + 2::float8 * b.stddev
+            THEN 'ANOMALY'::text ELSE 'normal'::text END AS status
+FROM kt_governance_internal.kt_blocks_hourly h
+CROSS JOIN LATERAL (
+    SELECT count(x.total) AS hours, avg(x.blocked::float8 / nullif(x.total, 0::bigint)) AS mean,
+           stddev(x.blocked::float8 / nullif(x.total, 0::bigint)) AS stddev
+    FROM kt_governance_internal.kt_blocks_hourly x
+    WHERE x.hour >= h.hour - interval '48 hours' AND x.hour < h.hour) b;
+COMMENT ON VIEW governance_anomalies_hourly IS 'Block-rate anomaly status per UTC hour, always exact: the hour is ANOMALY when its block rate exceeds the mean plus 2 standard deviations of the hourly block rates of the 48 hours before it (the document''s rule, with a trailing baseline so an hour''s status does not depend on when it is read; kt_anomalies() judges a window against itself as the document does, and takes sigma, series and other baselines). Hours with no events have no row and are not in any baseline. Filter on hour: both the hours and their baselines are read by the rollup''s key.';
+COMMENT ON COLUMN governance_anomalies_hourly.hour IS 'Start of the UTC hour.';
+COMMENT ON COLUMN governance_anomalies_hourly.total IS 'Events in the hour.';
+COMMENT ON COLUMN governance_anomalies_hourly.blocked IS 'Blocked events in the hour.';
+COMMENT ON COLUMN governance_anomalies_hourly.block_rate IS 'blocked / total, 4 decimals (as the document''s query).';
+COMMENT ON COLUMN governance_anomalies_hourly.baseline_hours IS 'Hours with events among the 48 before this one: the baseline''s sample.';
+COMMENT ON COLUMN governance_anomalies_hourly.baseline_mean IS 'Mean hourly block rate of the baseline hours (NULL without any).';
+COMMENT ON COLUMN governance_anomalies_hourly.baseline_stddev IS 'Sample standard deviation of the baseline hours'' block rates (NULL with fewer than 2).';
+COMMENT ON COLUMN governance_anomalies_hourly.z_score IS '(block_rate - baseline_mean) / baseline_stddev, unrounded; NULL when the deviation is 0 or unknown.';
+COMMENT ON COLUMN governance_anomalies_hourly.status IS 'ANOMALY when block_rate > baseline_mean + 2 * baseline_stddev, else normal (also when the baseline is unknown).';
+
 REVOKE ALL ON FUNCTION kt_refresh_metrics(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_refresh_metrics(timestamptz) TO kt_governance_admin;
-GRANT SELECT ON governance_metrics_hourly, governance_spend_daily, kt_rollup_metrics_hourly, kt_rollup_state, kt_rollup_decisions_hourly,
-                kt_rollup_spend_hourly, kt_rollup_spend_daily, kt_dirty_hours, kt_rollup_deltas,
-                kt_latency_deltas TO kt_governance_reader;
+GRANT SELECT ON governance_metrics_hourly, governance_spend_daily, governance_policy_hourly, governance_anomalies_hourly,
+                kt_governance_internal.kt_blocks_hourly, kt_rollup_metrics_hourly,
+                kt_rollup_state, kt_rollup_decisions_hourly, kt_rollup_spend_hourly, kt_rollup_spend_daily,
+                kt_rollup_policy_hourly, kt_dirty_hours, kt_rollup_deltas, kt_latency_deltas,
+                kt_policy_deltas TO kt_governance_reader;
 -- No role writes these: writers' transactions record their dirty hours and deltas at commit as
 -- the extension owner (src/owner.rs), so a writer cannot forge report numbers.

@@ -22,7 +22,11 @@ REVOKE ALL ON FUNCTION kt_governance_internal.kt_count_evaluations() FROM PUBLIC
 CREATE TRIGGER kt_count_evaluations
     AFTER INSERT OR UPDATE OR DELETE ON policy_evaluations
     FOR EACH ROW EXECUTE FUNCTION kt_count_evaluations();
-COMMENT ON FUNCTION kt_count_evaluations() IS 'Row trigger: counts inserted and deleted evaluations per hour in backend memory and appends the counts to kt_row_counts just before commit (events are counted by kt_mark_dirty_hours).';
+-- (as on ai_decision_events: the statement's dirty hours written at its end)
+CREATE TRIGGER kt_flush_dirty_hours
+    AFTER INSERT OR UPDATE OR DELETE ON policy_evaluations
+    FOR EACH STATEMENT EXECUTE FUNCTION kt_governance_internal.kt_flush_dirty_hours();
+COMMENT ON FUNCTION kt_count_evaluations() IS 'Row trigger: counts inserted and deleted evaluations per hour of event_timestamp in backend memory and appends the counts to kt_row_counts just before commit (events are counted by kt_mark_dirty_hours); notes those hours dirty for the policy rollup and sums inserted evaluations into the transaction''s kt_policy_deltas.';
 
 -- TRUNCATE of a parent fires no row trigger: its counts go with it. (TRUNCATE of one partition
 -- is not seen; kt_verify_row_counts() reports it and kt_rebuild_row_counts() repairs it.)

@@ -16,7 +16,7 @@ use pgrx::prelude::*;
 use pgrx::{register_subxact_callback, register_xact_callback, PgSubXactCallbackEvent, PgXactCallbackEvent};
 use std::cell::RefCell;
 
-use crate::deltas::{self, Deltas};
+use crate::deltas::Deltas;
 use crate::owner::as_extension_owner;
 use crate::rollup::{self, DirtyHours, Mark};
 use crate::rowcount::{self, Counted, RowCounts};
@@ -95,12 +95,11 @@ fn write_at_commit() {
     }
     a.deltas.settle_for_commit();
     let marks = take_marks(&mut a);
-    let (sums, histograms) = a.deltas.take_sums();
+    let gathered = a.deltas.take_sums();
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
     let written = as_extension_owner(|| {
         rollup::write_marks(&marks)?;
-        deltas::write_sums(&sums)?;
-        deltas::write_histograms(&histograms)?;
+        gathered.write()?;
         rowcount::write_counts(&counts)
     });
     unsafe { pg_sys::PopActiveSnapshot() };
@@ -145,21 +144,29 @@ fn kt_mark_dirty_hours<'a>(
     Ok(None)
 }
 
-/// Row trigger on policy_evaluations: counts evaluations per hour of their event_timestamp.
+/// Row trigger on policy_evaluations: counts evaluations per hour of their event_timestamp,
+/// notes those hours dirty (the policy rollup) and adds inserted evaluations to the sums.
 #[pg_trigger]
 fn kt_count_evaluations<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    let track = crate::settings::TRACK_CHANGES.get();
     let data = trigger.trigger_data();
+    let inserted = is_insert(data);
     gather(|a| {
         for (ts, sign) in changed_rows(data, c"event_timestamp") {
             a.counts.add(Counted::Evaluations, ts, sign);
+            let Some(hour) = ts.filter(|t| t.is_finite()).map(hour_of) else { continue };
+            if track {
+                let merged = inserted && a.deltas.capture_evaluation(data, hour);
+                a.hours.note(hour, !merged);
+            }
         }
     });
     Ok(None)
 }
 
-/// Statement trigger on ai_decision_events: writes the statement's dirty marks at once, so the
+/// Statement trigger on ai_decision_events and policy_evaluations: writes the statement's dirty marks at once, so the
 /// writer's own later queries in the transaction see them.
 #[pg_trigger]
 fn kt_flush_dirty_hours<'a>(

@@ -55,10 +55,28 @@ pub(crate) struct Sums {
     latencies: i64,
 }
 
+/// The columns of policy_evaluations the policy sums read (0-based positions).
+#[derive(Clone, Copy)]
+struct PolicyColumns {
+    policy_name: usize,
+    result: usize,
+    latency_ms: usize,
+}
+
+/// Inserted evaluations of one (hour, policy_name, result).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PolicySums {
+    evaluations: i64,
+    latency_sum: i64,
+    latencies: i64,
+}
+
 #[derive(Default)]
 pub(crate) struct Deltas {
     /// encoded (hour, gateway_id, model, team_id, decision) -> sums
     fine: HashMap<Vec<u8>, Sums>,
+    /// encoded (hour of event_timestamp, policy_name, result) -> sums of inserted evaluations
+    policy: HashMap<Vec<u8>, PolicySums>,
     /// encoded (hour, gateway_id, model) -> exact latency histogram
     latencies: HashMap<Vec<u8>, Histogram>,
     /// rows captured into the sums
@@ -69,6 +87,7 @@ pub(crate) struct Deltas {
     given_up: bool,
     /// column positions of the relation seen last (partitions may order columns differently)
     columns: Option<(pg_sys::Oid, Columns)>,
+    policy_columns: Option<(pg_sys::Oid, PolicyColumns)>,
     /// reused buffers: capturing runs for every row of a COPY and must not allocate per row
     key: Vec<u8>,
     values: Vec<pg_sys::Datum>,
@@ -91,6 +110,16 @@ fn column_position(desc: pg_sys::TupleDesc, name: &std::ffi::CStr, type_oid: pg_
     let desc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
     let attribute = desc.get(position)?;
     (attribute.atttypid == type_oid && !attribute.attisdropped).then_some(position)
+}
+
+fn policy_columns_of(relation: pg_sys::Relation) -> Option<PolicyColumns> {
+    // Safety: relation comes from the trigger data
+    let desc = unsafe { (*relation).rd_att };
+    Some(PolicyColumns {
+        policy_name: column_position(desc, c"policy_name", pg_sys::TEXTOID)?,
+        result: column_position(desc, c"result", pg_sys::TEXTOID)?,
+        latency_ms: column_position(desc, c"latency_ms", pg_sys::INT4OID)?,
+    })
 }
 
 fn columns_of(relation: pg_sys::Relation) -> Option<Columns> {
@@ -183,13 +212,7 @@ impl Deltas {
                 None => return false,
             },
         };
-        unsafe {
-            let desc = (*relation).rd_att;
-            let natts = (*desc).natts as usize;
-            self.values.resize(natts, pg_sys::Datum::from(0));
-            self.nulls.resize(natts, true);
-            pg_sys::heap_deform_tuple(data.tg_trigtuple, desc, self.values.as_mut_ptr(), self.nulls.as_mut_ptr());
-        }
+        self.deform(data);
         let (values, nulls) = (&self.values, &self.nulls);
         let non_null = |i: usize| (!nulls[i]).then(|| values[i]);
         let (Some(gateway), Some(model), Some(decision)) =
@@ -254,18 +277,93 @@ impl Deltas {
             *histogram.entry(l as i32).or_insert(0) += 1;
         }
         self.rows += 1;
-        if self.fine.len() > MAX_GROUPS {
+        if self.groups() > MAX_GROUPS {
             self.give_up();
         }
         true
     }
 
+    /// Splits the trigger tuple into the reused value and null buffers.
+    fn deform(&mut self, data: &pg_sys::TriggerData) {
+        // Safety: relation and tuple come from this row trigger's data
+        unsafe {
+            let desc = (*data.tg_relation).rd_att;
+            let natts = (*desc).natts as usize;
+            self.values.resize(natts, pg_sys::Datum::from(0));
+            self.nulls.resize(natts, true);
+            pg_sys::heap_deform_tuple(data.tg_trigtuple, desc, self.values.as_mut_ptr(), self.nulls.as_mut_ptr());
+        }
+    }
+
+    /// Adds one inserted policy evaluation to the transaction's sums, under the hour of its
+    /// event_timestamp. Returns false when the hour must be recomputed from raw rows instead.
+    pub(crate) fn capture_evaluation(&mut self, data: &pg_sys::TriggerData, hour: i64) -> bool {
+        if self.given_up {
+            return false;
+        }
+        // Safety: relation comes from this row trigger's data
+        let relid = unsafe { (*data.tg_relation).rd_id };
+        let columns = match self.policy_columns {
+            Some((id, c)) if id == relid => c,
+            _ => match policy_columns_of(data.tg_relation) {
+                Some(c) => {
+                    self.policy_columns = Some((relid, c));
+                    c
+                }
+                None => return false,
+            },
+        };
+        self.deform(data);
+        let (values, nulls) = (&self.values, &self.nulls);
+        let non_null = |i: usize| (!nulls[i]).then(|| values[i]);
+        let (Some(policy), Some(result)) = (non_null(columns.policy_name), non_null(columns.result)) else {
+            return false;
+        };
+        let latency = non_null(columns.latency_ms).map(|d| d.value() as i32 as i64);
+        self.key.clear();
+        self.key.extend_from_slice(&hour.to_le_bytes());
+        // Safety: non-null text datums of the trigger tuple
+        unsafe {
+            push_text(&mut self.key, Some(text_bytes(policy)));
+            push_text(&mut self.key, Some(text_bytes(result)));
+        }
+        let sums = match self.policy.get_mut(self.key.as_slice()) {
+            Some(s) => s,
+            None => self.policy.entry(self.key.clone()).or_default(),
+        };
+        sums.evaluations += 1;
+        if let Some(l) = latency {
+            let Some(total) = sums.latency_sum.checked_add(l) else {
+                self.give_up();
+                return false;
+            };
+            sums.latency_sum = total;
+            sums.latencies += 1;
+        }
+        self.rows += 1;
+        if self.groups() > MAX_GROUPS {
+            self.give_up();
+        }
+        true
+    }
+
+    /// Groups gathered so far, events' and evaluations'.
+    fn groups(&self) -> usize {
+        self.fine.len() + self.policy.len()
+    }
+
+    /// The hours of every group gathered.
+    fn hours_gathered(&self) -> impl Iterator<Item = i64> + '_ {
+        self.fine.keys().chain(self.policy.keys()).map(|k| hour_of_key(k))
+    }
+
     /// Gives up the sums: their hours are recomputed from raw rows instead.
     pub(crate) fn give_up(&mut self) {
-        let hours: Vec<i64> = self.fine.keys().map(|k| hour_of_key(k)).collect();
+        let hours: Vec<i64> = self.hours_gathered().collect();
         self.recompute.extend(hours);
         self.fine = HashMap::new();
         self.latencies = HashMap::new();
+        self.policy = HashMap::new();
         self.given_up = true;
     }
 }
@@ -301,11 +399,11 @@ impl Deltas {
         if self.given_up {
             return false;
         }
-        if (self.fine.len() as i64) * 2 <= self.rows {
+        if (self.groups() as i64) * 2 <= self.rows {
             return true;
         }
         // hours of earlier statements, already marked as merged, need a recompute mark of their own
-        let others: BTreeSet<i64> = self.fine.keys().map(|k| hour_of_key(k)).filter(|h| !hours.contains_key(h)).collect();
+        let others: BTreeSet<i64> = self.hours_gathered().filter(|h| !hours.contains_key(h)).collect();
         self.give_up();
         self.recompute = others;
         false
@@ -314,7 +412,7 @@ impl Deltas {
     /// At commit: rows that barely aggregate cost more as a delta row per event than as a
     /// recompute of their hour.
     pub(crate) fn settle_for_commit(&mut self) {
-        if !self.given_up && (self.fine.len() as i64) * 2 > self.rows {
+        if !self.given_up && (self.groups() as i64) * 2 > self.rows {
             self.give_up();
         }
     }
@@ -324,18 +422,65 @@ impl Deltas {
         std::mem::take(&mut self.recompute)
     }
 
-    /// The sums and histograms gathered, to append to kt_rollup_deltas / kt_latency_deltas.
-    pub(crate) fn take_sums(&mut self) -> (HashMap<Vec<u8>, Sums>, HashMap<Vec<u8>, Histogram>) {
-        (std::mem::take(&mut self.fine), std::mem::take(&mut self.latencies))
+    /// The sums and histograms gathered, to append to kt_rollup_deltas / kt_latency_deltas /
+    /// kt_policy_deltas.
+    pub(crate) fn take_sums(&mut self) -> Gathered {
+        Gathered {
+            fine: std::mem::take(&mut self.fine),
+            latencies: std::mem::take(&mut self.latencies),
+            policy: std::mem::take(&mut self.policy),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.fine.is_empty() && self.recompute.is_empty()
+        self.fine.is_empty() && self.policy.is_empty() && self.recompute.is_empty()
     }
 }
 
+/// What a transaction gathered, taken at its commit.
+pub(crate) struct Gathered {
+    fine: HashMap<Vec<u8>, Sums>,
+    latencies: HashMap<Vec<u8>, Histogram>,
+    policy: HashMap<Vec<u8>, PolicySums>,
+}
+
+impl Gathered {
+    /// Appends everything to the delta tables. The caller runs it as the extension owner.
+    pub(crate) fn write(&self) -> Result<(), pgrx::spi::Error> {
+        write_sums(&self.fine)?;
+        write_histograms(&self.latencies)?;
+        write_policy_sums(&self.policy)
+    }
+}
+
+/// Appends the policy sums to kt_policy_deltas.
+fn write_policy_sums(policy: &HashMap<Vec<u8>, PolicySums>) -> Result<(), pgrx::spi::Error> {
+    if policy.is_empty() {
+        return Ok(());
+    }
+    let (mut hours, mut names, mut results) = (vec![], vec![], vec![]);
+    let (mut counts, mut lat_sum, mut lat_n) = (vec![], vec![], vec![]);
+    for (key, s) in policy {
+        let (hour, mut texts) = decode_key(key);
+        hours.push(stamp(hour));
+        results.push(texts.pop().flatten());
+        names.push(texts.pop().flatten());
+        counts.push(s.evaluations);
+        lat_sum.push((s.latencies > 0).then_some(s.latency_sum));
+        lat_n.push(s.latencies);
+    }
+    Spi::run_with_args(
+        &format!(
+            "INSERT INTO {INTERNAL}.kt_policy_deltas (bucket, policy_name, result, evaluation_count, latency_sum, latency_count)
+             SELECT * FROM unnest($1::pg_catalog.timestamptz[], $2::pg_catalog.text[], $3::pg_catalog.text[],
+                                  $4::pg_catalog.int8[], $5::pg_catalog.int8[], $6::pg_catalog.int8[])"
+        ),
+        &[hours.into(), names.into(), results.into(), counts.into(), lat_sum.into(), lat_n.into()],
+    )
+}
+
 /// Appends the sums to kt_rollup_deltas. The caller runs it as the extension owner.
-pub(crate) fn write_sums(fine: &HashMap<Vec<u8>, Sums>) -> Result<(), pgrx::spi::Error> {
+fn write_sums(fine: &HashMap<Vec<u8>, Sums>) -> Result<(), pgrx::spi::Error> {
     if fine.is_empty() {
         return Ok(());
     }
@@ -384,7 +529,7 @@ pub(crate) fn write_sums(fine: &HashMap<Vec<u8>, Sums>) -> Result<(), pgrx::spi:
 }
 
 /// Appends the latency histograms to kt_latency_deltas. The caller runs it as the extension owner.
-pub(crate) fn write_histograms(latencies: &HashMap<Vec<u8>, Histogram>) -> Result<(), pgrx::spi::Error> {
+fn write_histograms(latencies: &HashMap<Vec<u8>, Histogram>) -> Result<(), pgrx::spi::Error> {
     if latencies.is_empty() {
         return Ok(());
     }

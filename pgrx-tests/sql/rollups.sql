@@ -37,6 +37,9 @@ SELECT 'late-' || g, date_trunc('hour', now()) - interval '5 days' + g * interva
 FROM generate_series(1, 30) g;
 UPDATE ai_decision_events SET cost_usd = cost_usd + 1, latency_ms = latency_ms + 5000
 WHERE "timestamp" >= now() - interval '8 days' AND "timestamp" < now() - interval '8 days' + interval '2 hours';
+-- (an evaluation's result changed in the same hours: the policy rollup recomputes them too)
+UPDATE policy_evaluations SET result = 'flag'
+WHERE result = 'pass' AND event_timestamp >= now() - interval '8 days' AND event_timestamp < now() - interval '8 days' + interval '2 hours';
 DELETE FROM policy_evaluations WHERE event_timestamp >= now() - interval '3 days' AND event_timestamp < now() - interval '3 days' + interval '1 hour';
 DELETE FROM ai_decision_events WHERE "timestamp" >= now() - interval '3 days' AND "timestamp" < now() - interval '3 days' + interval '1 hour';
 SELECT count(DISTINCT bucket) BETWEEN 3 AND 6 AS only_touched_hours_dirty FROM kt_dirty_hours;
@@ -102,15 +105,27 @@ SELECT id || '-batch', date_trunc('hour', now()) - interval '2 days' - (date_tru
        decision, model, provider, gateway_id, user_id, team_id, input_tokens, output_tokens, cost_usd, latency_ms,
        request_source, batch_id
 FROM kt_sample_events(6000, 1, 77, date_trunc('hour', now()) - interval '2 days');
+-- and their evaluations, in a transaction of their own: summed into kt_policy_deltas the same way
+INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result, latency_ms, details)
+SELECT event_id || '-batch', date_trunc('hour', now()) - interval '2 days' - (date_trunc('hour', now()) - interval '2 days' - event_timestamp) / 8,
+       policy_name, result, latency_ms, details
+FROM kt_sample_evaluations(6000, 1, 77, date_trunc('hour', now()) - interval '2 days');
 SELECT count(DISTINCT bucket) AS batch_hours_dirty, bool_or(recompute) AS any_recompute
 FROM kt_dirty_hours;
 SELECT sum(event_count) AS events_in_deltas, (SELECT count(*) > 0 FROM kt_latency_deltas) AS histograms_kept
 FROM kt_rollup_deltas;
+SELECT (SELECT sum(evaluation_count) FROM kt_policy_deltas) = (SELECT count(*) FROM policy_evaluations WHERE event_id LIKE '%-batch')
+       AS every_batch_evaluation_in_deltas;
 BEGIN;
 SELECT report, differences FROM pg_temp.compare_all();
 COMMIT;
 SELECT hours_refreshed AS merged_hours FROM kt_refresh_metrics();
-SELECT (SELECT count(*) FROM kt_rollup_deltas) + (SELECT count(*) FROM kt_latency_deltas) AS deltas_left;
+SELECT (SELECT count(*) FROM kt_rollup_deltas) + (SELECT count(*) FROM kt_latency_deltas)
+       + (SELECT count(*) FROM kt_policy_deltas) AS deltas_left;
+-- the merged policy rollup is the evaluations' raw count, hour by hour
+SELECT pg_temp.diff('SELECT bucket, policy_name, result, evaluation_count, latency_sum, latency_count FROM kt_rollup_policy_hourly',
+                    $$SELECT date_trunc('hour', event_timestamp, 'UTC'), policy_name, result, count(*), sum(latency_ms), count(latency_ms)
+                      FROM policy_evaluations GROUP BY 1, 2, 3$$) AS policy_rollup_differences_after_merge;
 BEGIN;
 SELECT report, differences FROM pg_temp.compare_all();
 SELECT pg_temp.diff('SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly',

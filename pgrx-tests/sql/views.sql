@@ -1,5 +1,5 @@
--- The BI views: governance_metrics_hourly and governance_spend_daily equal their raw-row
--- definitions (EXCEPT ALL both ways) before and after a refresh, after late inserts, updates and
+-- The BI views: governance_metrics_hourly, governance_spend_daily, governance_policy_hourly and
+-- governance_anomalies_hourly equal their raw-row definitions (EXCEPT ALL both ways) before and after a refresh, after late inserts, updates and
 -- deletes, in a UTC and an Asia/Kolkata session; with 400 daily partitions a 24-hour query's
 -- plan holds no events partition and stays below jit_above_cost; a reader may read them.
 -- Fixed instants only: the data lies in 2024, whatever the clock says.
@@ -25,11 +25,40 @@ SELECT date_trunc('day', "timestamp", 'UTC') AS day, coalesce(team_id, 'unassign
        count(*) AS request_count, sum(input_tokens) AS total_input_tokens, sum(output_tokens) AS total_output_tokens,
        sum(cost_usd) AS total_cost_usd
 FROM ai_decision_events GROUP BY 1, 2, 3, 4;
+CREATE VIEW pg_temp.raw_policy AS
+SELECT date_trunc('hour', event_timestamp, 'UTC') AS hour, policy_name, result, count(*) AS evaluation_count,
+       CASE WHEN result = 'block' THEN count(*) ELSE 0 END AS block_count, sum(latency_ms) AS total_latency_ms,
+       count(latency_ms) AS latency_count, round(avg(latency_ms), 2) AS avg_latency_ms
+FROM policy_evaluations GROUP BY 1, 2, 3;
+-- the document's anomaly rule with each hour's baseline the 48 hours before it (window
+-- functions; float sums are compared to 9 decimals, their order differs)
+CREATE VIEW pg_temp.raw_anomalies AS
+WITH hourly AS (
+    SELECT date_trunc('hour', "timestamp", 'UTC') AS hour, count(*) AS total,
+           count(*) FILTER (WHERE decision = 'blocked') AS blocked
+    FROM ai_decision_events GROUP BY 1
+), judged AS (
+    SELECT h.*, h.blocked::float8 / h.total AS rate,
+           count(*) OVER w AS n, avg(h.blocked::float8 / h.total) OVER w AS mean,
+           stddev(h.blocked::float8 / h.total) OVER w AS sd
+    FROM hourly h
+    WINDOW w AS (ORDER BY h.hour RANGE BETWEEN interval '48 hours' PRECEDING AND CURRENT ROW EXCLUDE CURRENT ROW)
+)
+SELECT hour, total, blocked, round(rate::numeric, 4) AS block_rate, n AS baseline_hours,
+       round(mean::numeric, 9) AS baseline_mean, round(sd::numeric, 9) AS baseline_stddev,
+       CASE WHEN rate > mean + 2 * sd THEN 'ANOMALY' ELSE 'normal' END AS status
+FROM judged;
 CREATE FUNCTION pg_temp.view_differences() RETURNS text LANGUAGE sql AS $$
-    SELECT format('metrics %s, spend %s (of %s hour rows, %s day rows)',
+    SELECT format('metrics %s, spend %s, policy %s, anomalies %s (of %s hour rows, %s day rows, %s policy rows, %s anomalies)',
                   pg_temp.diff('SELECT * FROM governance_metrics_hourly', 'SELECT * FROM pg_temp.raw_metrics'),
                   pg_temp.diff('SELECT * FROM governance_spend_daily', 'SELECT * FROM pg_temp.raw_spend'),
-                  (SELECT count(*) FROM governance_metrics_hourly), (SELECT count(*) FROM governance_spend_daily)) $$;
+                  pg_temp.diff('SELECT * FROM governance_policy_hourly', 'SELECT * FROM pg_temp.raw_policy'),
+                  pg_temp.diff($q$SELECT hour, total, blocked, block_rate, baseline_hours, round(baseline_mean::numeric, 9),
+                                       round(baseline_stddev::numeric, 9), status FROM governance_anomalies_hourly$q$,
+                               'SELECT * FROM pg_temp.raw_anomalies'),
+                  (SELECT count(*) FROM governance_metrics_hourly), (SELECT count(*) FROM governance_spend_daily),
+                  (SELECT count(*) FROM governance_policy_hourly),
+                  (SELECT count(*) FROM governance_anomalies_hourly WHERE status = 'ANOMALY')) $$;
 
 -- before any refresh every hour is dirty: both views are computed live
 SELECT count(DISTINCT bucket) > 200 AS hours_dirty FROM kt_dirty_hours;
@@ -49,6 +78,14 @@ WHERE id = (SELECT e.id FROM ai_decision_events e WHERE e."timestamp" < '2024-05
               AND NOT EXISTS (SELECT FROM policy_evaluations pe WHERE pe.event_id = e.id) ORDER BY e.id LIMIT 1);
 DELETE FROM ai_decision_events WHERE id IN (SELECT e.id FROM ai_decision_events e WHERE e."timestamp" >= '2024-05-30'
               AND NOT EXISTS (SELECT FROM policy_evaluations pe WHERE pe.event_id = e.id) ORDER BY e.id LIMIT 25);
+-- late evaluations of a settled hour (a new policy, a NULL latency), a changed result, deletes
+INSERT INTO policy_evaluations (event_id, event_timestamp, policy_name, result, latency_ms)
+VALUES ('late-1', '2024-05-25 10:15+00', 'late-policy', 'block', 7),
+       ('late-1', '2024-05-25 10:15+00', 'pii-detection', 'flag', NULL);
+UPDATE policy_evaluations SET result = 'escalate'
+WHERE id = (SELECT min(id) FROM policy_evaluations WHERE event_timestamp < '2024-05-24' AND result = 'pass');
+DELETE FROM policy_evaluations WHERE id IN (SELECT id FROM policy_evaluations WHERE event_timestamp >= '2024-05-29'
+                                            ORDER BY id LIMIT 10);
 SELECT count(DISTINCT bucket) AS hours_dirty_after_late_changes FROM kt_dirty_hours;
 SELECT pg_temp.view_differences() AS after_late_changes;
 SET TimeZone = 'Asia/Kolkata';
@@ -89,7 +126,7 @@ BEGIN
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || query INTO plan;
     RETURN format('events partitions planned: %s, rollup index used: %s, below jit_above_cost: %s',
                   (SELECT count(*) FROM regexp_matches(text_plan, 'events_\d{4}_\d{2}_\d{2}|policy_evaluations_\d{4}', 'g')),
-                  text_plan ~ '(rollup_metrics_hourly_reads|rollup_metrics_hourly_pkey|rollup_spend_daily_key)',
+                  text_plan ~ '(rollup_metrics_hourly_reads|rollup_metrics_hourly_pkey|rollup_spend_daily_key|rollup_policy_hourly_pkey|rollup_decisions_hourly_pkey)',
                   (plan -> 0 -> 'Plan' ->> 'Total Cost')::float8 < current_setting('jit_above_cost')::float8);
 END $$;
 SELECT count(*) >= 400 AS partitions FROM kt_partitions;
@@ -97,8 +134,18 @@ INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gate
 VALUES ('dirty-in-window', '2024-05-31 12:00+00', 'allowed', 'gpt-4o', 'openai', 'gw-us-east');
 SELECT pg_temp.shape($$SELECT * FROM governance_metrics_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS metrics_24h_dirty;
 SELECT pg_temp.shape($$SELECT day, team, sum(total_cost_usd) FROM governance_spend_daily WHERE day >= '2024-05-25' AND day < '2024-06-01' GROUP BY 1, 2$$) AS spend_week_dirty;
+SELECT pg_temp.shape($$SELECT policy_name, sum(block_count) FROM governance_policy_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00' GROUP BY 1$$) AS policy_24h_dirty;
+SELECT pg_temp.shape($$SELECT * FROM governance_anomalies_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS anomalies_24h_dirty;
 SELECT hours_refreshed FROM kt_refresh_metrics();
 SELECT pg_temp.shape($$SELECT * FROM governance_metrics_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS metrics_24h_clean;
+SELECT pg_temp.shape($$SELECT policy_name, sum(block_count) FROM governance_policy_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00' GROUP BY 1$$) AS policy_24h_clean;
+SELECT pg_temp.shape($$SELECT * FROM governance_anomalies_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS anomalies_24h_clean;
+-- the report's 7-day window in the policy view: the document's rows
+SELECT pg_temp.diff($$SELECT policy_name, result, sum(evaluation_count), sum(block_count) FROM governance_policy_hourly
+                      WHERE hour >= '2024-05-25 00:00+00' AND hour < '2024-06-01 00:00+00' GROUP BY 1, 2$$,
+                    $$SELECT policy_name, result, evaluation_count, block_count
+                      FROM kt_policy_effectiveness_by_result(start_time => '2024-05-25 00:00+00', end_time => '2024-06-01 00:00+00')$$)
+       AS policy_view_vs_report;
 SELECT pg_temp.view_differences() AS finally;
 
 -- readers read both views (and only through them: the live functions run with their rights)
@@ -106,20 +153,32 @@ CREATE ROLE kt_views_reader LOGIN IN ROLE kt_governance_reader;
 SET ROLE kt_views_reader;
 SELECT count(*) > 0 AS reader_metrics FROM governance_metrics_hourly WHERE hour >= '2024-05-31';
 SELECT count(*) > 0 AS reader_spend FROM governance_spend_daily WHERE day >= '2024-05-25';
+SELECT count(*) > 0 AS reader_policy FROM governance_policy_hourly WHERE hour >= '2024-05-31';
+SELECT count(*) > 0 AS reader_anomalies FROM governance_anomalies_hourly WHERE hour >= '2024-05-31';
 RESET ROLE;
 -- a reader whom row-level security limits to one team: every view row comes from its own rows
 -- (the references are queries, not the temp views: a view reads its tables as its owner)
 ALTER TABLE ai_decision_events ENABLE ROW LEVEL SECURITY;
 CREATE POLICY views_one_team ON ai_decision_events TO kt_views_reader USING (team_id = 'data-science');
+-- (and to the evaluations of one policy)
+ALTER TABLE policy_evaluations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY views_one_policy ON policy_evaluations TO kt_views_reader USING (policy_name = 'pii-detection');
 SET ROLE kt_views_reader;
 SELECT pg_temp.diff('SELECT * FROM governance_metrics_hourly',
                     replace(pg_get_viewdef('pg_temp.raw_metrics'), ';', '')) AS metrics_differences_under_rls,
        pg_temp.diff('SELECT * FROM governance_spend_daily',
                     replace(pg_get_viewdef('pg_temp.raw_spend'), ';', '')) AS spend_differences_under_rls,
+       pg_temp.diff('SELECT * FROM governance_policy_hourly',
+                    replace(pg_get_viewdef('pg_temp.raw_policy'), ';', '')) AS policy_differences_under_rls,
+       pg_temp.diff($q$SELECT hour, total, blocked, block_rate, baseline_hours, round(baseline_mean::numeric, 9),
+                            round(baseline_stddev::numeric, 9), status FROM governance_anomalies_hourly$q$,
+                    'SELECT * FROM (' || replace(pg_get_viewdef('pg_temp.raw_anomalies'), ';', '') || ') q') AS anomalies_differences_under_rls,
        (SELECT count(DISTINCT team) FROM governance_spend_daily) AS teams_seen;
 RESET ROLE;
 ALTER TABLE ai_decision_events DISABLE ROW LEVEL SECURITY;
+ALTER TABLE policy_evaluations DISABLE ROW LEVEL SECURITY;
 -- every column of both views has a comment
 SELECT c.relname, count(*) FILTER (WHERE col_description(c.oid, a.attnum) IS NULL) AS uncommented_columns
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
-WHERE c.relname IN ('governance_metrics_hourly', 'governance_spend_daily') GROUP BY 1 ORDER BY 1;
+WHERE c.relname IN ('governance_metrics_hourly', 'governance_spend_daily', 'governance_policy_hourly',
+                    'governance_anomalies_hourly') GROUP BY 1 ORDER BY 1;
