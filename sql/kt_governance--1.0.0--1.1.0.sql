@@ -4,7 +4,8 @@
 -- decisions, known zones with a hint); UTC days are 24 hours whatever the session TimeZone
 -- (1.0.0 added '1 day', a calendar day of the session's zone: 23 or 25 hours across a DST
 -- change); governance_metrics_hourly plans no events partition and gains exact p90/p95; new view
--- governance_spend_daily. pgrx-tests/e2e/upgrade.sh compares a database updated with this script
+-- governance_spend_daily; a policy rollup behind kt_policy_effectiveness and the new views
+-- governance_policy_hourly and governance_anomalies_hourly. pgrx-tests/e2e/upgrade.sh compares a database updated with this script
 -- with a fresh 1.1.0 install, catalog by catalog.
 \echo Use "ALTER EXTENSION kt_governance UPDATE TO '1.1.0'" to load this file. \quit
 SET search_path = @extschema@, kt_governance_internal, kt_governance_partitions;
@@ -485,3 +486,612 @@ COMMENT ON COLUMN governance_spend_daily.total_output_tokens IS 'SUM(output_toke
 COMMENT ON COLUMN governance_spend_daily.total_cost_usd IS 'SUM(cost_usd).';
 
 GRANT SELECT ON governance_spend_daily TO kt_governance_reader;
+
+-- policy rollup (1.1.0): evaluations mark the hour of their event_timestamp dirty and sum
+-- inserted evaluations per transaction; the refresh merges or recomputes kt_rollup_policy_hourly
+-- Policy evaluations per hour of their event's time, policy and result: behind
+-- kt_policy_effectiveness() and governance_policy_hourly. Evaluations mark the hour of their
+-- event_timestamp dirty like events do (one mark table: a dirty hour is stale in every rollup),
+-- and inserted evaluations are summed per transaction into kt_policy_deltas.
+CREATE TABLE kt_governance_internal.kt_rollup_policy_hourly (
+    bucket           timestamptz NOT NULL,
+    policy_name      text        NOT NULL,
+    result           text        NOT NULL,
+    evaluation_count bigint      NOT NULL,
+    latency_sum      bigint,
+    latency_count    bigint      NOT NULL,
+    PRIMARY KEY (bucket, policy_name, result)
+);
+COMMENT ON TABLE kt_rollup_policy_hourly IS 'Hourly rollup per (UTC hour of event_timestamp, policy_name, result) of policy_evaluations, behind kt_policy_effectiveness() and governance_policy_hourly.';
+COMMENT ON COLUMN kt_rollup_policy_hourly.bucket IS 'Start of the UTC hour of the evaluated events'' "timestamp".';
+COMMENT ON COLUMN kt_rollup_policy_hourly.policy_name IS 'Policy.';
+COMMENT ON COLUMN kt_rollup_policy_hourly.result IS 'Result: pass, block, redact, flag or escalate.';
+COMMENT ON COLUMN kt_rollup_policy_hourly.evaluation_count IS 'Evaluations.';
+COMMENT ON COLUMN kt_rollup_policy_hourly.latency_sum IS 'SUM(latency_ms); NULL when no latency was known.';
+COMMENT ON COLUMN kt_rollup_policy_hourly.latency_count IS 'COUNT(latency_ms).';
+
+-- Inserted evaluations summed per writing transaction (src/deltas.rs), like kt_rollup_deltas.
+CREATE TABLE kt_governance_internal.kt_policy_deltas (
+    bucket           timestamptz NOT NULL,
+    policy_name      text        NOT NULL,
+    result           text        NOT NULL,
+    evaluation_count bigint      NOT NULL,
+    latency_sum      bigint,
+    latency_count    bigint      NOT NULL
+);
+CREATE INDEX kt_policy_deltas_bucket_idx ON kt_policy_deltas (bucket);
+COMMENT ON TABLE kt_policy_deltas IS 'Evaluations inserted since the last kt_refresh_metrics(), summed per writing transaction and (UTC hour of event_timestamp, policy_name, result); kt_refresh_metrics() merges them into kt_rollup_policy_hourly and deletes them.';
+COMMENT ON COLUMN kt_policy_deltas.bucket IS 'Start of the UTC hour of the evaluated events'' "timestamp".';
+COMMENT ON COLUMN kt_policy_deltas.policy_name IS 'Policy.';
+COMMENT ON COLUMN kt_policy_deltas.result IS 'Result.';
+COMMENT ON COLUMN kt_policy_deltas.evaluation_count IS 'Evaluations inserted.';
+COMMENT ON COLUMN kt_policy_deltas.latency_sum IS 'SUM(latency_ms); NULL when no latency was known.';
+COMMENT ON COLUMN kt_policy_deltas.latency_count IS 'COUNT(latency_ms).';
+SELECT pg_catalog.pg_extension_config_dump('kt_rollup_policy_hourly', '');
+CREATE TRIGGER kt_recompute_written_hours AFTER INSERT ON kt_rollup_policy_hourly
+    REFERENCING NEW TABLE AS written_rows FOR EACH STATEMENT
+    WHEN (current_setting('kt_governance.track_changes', true) IS DISTINCT FROM 'off')
+    EXECUTE FUNCTION kt_recompute_written_hours();
+-- (as on ai_decision_events: the statement's dirty hours written at its end)
+CREATE TRIGGER kt_flush_dirty_hours
+    AFTER INSERT OR UPDATE OR DELETE ON policy_evaluations
+    FOR EACH STATEMENT EXECUTE FUNCTION kt_governance_internal.kt_flush_dirty_hours();
+COMMENT ON FUNCTION kt_count_evaluations() IS 'Row trigger: counts inserted and deleted evaluations per hour of event_timestamp in backend memory and appends the counts to kt_row_counts just before commit (events are counted by kt_mark_dirty_hours); notes those hours dirty for the policy rollup and sums inserted evaluations into the transaction''s kt_policy_deltas.';
+-- The evaluations of the same ranges, by the hour of their event's time (as kt_raw_events).
+CREATE FUNCTION kt_governance_internal.kt_raw_evaluations(
+    head_start timestamptz,
+    head_end timestamptz,
+    tail_start timestamptz DEFAULT NULL,
+    tail_end timestamptz DEFAULT NULL,
+    dirty_hours timestamptz[] DEFAULT NULL,
+    dirty_start timestamptz DEFAULT NULL,
+    dirty_end timestamptz DEFAULT NULL)
+RETURNS SETOF policy_evaluations
+LANGUAGE sql STABLE
+AS $fn$
+    SELECT x.* FROM @extschema@.policy_evaluations x
+    WHERE x.event_timestamp >= head_start AND x.event_timestamp < head_end
+    UNION ALL
+    SELECT x.* FROM @extschema@.policy_evaluations x
+    WHERE x.event_timestamp >= tail_start AND x.event_timestamp < tail_end
+    UNION ALL
+    SELECT x.* FROM unnest(dirty_hours) h(hour)
+    CROSS JOIN LATERAL (SELECT y.* FROM @extschema@.policy_evaluations y
+                        WHERE y.event_timestamp >= h.hour AND y.event_timestamp < h.hour + interval '1 hour'
+                          AND y.event_timestamp >= dirty_start AND y.event_timestamp < dirty_end
+                        OFFSET 0) x
+$fn$;
+COMMENT ON FUNCTION kt_raw_evaluations(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz[], timestamptz, timestamptz) IS 'Internal: the policy evaluations whose event_timestamp is in [head_start, head_end), in [tail_start, tail_end) or in the UTC hours listed in dirty_hours, as kt_raw_ranges() returns them; NULL bounds select nothing. Runs with the caller''s rights.';
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_recompute_hours(hours timestamptz[])
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+SET jit = off
+SET enable_sort = off
+SET kt_governance.track_changes = off
+AS $fn$
+DECLARE
+    written bigint;
+BEGIN
+    DELETE FROM kt_rollup_metrics_hourly WHERE bucket = ANY (hours);
+    DELETE FROM kt_rollup_decisions_hourly WHERE bucket = ANY (hours);
+    DELETE FROM kt_rollup_spend_hourly WHERE bucket = ANY (hours);
+    DELETE FROM kt_rollup_policy_hourly WHERE bucket = ANY (hours);
+
+    -- One read of the hours' rows, aggregated by hashing (no sort of every row): sums at the
+    -- finest grain the rollups need, which the three rollups are summed from, and each
+    -- (hour, gateway, model)'s latencies, whose exact percentiles, sketch and histogram come
+    -- from kt_latency_rollup. Group keys compare in "C": equality is byte equality in every
+    -- deterministic collation, so the groups are the same and hashing them is cheaper.
+    WITH dropped_deltas AS (
+        DELETE FROM kt_rollup_deltas WHERE bucket = ANY (hours)
+    ), dropped_histograms AS (
+        DELETE FROM kt_latency_deltas WHERE bucket = ANY (hours)
+    ), raw AS MATERIALIZED (
+        SELECT h AS bucket, e.gateway_id COLLATE "C" AS gateway_id, e.model COLLATE "C" AS model,
+               e.team_id COLLATE "C" AS team_id, e.decision COLLATE "C" AS decision, e.cost_usd,
+               e.input_tokens, e.output_tokens, e.latency_ms
+        FROM unnest(hours) h
+        JOIN @extschema@.ai_decision_events e ON e."timestamp" >= h AND e."timestamp" < h + interval '1 hour'
+    ), fine AS MATERIALIZED (
+        SELECT r.bucket, r.gateway_id, r.model, r.team_id, r.decision, count(*) AS n, sum(r.cost_usd) AS cost,
+               sum(r.input_tokens) AS tin, sum(r.output_tokens) AS tout,
+               sum(r.latency_ms) AS lat_sum, count(r.latency_ms) AS lat_n
+        FROM raw r GROUP BY 1, 2, 3, 4, 5
+    ), latencies AS (
+        SELECT r.bucket, r.gateway_id, r.model, array_agg(r.latency_ms) AS lats
+        FROM raw r GROUP BY 1, 2, 3
+    ), by_model AS (
+        -- (the same sums as in kt_merge_deltas)
+        SELECT f.bucket, f.gateway_id, f.model, sum(f.n)::bigint AS n,
+               coalesce(sum(f.n) FILTER (WHERE f.decision = 'allowed'), 0)::bigint AS allowed,
+               coalesce(sum(f.n) FILTER (WHERE f.decision = 'blocked'), 0)::bigint AS blocked,
+               coalesce(sum(f.n) FILTER (WHERE f.decision = 'escalated'), 0)::bigint AS escalated,
+               coalesce(sum(f.n) FILTER (WHERE f.decision = 'redacted'), 0)::bigint AS redacted,
+               sum(f.cost) AS cost, sum(f.tin)::bigint AS tin, sum(f.tout)::bigint AS tout,
+               sum(f.lat_sum)::bigint AS lat_sum, sum(f.lat_n)::bigint AS lat_n
+        FROM fine f GROUP BY 1, 2, 3
+    ), metrics AS (
+        INSERT INTO kt_rollup_metrics_hourly
+        SELECT m.bucket, m.gateway_id, m.model, m.n, m.allowed, m.blocked, m.escalated, m.redacted,
+               m.cost, m.tin, m.tout, m.lat_sum, m.lat_n, s.p50, s.p99, s.sketch, s.histogram
+        FROM by_model m
+        JOIN latencies l USING (bucket, gateway_id, model)
+        LEFT JOIN LATERAL kt_latency_rollup(l.lats) s ON true
+        RETURNING 1
+    ), decisions AS (
+        INSERT INTO kt_rollup_decisions_hourly
+        SELECT f.bucket, f.decision, sum(f.n)::bigint, sum(f.cost), sum(f.tin + f.tout)::bigint,
+               sum(f.lat_sum)::bigint, sum(f.lat_n)::bigint
+        FROM fine f GROUP BY 1, 2
+    ), spend AS (
+        INSERT INTO kt_rollup_spend_hourly
+        SELECT f.bucket, f.team_id, f.model, f.decision, sum(f.n)::bigint, sum(f.tin)::bigint,
+               sum(f.tout)::bigint, sum(f.cost)
+        FROM fine f GROUP BY 1, 2, 3, 4
+    )
+    SELECT count(*) INTO written FROM metrics;
+
+    -- the evaluations of the hours and their deltas, in one statement of their own (one snapshot)
+    WITH dropped_policy_deltas AS (
+        DELETE FROM kt_policy_deltas WHERE bucket = ANY (hours)
+    )
+    INSERT INTO kt_rollup_policy_hourly
+    SELECT h, pe.policy_name COLLATE "C", pe.result COLLATE "C", count(*), sum(pe.latency_ms)::bigint,
+           count(pe.latency_ms)
+    FROM unnest(hours) h
+    JOIN @extschema@.policy_evaluations pe ON pe.event_timestamp >= h AND pe.event_timestamp < h + interval '1 hour'
+    GROUP BY 1, 2, 3;
+
+    PERFORM kt_rebuild_spend_days(hours);
+    RETURN written;
+END
+$fn$;
+COMMENT ON FUNCTION kt_recompute_hours(timestamptz[]) IS 'Internal (kt_refresh_metrics): recomputes the given UTC hours of every rollup from raw rows and discards their deltas; returns the kt_rollup_metrics_hourly rows written.';
+REVOKE ALL ON FUNCTION kt_recompute_hours(timestamptz[]) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_merge_deltas(hours timestamptz[])
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+SET jit = off
+SET kt_governance.track_changes = off
+AS $fn$
+DECLARE
+    written bigint;
+BEGIN
+    WITH taken AS (
+        DELETE FROM kt_rollup_deltas WHERE bucket = ANY (hours) RETURNING *
+    ), fine AS MATERIALIZED (
+        SELECT t.bucket, t.gateway_id COLLATE "C" AS gateway_id, t.model COLLATE "C" AS model,
+               t.team_id COLLATE "C" AS team_id, t.decision COLLATE "C" AS decision,
+               sum(t.event_count) AS n, sum(t.total_cost) AS cost, sum(t.total_input_tokens) AS tin,
+               sum(t.total_output_tokens) AS tout, sum(t.latency_sum) AS lat_sum, sum(t.latency_count) AS lat_n
+        FROM taken t GROUP BY 1, 2, 3, 4, 5
+    ), taken_histograms AS (
+        DELETE FROM kt_latency_deltas WHERE bucket = ANY (hours) RETURNING *
+    ), latencies AS (
+        SELECT t.bucket, t.gateway_id COLLATE "C" AS gateway_id, t.model COLLATE "C" AS model,
+               kt_histogram_merge_agg(t.latency_histogram) AS histogram
+        FROM taken_histograms t GROUP BY 1, 2, 3
+    ), by_model AS (
+        -- (the same sums as in kt_recompute_hours)
+        SELECT f.bucket, f.gateway_id, f.model, sum(f.n)::bigint AS n,
+               coalesce(sum(f.n) FILTER (WHERE f.decision = 'allowed'), 0)::bigint AS allowed,
+               coalesce(sum(f.n) FILTER (WHERE f.decision = 'blocked'), 0)::bigint AS blocked,
+               coalesce(sum(f.n) FILTER (WHERE f.decision = 'escalated'), 0)::bigint AS escalated,
+               coalesce(sum(f.n) FILTER (WHERE f.decision = 'redacted'), 0)::bigint AS redacted,
+               sum(f.cost) AS cost, sum(f.tin)::bigint AS tin, sum(f.tout)::bigint AS tout,
+               sum(f.lat_sum)::bigint AS lat_sum, sum(f.lat_n)::bigint AS lat_n
+        FROM fine f GROUP BY 1, 2, 3
+    ), metrics AS (
+        INSERT INTO kt_rollup_metrics_hourly AS r
+        SELECT m.bucket, m.gateway_id, m.model, m.n, m.allowed, m.blocked, m.escalated, m.redacted,
+               m.cost, m.tin, m.tout, m.lat_sum, m.lat_n, s.p50, s.p99, s.sketch, s.histogram
+        FROM by_model m
+        LEFT JOIN latencies l USING (bucket, gateway_id, model)
+        LEFT JOIN LATERAL kt_histogram_rollup(l.histogram, NULL) s ON true
+        ON CONFLICT (bucket, gateway_id, model) DO UPDATE SET
+            total_requests = r.total_requests + excluded.total_requests,
+            allowed = r.allowed + excluded.allowed,
+            blocked = r.blocked + excluded.blocked,
+            escalated = r.escalated + excluded.escalated,
+            redacted = r.redacted + excluded.redacted,
+            total_cost = kt_add_sums(r.total_cost, excluded.total_cost),
+            total_input_tokens = r.total_input_tokens + excluded.total_input_tokens,
+            total_output_tokens = r.total_output_tokens + excluded.total_output_tokens,
+            latency_sum = kt_add_sums(r.latency_sum, excluded.latency_sum)::bigint,
+            latency_count = r.latency_count + excluded.latency_count,
+            (p50_latency, p99_latency, latency_sketch, latency_histogram) =
+                (SELECT x.p50, x.p99, x.sketch, x.histogram
+                 FROM kt_histogram_rollup(r.latency_histogram, excluded.latency_histogram) x)
+        RETURNING 1
+    ), decisions AS (
+        INSERT INTO kt_rollup_decisions_hourly AS r
+        SELECT f.bucket, f.decision, sum(f.n)::bigint, sum(f.cost), sum(f.tin + f.tout)::bigint,
+               sum(f.lat_sum)::bigint, sum(f.lat_n)::bigint
+        FROM fine f GROUP BY 1, 2
+        ON CONFLICT (bucket, decision) DO UPDATE SET
+            event_count = r.event_count + excluded.event_count,
+            total_cost = kt_add_sums(r.total_cost, excluded.total_cost),
+            total_tokens = r.total_tokens + excluded.total_tokens,
+            latency_sum = kt_add_sums(r.latency_sum, excluded.latency_sum)::bigint,
+            latency_count = r.latency_count + excluded.latency_count
+    ), spend AS (
+        INSERT INTO kt_rollup_spend_hourly AS r
+        SELECT f.bucket, f.team_id, f.model, f.decision, sum(f.n)::bigint, sum(f.tin)::bigint,
+               sum(f.tout)::bigint, sum(f.cost)
+        FROM fine f GROUP BY 1, 2, 3, 4
+        ON CONFLICT ON CONSTRAINT kt_rollup_spend_hourly_key DO UPDATE SET
+            request_count = r.request_count + excluded.request_count,
+            total_input_tokens = r.total_input_tokens + excluded.total_input_tokens,
+            total_output_tokens = r.total_output_tokens + excluded.total_output_tokens,
+            total_cost = kt_add_sums(r.total_cost, excluded.total_cost)
+    ), spend_days AS (
+        INSERT INTO kt_rollup_spend_daily AS r
+        SELECT date_trunc('day', f.bucket, 'UTC'), f.team_id, f.model, f.decision, sum(f.n)::bigint,
+               sum(f.tin)::bigint, sum(f.tout)::bigint, sum(f.cost)
+        FROM fine f GROUP BY 1, 2, 3, 4
+        ON CONFLICT ON CONSTRAINT kt_rollup_spend_daily_key DO UPDATE SET
+            request_count = r.request_count + excluded.request_count,
+            total_input_tokens = r.total_input_tokens + excluded.total_input_tokens,
+            total_output_tokens = r.total_output_tokens + excluded.total_output_tokens,
+            total_cost = kt_add_sums(r.total_cost, excluded.total_cost)
+    )
+    SELECT count(*) INTO written FROM metrics;
+
+    WITH taken AS (
+        DELETE FROM kt_policy_deltas WHERE bucket = ANY (hours) RETURNING *
+    )
+    INSERT INTO kt_rollup_policy_hourly AS r
+    SELECT t.bucket, t.policy_name COLLATE "C", t.result COLLATE "C", sum(t.evaluation_count)::bigint,
+           sum(t.latency_sum)::bigint, sum(t.latency_count)::bigint
+    FROM taken t GROUP BY 1, 2, 3
+    ON CONFLICT (bucket, policy_name, result) DO UPDATE SET
+        evaluation_count = r.evaluation_count + excluded.evaluation_count,
+        latency_sum = kt_add_sums(r.latency_sum, excluded.latency_sum)::bigint,
+        latency_count = r.latency_count + excluded.latency_count;
+    RETURN written;
+END
+$fn$;
+COMMENT ON FUNCTION kt_merge_deltas(timestamptz[]) IS 'Internal (kt_refresh_metrics): adds the kt_rollup_deltas, kt_latency_deltas and kt_policy_deltas of the given insert-only UTC hours into every rollup (exact histograms keep p50/p99 exact) and deletes them; returns the kt_rollup_metrics_hourly rows written.';
+REVOKE ALL ON FUNCTION kt_merge_deltas(timestamptz[]) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION kt_refresh_metrics(up_to timestamptz DEFAULT 'infinity')
+RETURNS TABLE (hours_refreshed bigint, metric_rows bigint, oldest_hour timestamptz, newest_hour timestamptz,
+              hours_merged bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+-- a refresh reads a few hours of rows: compiling its plans with JIT (which the row estimates
+-- trigger at 100k+ rows) costs more than running them
+SET jit = off
+-- the planner overestimates the groups (hundreds per hour, not the tens of thousands it
+-- guesses) and would sort every row to aggregate the latency arrays; hashing is 3x faster
+SET enable_sort = off
+-- the rollup rows written here are the refresh's own, not outside writes to recompute
+-- (kt_recompute_written_hours)
+SET kt_governance.track_changes = off
+AS $fn$
+DECLARE
+    hours timestamptz[];
+    raw_hours timestamptz[];
+    merge_hours timestamptz[];
+    recomputed bigint := 0;
+    merged bigint := 0;
+BEGIN
+    IF up_to IS NULL THEN
+        RAISE EXCEPTION 'up_to must not be NULL (the default, infinity, refreshes every dirty hour)'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- one refresh at a time; a second caller waits, then finds little or nothing left to do
+    PERFORM kt_take_run_lock('refresh_metrics');
+    -- this transaction's own inserts are summed in memory until its commit: recompute their
+    -- hours instead
+    PERFORM kt_settle_pending_deltas();
+    -- Hours before frozen_before lost raw rows to retention: their marks and deltas are
+    -- dropped, never applied. An hour is merged from its deltas when every change to it was a
+    -- summed insert and its rollup rows carry exact histograms; otherwise recomputed.
+    WITH taken AS (DELETE FROM kt_dirty_hours WHERE bucket < up_to RETURNING bucket, recompute),
+    live AS (
+        SELECT t.bucket, bool_or(t.recompute)
+                   -- rows written before 0.6.0 have no exact histogram to merge into
+                   OR EXISTS (SELECT FROM kt_rollup_metrics_hourly r WHERE r.bucket = t.bucket
+                              AND r.latency_histogram IS NULL AND r.latency_count > 0) AS recompute
+        FROM taken t WHERE t.bucket >= kt_frozen_before() GROUP BY t.bucket
+    )
+    SELECT array_agg(bucket ORDER BY bucket),
+           coalesce(array_agg(bucket ORDER BY bucket) FILTER (WHERE recompute), '{}'),
+           coalesce(array_agg(bucket ORDER BY bucket) FILTER (WHERE NOT recompute), '{}')
+    INTO hours, raw_hours, merge_hours FROM live;
+    DELETE FROM kt_rollup_deltas WHERE bucket < kt_frozen_before();
+    DELETE FROM kt_latency_deltas WHERE bucket < kt_frozen_before();
+    DELETE FROM kt_policy_deltas WHERE bucket < kt_frozen_before();
+    hours_refreshed := coalesce(cardinality(hours), 0);
+    hours_merged := cardinality(merge_hours);
+    oldest_hour := hours[1];
+    newest_hour := hours[hours_refreshed];
+    IF cardinality(raw_hours) > 0 THEN
+        recomputed := kt_recompute_hours(raw_hours);
+    END IF;
+    IF cardinality(merge_hours) > 0 THEN
+        merged := kt_merge_deltas(merge_hours);
+    END IF;
+    metric_rows := recomputed + merged;
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION kt_refresh_metrics(timestamptz) IS 'Brings every dirty hour (kt_dirty_hours) of every rollup up to date, exactly, in the caller''s transaction: hours changed only by summed inserts get their kt_rollup_deltas merged in; the others are recomputed from raw rows. A concurrent refresh waits for it. up_to: only hours starting before it (retention refreshes up to its cutoff). Returns how many hours were refreshed (hours_merged of them from deltas), the rollup rows written and the hours'' span. The worker runs it every kt_governance.refresh_interval.';
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_retention_job(OUT events_removed bigint, OUT message text, OUT again boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+DECLARE
+    raw_hours integer := kt_setting('retention_hours')::int;
+    rollup_hours integer := kt_setting('rollup_retention_hours')::int;
+    rollup_cutoff timestamptz := now() - make_interval(hours => rollup_hours);
+    r record;
+    rollup_rows bigint := 0;
+    n bigint;
+BEGIN
+    events_removed := 0;
+    again := false;
+    message := 'raw retention off';
+    IF raw_hours > 0 THEN
+        -- one partition pair per run: the worker commits and runs the job again at once
+        SELECT * INTO r FROM @extschema@.kt_apply_retention(raw_hours::integer, NULL::boolean, 1::integer);
+        IF NOT FOUND THEN
+            -- kt_run_job records this as a skipped run, with the reason, not as a success
+            RAISE EXCEPTION 'skipped: another retention or erasure run holds the retention lock'
+                USING ERRCODE = 'KT001';
+        END IF;
+        events_removed := coalesce(r.events_removed, 0);
+        again := coalesce(r.more_to_do, false);
+        message := format('cutoff %s: %s partitions dropped, %s events removed, %s held%s',
+                          r.cutoff, cardinality(r.partitions_removed), r.events_removed, r.events_held,
+                          CASE WHEN again THEN ', more to do' ELSE '' END);
+    END IF;
+    IF rollup_hours > 0 THEN
+        DELETE FROM kt_rollup_metrics_hourly WHERE bucket < rollup_cutoff;
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        DELETE FROM kt_rollup_decisions_hourly WHERE bucket < rollup_cutoff;
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        DELETE FROM kt_rollup_spend_hourly WHERE bucket < rollup_cutoff;
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        DELETE FROM kt_rollup_policy_hourly WHERE bucket < rollup_cutoff;
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        -- days before the cutoff's day go; the cutoff's own day is summed again from the hours
+        -- it keeps, so a daily row is always the sum of its hourly rows
+        DELETE FROM kt_rollup_spend_daily WHERE bucket < date_trunc('day', rollup_cutoff, 'UTC');
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        PERFORM kt_rebuild_spend_days(ARRAY[rollup_cutoff]);
+        message := message || format('; %s rollup rows older than %s hours removed', rollup_rows, rollup_hours);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kt_retention_job() IS 'Internal: body of the retention job: kt_apply_retention(kt_governance.retention_hours) one partition pair per run (again = true asks the worker to run it again after committing), then rollup retention.';
+REVOKE ALL ON FUNCTION kt_retention_job() FROM PUBLIC;
+
+-- policy reports on the rollup
+-- Evaluations per (policy, result) in a window: whole clean hours from kt_rollup_policy_hourly,
+-- the partial edge hours and the dirty hours from raw rows (all of it raw for a caller that
+-- row-level security limits). The window is the evaluated events' time, event_timestamp.
+CREATE FUNCTION kt_governance_internal.kt_policy_counts(window_start timestamptz, window_end timestamptz,
+                                                         policy text DEFAULT NULL)
+RETURNS TABLE (policy_name text, result text, evaluation_count bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+-- (as the other reports: JIT costs more than the query)
+SET jit = off
+AS $fn$
+DECLARE
+    frozen timestamptz := kt_frozen_before();
+    whole record := kt_rollup_hours(window_start, window_end);
+    use_rollups boolean := NOT kt_rls_applies();
+    raw record := kt_raw_ranges(window_start, window_end, use_rollups, frozen);
+BEGIN
+    RETURN QUERY
+    WITH parts AS (
+        SELECT r.policy_name AS pol, r.result AS res, r.evaluation_count AS n
+        FROM kt_rollup_policy_hourly r
+        WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+          AND (policy IS NULL OR r.policy_name = policy)
+          -- (written out: see kt_governance_summary)
+          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket AND d.bucket >= frozen)
+        UNION ALL
+        SELECT pe.policy_name, pe.result, count(*)
+        FROM kt_raw_evaluations(raw.head_start, raw.head_end, raw.tail_start, raw.tail_end,
+                                raw.dirty_hours, raw.dirty_start, raw.dirty_end) pe
+        WHERE policy IS NULL OR pe.policy_name = policy
+        GROUP BY 1, 2
+    )
+    SELECT p.pol, p.res, sum(p.n)::bigint FROM parts p GROUP BY 1, 2;
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_policy_counts(timestamptz, timestamptz, text) IS 'Internal: evaluations per (policy_name, result) whose event_timestamp is in [window_start, window_end): whole refreshed hours from kt_rollup_policy_hourly, edge and dirty hours from raw rows. Runs with the caller''s rights.';
+
+CREATE OR REPLACE FUNCTION kt_policy_effectiveness(
+    lookback interval DEFAULT '7 days',
+    start_time timestamptz DEFAULT NULL,
+    end_time timestamptz DEFAULT NULL,
+    policy text DEFAULT NULL)
+RETURNS TABLE (policy_name text, evaluation_count bigint, pass_count bigint, block_count bigint,
+               redact_count bigint, flag_count bigint, escalate_count bigint, block_rate_pct numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+DECLARE
+    w record := kt_report_window(lookback, start_time, end_time);
+BEGIN
+    RETURN QUERY
+    SELECT c.policy_name, sum(c.evaluation_count)::bigint,
+           coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'pass'), 0)::bigint,
+           coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'block'), 0)::bigint,
+           coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'redact'), 0)::bigint,
+           coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'flag'), 0)::bigint,
+           coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'escalate'), 0)::bigint,
+           round(100.0 * coalesce(sum(c.evaluation_count) FILTER (WHERE c.result = 'block'), 0)
+                 / sum(c.evaluation_count), 2)
+    FROM kt_policy_counts(w.window_start, w.window_end, policy) c
+    GROUP BY c.policy_name
+    ORDER BY 4 DESC, 1;
+END
+$fn$;
+COMMENT ON FUNCTION kt_policy_effectiveness(interval, timestamptz, timestamptz, text) IS 'One row per policy: evaluations, counts per result and block rate (blocks / evaluations of that policy, %, 2 decimals), most blocking first. Whole refreshed hours come from kt_rollup_policy_hourly, edge and dirty hours from raw rows. Default: events of the last 7 days. policy: only that policy. The document''s query groups by result too; kt_policy_effectiveness_by_result() returns its exact rows.';
+
+CREATE OR REPLACE FUNCTION kt_policy_effectiveness_by_result(
+    lookback interval DEFAULT '7 days',
+    start_time timestamptz DEFAULT NULL,
+    end_time timestamptz DEFAULT NULL)
+RETURNS TABLE (policy_name text, result text, evaluation_count bigint, block_count bigint,
+               block_rate_pct numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+DECLARE
+    w record := kt_report_window(lookback, start_time, end_time);
+BEGIN
+    RETURN QUERY
+    SELECT c.policy_name, c.result, c.evaluation_count,
+           CASE WHEN c.result = 'block' THEN c.evaluation_count ELSE 0 END::bigint,
+           round(100.0 * CASE WHEN c.result = 'block' THEN c.evaluation_count ELSE 0 END / c.evaluation_count, 2)
+    FROM kt_policy_counts(w.window_start, w.window_end) c
+    ORDER BY 4 DESC, 1, 2;
+END
+$fn$;
+COMMENT ON FUNCTION kt_policy_effectiveness_by_result(interval, timestamptz, timestamptz) IS 'The document''s policy effectiveness rows exactly: per policy and result, with its block rate (always 0 or 100 because result is grouped), from the same rollup as kt_policy_effectiveness(). Prefer kt_policy_effectiveness().';
+
+-- views: policy effectiveness per hour, anomaly status per hour
+-- Policy evaluations per hour, policy and result, live like governance_metrics_hourly.
+CREATE FUNCTION kt_governance_internal.kt_live_policy(range_start timestamptz, range_end timestamptz)
+RETURNS TABLE (hour timestamptz, policy_name text, result text, evaluation_count bigint,
+               latency_sum bigint, latency_count bigint)
+LANGUAGE plpgsql STABLE
+ROWS 100
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+SET jit = off
+AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        SELECT date_trunc('hour', pe.event_timestamp, 'UTC'), pe.policy_name, pe.result, count(*),
+               sum(pe.latency_ms)::bigint, count(pe.latency_ms)
+        FROM %s pe
+        WHERE pe.event_timestamp >= $1 AND pe.event_timestamp < $2
+        GROUP BY 1, 2, 3$q$, '@extschema@.policy_evaluations'::regclass)
+    USING range_start, range_end;
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_live_policy(timestamptz, timestamptz) IS 'Internal: kt_rollup_policy_hourly rows computed from the raw evaluations whose event_timestamp is in [range_start, range_end) (planned with the bounds as constants). Runs with the caller''s rights.';
+
+-- (names schema-qualified, literals typed: see governance_metrics_hourly)
+CREATE VIEW governance_policy_hourly WITH (security_invoker = true) AS
+SELECT p.hour, p.policy_name, p.result, p.evaluation_count,
+       CASE WHEN p.result = 'block'::text THEN p.evaluation_count ELSE 0::bigint END AS block_count,
+       p.latency_sum AS total_latency_ms, p.latency_count,
+       round(p.latency_sum::numeric / nullif(p.latency_count, 0::bigint), 2) AS avg_latency_ms
+FROM (
+    SELECT r.bucket AS hour, r.policy_name, r.result, r.evaluation_count, r.latency_sum, r.latency_count
+    FROM kt_governance_internal.kt_rollup_policy_hourly r
+    WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
+      AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d WHERE d.bucket = r.bucket
+                      AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
+    UNION ALL
+    SELECT d.bucket, l.policy_name, l.result, l.evaluation_count, l.latency_sum, l.latency_count
+    FROM (SELECT DISTINCT bucket FROM kt_governance_internal.kt_dirty_hours
+          WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
+            AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
+    CROSS JOIN LATERAL kt_governance_internal.kt_live_policy(d.bucket, d.bucket + interval '1 hour') l
+    UNION ALL
+    SELECT v.* FROM kt_governance_internal.kt_live_policy('-infinity'::timestamptz, 'infinity'::timestamptz) v
+    WHERE (SELECT kt_governance_internal.kt_rls_applies())
+) p;
+COMMENT ON VIEW governance_policy_hourly IS 'Policy effectiveness per UTC hour, policy and result, always exact: refreshed hours from kt_rollup_policy_hourly, hours changed since the last kt_refresh_metrics() computed live; for a caller limited by row-level security, from the rows it may see. The document''s 7-day report is SELECT policy_name, result, sum(evaluation_count), sum(block_count) ... WHERE hour >= ... GROUP BY policy_name, result. Filter on hour to use the rollup''s key.';
+COMMENT ON COLUMN governance_policy_hourly.hour IS 'Start of the UTC hour of the evaluated events'' "timestamp" (the document''s report filters on the event''s time).';
+COMMENT ON COLUMN governance_policy_hourly.policy_name IS 'Policy.';
+COMMENT ON COLUMN governance_policy_hourly.result IS 'Result: pass, block, redact, flag or escalate.';
+COMMENT ON COLUMN governance_policy_hourly.evaluation_count IS 'Evaluations.';
+COMMENT ON COLUMN governance_policy_hourly.block_count IS 'Evaluations with result block (evaluation_count on block rows, 0 otherwise), so that sum(block_count) / sum(evaluation_count) over a policy''s rows is its block rate.';
+COMMENT ON COLUMN governance_policy_hourly.total_latency_ms IS 'SUM(latency_ms); with latency_count, averages over many hours.';
+COMMENT ON COLUMN governance_policy_hourly.latency_count IS 'COUNT(latency_ms): evaluations with a known latency.';
+COMMENT ON COLUMN governance_policy_hourly.avg_latency_ms IS 'AVG(latency_ms) in the hour, 2 decimals.';
+
+-- Hourly anomaly status: each UTC hour's block rate against the 48 hours before it. The
+-- document's query judges the hours of one 48-hour window against that window (a report:
+-- kt_anomalies); a view's rows must not change with the time it is read, so here each hour has
+-- its own trailing baseline. The hour's counts and the baseline's come from one exact per-hour
+-- view of blocked and total events (rollup rows, dirty hours live), read once for the hours a
+-- query selects and once per hour for its baseline (48 index-range reads of the decisions
+-- rollup): a filter on hour bounds both.
+CREATE FUNCTION kt_governance_internal.kt_live_blocks(range_start timestamptz, range_end timestamptz)
+RETURNS TABLE (hour timestamptz, total bigint, blocked bigint)
+LANGUAGE plpgsql STABLE
+ROWS 24
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+SET jit = off
+AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        SELECT date_trunc('hour', e."timestamp", 'UTC'), count(*), count(*) FILTER (WHERE e.decision = 'blocked')
+        FROM %s e
+        WHERE e."timestamp" >= $1 AND e."timestamp" < $2
+        GROUP BY 1$q$, '@extschema@.ai_decision_events'::regclass)
+    USING range_start, range_end;
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_live_blocks(timestamptz, timestamptz) IS 'Internal: events and blocked events per UTC hour computed from the raw rows in [range_start, range_end). Runs with the caller''s rights.';
+
+CREATE VIEW kt_governance_internal.kt_blocks_hourly WITH (security_invoker = true) AS
+SELECT r.bucket AS hour, sum(r.event_count)::bigint AS total,
+       coalesce(sum(r.event_count) FILTER (WHERE r.decision = 'blocked'::text), 0::numeric)::bigint AS blocked
+FROM kt_governance_internal.kt_rollup_decisions_hourly r
+WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
+  AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d WHERE d.bucket = r.bucket
+                  AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
+GROUP BY r.bucket
+UNION ALL
+SELECT d.bucket, l.total, l.blocked
+FROM (SELECT DISTINCT bucket FROM kt_governance_internal.kt_dirty_hours
+      WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
+        AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
+CROSS JOIN LATERAL kt_governance_internal.kt_live_blocks(d.bucket, d.bucket + interval '1 hour') l
+UNION ALL
+SELECT v.* FROM kt_governance_internal.kt_live_blocks('-infinity'::timestamptz, 'infinity'::timestamptz) v
+WHERE (SELECT kt_governance_internal.kt_rls_applies());
+COMMENT ON VIEW kt_governance_internal.kt_blocks_hourly IS 'Internal: events and blocked events per UTC hour, exact (refreshed hours from kt_rollup_decisions_hourly, dirty hours live, every hour live for a caller limited by row-level security); behind governance_anomalies_hourly.';
+COMMENT ON COLUMN kt_governance_internal.kt_blocks_hourly.hour IS 'Start of the UTC hour.';
+COMMENT ON COLUMN kt_governance_internal.kt_blocks_hourly.total IS 'Events.';
+COMMENT ON COLUMN kt_governance_internal.kt_blocks_hourly.blocked IS 'Blocked events.';
+
+CREATE VIEW governance_anomalies_hourly WITH (security_invoker = true) AS
+SELECT h.hour, h.total, h.blocked,
+       round((h.blocked::float8 / nullif(h.total, 0::bigint))::numeric, 4) AS block_rate,
+       b.hours AS baseline_hours, b.mean AS baseline_mean, b.stddev AS baseline_stddev,
+       CASE WHEN b.stddev > 0::float8 THEN (h.blocked::float8 / nullif(h.total, 0::bigint) - b.mean) / b.stddev END AS z_score,
+       CASE WHEN h.blocked::float8 / nullif(h.total, 0::bigint) > b.mean + 2::float8 * b.stddev
+            THEN 'ANOMALY'::text ELSE 'normal'::text END AS status
+FROM kt_governance_internal.kt_blocks_hourly h
+CROSS JOIN LATERAL (
+    SELECT count(x.total) AS hours, avg(x.blocked::float8 / nullif(x.total, 0::bigint)) AS mean,
+           stddev(x.blocked::float8 / nullif(x.total, 0::bigint)) AS stddev
+    FROM kt_governance_internal.kt_blocks_hourly x
+    WHERE x.hour >= h.hour - interval '48 hours' AND x.hour < h.hour) b;
+COMMENT ON VIEW governance_anomalies_hourly IS 'Block-rate anomaly status per UTC hour, always exact: the hour is ANOMALY when its block rate exceeds the mean plus 2 standard deviations of the hourly block rates of the 48 hours before it (the document''s rule, with a trailing baseline so an hour''s status does not depend on when it is read; kt_anomalies() judges a window against itself as the document does, and takes sigma, series and other baselines). Hours with no events have no row and are not in any baseline. Filter on hour: both the hours and their baselines are read by the rollup''s key.';
+COMMENT ON COLUMN governance_anomalies_hourly.hour IS 'Start of the UTC hour.';
+COMMENT ON COLUMN governance_anomalies_hourly.total IS 'Events in the hour.';
+COMMENT ON COLUMN governance_anomalies_hourly.blocked IS 'Blocked events in the hour.';
+COMMENT ON COLUMN governance_anomalies_hourly.block_rate IS 'blocked / total, 4 decimals (as the document''s query).';
+COMMENT ON COLUMN governance_anomalies_hourly.baseline_hours IS 'Hours with events among the 48 before this one: the baseline''s sample.';
+COMMENT ON COLUMN governance_anomalies_hourly.baseline_mean IS 'Mean hourly block rate of the baseline hours (NULL without any).';
+COMMENT ON COLUMN governance_anomalies_hourly.baseline_stddev IS 'Sample standard deviation of the baseline hours'' block rates (NULL with fewer than 2).';
+COMMENT ON COLUMN governance_anomalies_hourly.z_score IS '(block_rate - baseline_mean) / baseline_stddev, unrounded; NULL when the deviation is 0 or unknown.';
+COMMENT ON COLUMN governance_anomalies_hourly.status IS 'ANOMALY when block_rate > baseline_mean + 2 * baseline_stddev, else normal (also when the baseline is unknown).';
+GRANT SELECT ON governance_policy_hourly, governance_anomalies_hourly, kt_governance_internal.kt_blocks_hourly,
+                kt_rollup_policy_hourly, kt_policy_deltas TO kt_governance_reader;
+
+-- the policy rollup of every hour with evaluations (hours before retention's frozen_before hold
+-- what retention left of them, as the 1.0.0 reports read); the refresh's own writes, not
+-- outside ones to recompute (the setting reverts when the script ends)
+SET kt_governance.track_changes = off;
+INSERT INTO kt_governance_internal.kt_rollup_policy_hourly
+SELECT date_trunc('hour', pe.event_timestamp, 'UTC'), pe.policy_name, pe.result, count(*), sum(pe.latency_ms)::bigint,
+       count(pe.latency_ms)
+FROM policy_evaluations pe
+GROUP BY 1, 2, 3;

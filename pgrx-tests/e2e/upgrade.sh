@@ -42,6 +42,7 @@ at="$(q "$dir" "$port" fresh "SELECT now()::text")"
 reports="SELECT md5(string_agg(r::text, ',' ORDER BY r::text)) FROM (
     SELECT s::text r FROM kt_governance_summary(start_time => '2026-01-01', end_time => '$at'::timestamptz - interval '1 day') s
     UNION ALL SELECT t::text FROM kt_spend_by_team_model(start_time => '$at'::timestamptz - interval '20 days 5 hours', end_time => '$at'::timestamptz - interval '1 day') t
+    UNION ALL SELECT p::text FROM kt_policy_effectiveness(start_time => '$at'::timestamptz - interval '20 days 5 hours', end_time => '$at'::timestamptz - interval '1 day') p
     UNION ALL SELECT (a.hour, a.series, a.total, a.blocked, a.block_rate, round(a.baseline_mean::numeric, 12),
                       round(a.baseline_stddev::numeric, 12), round(a.z_score::numeric, 9), a.status)::text
               FROM kt_anomalies(start_time => '$at'::timestamptz - interval '3 days', end_time => '$at'::timestamptz - interval '1 day') a) d"
