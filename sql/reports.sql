@@ -111,6 +111,7 @@ DECLARE
     f_model text := model;
     whole record := kt_rollup_hours(w.window_start, w.window_end);
     use_rollups boolean;
+    filtered boolean;
     raw record;
     -- the partial edge ranges summed per decision (edge_*), or the head range read row by row
     edge_head_start timestamptz;
@@ -121,11 +122,11 @@ DECLARE
     row_head_end timestamptz;
 BEGIN
     PERFORM kt_check_zone(zone);
-    -- the decisions rollup has no gateway/team/model, and UTC hours only make days of zones
-    -- that are whole hours from UTC; otherwise everything is read from raw rows
-    use_rollups := f_gateway IS NULL AND f_team IS NULL AND f_model IS NULL
-                   AND kt_zone_has_whole_hours(zone, w.window_start, w.window_end)
-                   AND NOT kt_rls_applies();
+    -- UTC hours only make days of zones that are whole hours from UTC; otherwise everything is
+    -- read from raw rows. Without filters the narrow decisions rollup serves; with any, the
+    -- rollup keyed by every dimension (kt_rollup_summary_hourly).
+    use_rollups := kt_zone_has_whole_hours(zone, w.window_start, w.window_end) AND NOT kt_rls_applies();
+    filtered := f_gateway IS NOT NULL OR f_team IS NOT NULL OR f_model IS NOT NULL;
     raw := kt_raw_ranges(w.window_start, w.window_end, use_rollups, frozen);
     -- With rollups, each partial edge range lies inside one UTC hour, hence inside one day of
     -- the zone: its rows are summed per decision and dated by the range's start, without a
@@ -145,27 +146,42 @@ BEGIN
         SELECT r.bucket AS ts, r.decision AS dec, r.event_count AS n, r.total_cost AS cost,
                r.total_tokens AS tokens, r.latency_sum AS lat_sum, r.latency_count AS lat_n
         FROM kt_rollup_decisions_hourly r
-        WHERE use_rollups AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+        WHERE use_rollups AND NOT filtered AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
           -- written out rather than a helper: PostgreSQL does not inline a scalar SQL function
           -- whose body has a subquery, and a call per rollup row made these reports 3-4x slower
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
                           AND d.bucket >= frozen)
         UNION ALL
-        -- (no filters here: rollups are only used without them)
+        SELECT r.bucket, r.decision, r.event_count, r.total_cost, r.total_input_tokens + r.total_output_tokens,
+               r.latency_sum, r.latency_count
+        FROM kt_rollup_summary_hourly r
+        WHERE use_rollups AND filtered AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+          AND (f_gateway IS NULL OR r.gateway_id = f_gateway)
+          AND (f_team IS NULL OR r.team_id = f_team)
+          AND (f_model IS NULL OR r.model = f_model)
+          AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
+                          AND d.bucket >= frozen)
+        UNION ALL
         SELECT edge_head_start, e.decision, count(*), sum(e.cost_usd), sum(e.input_tokens + e.output_tokens)::bigint,
                sum(e.latency_ms)::bigint, count(e.latency_ms)
         FROM kt_raw_events(edge_head_start, edge_head_end) e
+        WHERE (f_gateway IS NULL OR e.gateway_id = f_gateway)
+          AND (f_team IS NULL OR e.team_id = f_team)
+          AND (f_model IS NULL OR e.model = f_model)
         GROUP BY e.decision
         UNION ALL
         SELECT edge_tail_start, e.decision, count(*), sum(e.cost_usd), sum(e.input_tokens + e.output_tokens)::bigint,
                sum(e.latency_ms)::bigint, count(e.latency_ms)
         FROM kt_raw_events(edge_tail_start, edge_tail_end) e
+        WHERE (f_gateway IS NULL OR e.gateway_id = f_gateway)
+          AND (f_team IS NULL OR e.team_id = f_team)
+          AND (f_model IS NULL OR e.model = f_model)
         GROUP BY e.decision
         UNION ALL
-        -- dirty hours (only with rollups, so without filters): summed per hour and decision, each
-        -- hour dated by its start like the edges
+        -- dirty hours (only with rollups): summed per hour and decision, each hour dated by its
+        -- start like the edges
         SELECT d.hour, d.decision, d.events, d.cost, d.tokens, d.latency_sum, d.latency_count
-        FROM kt_dirty_hour_decisions(raw.dirty_hours, raw.dirty_start, raw.dirty_end) d
+        FROM kt_dirty_hour_decisions(raw.dirty_hours, raw.dirty_start, raw.dirty_end, f_gateway, f_team, f_model) d
         UNION ALL
         SELECT e."timestamp", e.decision, 1::bigint, e.cost_usd, (e.input_tokens + e.output_tokens)::bigint,
                e.latency_ms::bigint, (e.latency_ms IS NOT NULL)::int::bigint
@@ -182,7 +198,7 @@ BEGIN
     ORDER BY 1 DESC, 2;
 END
 $fn$;
-COMMENT ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text) IS 'Daily governance summary per decision: events, cost, average latency (over non-null latencies), tokens. Whole refreshed hours come from kt_rollup_decisions_hourly, edge and dirty hours from raw rows (filters and zones that are not whole hours from UTC read raw rows only). Defaults reproduce the document''s query: the last 30 days, days in the session TimeZone. start_time/end_time select an explicit range; tz buckets days in another zone; gateway_id, team_id and model filter.';
+COMMENT ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text) IS 'Daily governance summary per decision: events, cost, average latency (over non-null latencies), tokens. Whole refreshed hours come from kt_rollup_decisions_hourly (with a gateway_id, team_id or model filter from kt_rollup_summary_hourly), edge and dirty hours from raw rows (zones that are not whole hours from UTC read raw rows only). Defaults reproduce the document''s query: the last 30 days, days in the session TimeZone. start_time/end_time select an explicit range; tz buckets days in another zone; gateway_id, team_id and model filter.';
 
 CREATE FUNCTION kt_spend_by_team_model(
     lookback interval DEFAULT '30 days',

@@ -575,9 +575,13 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
         DELETE FROM kt_rollup_policy_hourly WHERE bucket < rollup_cutoff;
         GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        DELETE FROM kt_rollup_summary_hourly WHERE bucket < rollup_cutoff;
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
         -- days before the cutoff's day go; the cutoff's own day is summed again from the hours
         -- it keeps, so a daily row is always the sum of its hourly rows
         DELETE FROM kt_rollup_spend_daily WHERE bucket < date_trunc('day', rollup_cutoff, 'UTC');
+        GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
+        DELETE FROM kt_rollup_summary_daily WHERE bucket < date_trunc('day', rollup_cutoff, 'UTC');
         GET DIAGNOSTICS n = ROW_COUNT; rollup_rows := rollup_rows + n;
         PERFORM kt_rebuild_spend_days(ARRAY[rollup_cutoff]);
         message := message || format('; %s rollup rows older than %s hours removed', rollup_rows, rollup_hours);

@@ -142,6 +142,50 @@ COMMENT ON COLUMN kt_rollup_spend_daily.total_input_tokens IS 'SUM(input_tokens)
 COMMENT ON COLUMN kt_rollup_spend_daily.total_output_tokens IS 'SUM(output_tokens).';
 COMMENT ON COLUMN kt_rollup_spend_daily.total_cost IS 'SUM(cost_usd).';
 
+-- The finest grain of the events' rollups, every dimension reports filter by: behind the
+-- summary's gateway / team / model filters and governance_summary_daily. Its daily table is
+-- always the sum of the hourly rows over the UTC day (rebuilt with the spend days).
+CREATE TABLE kt_governance_internal.kt_rollup_summary_hourly (
+    bucket              timestamptz NOT NULL,
+    gateway_id          text        NOT NULL,
+    team_id             text,
+    model               text        NOT NULL,
+    decision            text        NOT NULL,
+    event_count         bigint      NOT NULL,
+    total_cost          numeric,
+    total_input_tokens  bigint      NOT NULL,
+    total_output_tokens bigint      NOT NULL,
+    latency_sum         bigint,
+    latency_count       bigint      NOT NULL,
+    CONSTRAINT kt_rollup_summary_hourly_key UNIQUE NULLS NOT DISTINCT (bucket, gateway_id, team_id, model, decision)
+);
+COMMENT ON TABLE kt_rollup_summary_hourly IS 'Hourly rollup per (UTC hour, gateway_id, team_id, model, decision): every dimension the summary filters by. Behind kt_governance_summary() with gateway_id / team_id / model filters and governance_summary_daily.';
+CREATE TABLE kt_governance_internal.kt_rollup_summary_daily (LIKE kt_governance_internal.kt_rollup_summary_hourly,
+    CONSTRAINT kt_rollup_summary_daily_key UNIQUE NULLS NOT DISTINCT (bucket, gateway_id, team_id, model, decision));
+COMMENT ON TABLE kt_rollup_summary_daily IS 'Daily rollup per (UTC day, gateway_id, team_id, model, decision): kt_rollup_summary_hourly summed over each UTC day, behind governance_summary_daily.';
+COMMENT ON COLUMN kt_rollup_summary_hourly.bucket IS 'Start of the UTC hour.';
+COMMENT ON COLUMN kt_rollup_summary_hourly.gateway_id IS 'Gateway.';
+COMMENT ON COLUMN kt_rollup_summary_hourly.team_id IS 'Team (NULL kept as NULL).';
+COMMENT ON COLUMN kt_rollup_summary_hourly.model IS 'Model.';
+COMMENT ON COLUMN kt_rollup_summary_hourly.decision IS 'Decision.';
+COMMENT ON COLUMN kt_rollup_summary_hourly.event_count IS 'Events.';
+COMMENT ON COLUMN kt_rollup_summary_hourly.total_cost IS 'SUM(cost_usd); NULL when every cost was NULL.';
+COMMENT ON COLUMN kt_rollup_summary_hourly.total_input_tokens IS 'SUM(input_tokens).';
+COMMENT ON COLUMN kt_rollup_summary_hourly.total_output_tokens IS 'SUM(output_tokens).';
+COMMENT ON COLUMN kt_rollup_summary_hourly.latency_sum IS 'SUM(latency_ms); NULL when no latency was known.';
+COMMENT ON COLUMN kt_rollup_summary_hourly.latency_count IS 'COUNT(latency_ms).';
+COMMENT ON COLUMN kt_rollup_summary_daily.bucket IS 'Start of the UTC day.';
+COMMENT ON COLUMN kt_rollup_summary_daily.gateway_id IS 'Gateway.';
+COMMENT ON COLUMN kt_rollup_summary_daily.team_id IS 'Team (NULL kept as NULL).';
+COMMENT ON COLUMN kt_rollup_summary_daily.model IS 'Model.';
+COMMENT ON COLUMN kt_rollup_summary_daily.decision IS 'Decision.';
+COMMENT ON COLUMN kt_rollup_summary_daily.event_count IS 'Events.';
+COMMENT ON COLUMN kt_rollup_summary_daily.total_cost IS 'SUM(cost_usd); NULL when every cost was NULL.';
+COMMENT ON COLUMN kt_rollup_summary_daily.total_input_tokens IS 'SUM(input_tokens).';
+COMMENT ON COLUMN kt_rollup_summary_daily.total_output_tokens IS 'SUM(output_tokens).';
+COMMENT ON COLUMN kt_rollup_summary_daily.latency_sum IS 'SUM(latency_ms); NULL when no latency was known.';
+COMMENT ON COLUMN kt_rollup_summary_daily.latency_count IS 'COUNT(latency_ms).';
+
 -- No row until retention first freezes something: a row made by CREATE EXTENSION would collide
 -- with the dumped one on restore. kt_frozen_before() reads it.
 -- Inserted events summed per writing transaction by the row trigger (src/deltas.rs) and
@@ -251,6 +295,8 @@ SELECT pg_catalog.pg_extension_config_dump('kt_rollup_decisions_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_spend_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_spend_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_policy_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('kt_rollup_summary_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('kt_rollup_summary_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('kt_rollup_state', '');
 
 -- Row triggers on the parent are cloned onto every partition, including partitions attached
@@ -293,6 +339,10 @@ CREATE TRIGGER kt_recompute_written_hours AFTER INSERT ON kt_rollup_decisions_ho
     WHEN (current_setting('kt_governance.track_changes', true) IS DISTINCT FROM 'off')
     EXECUTE FUNCTION kt_recompute_written_hours();
 CREATE TRIGGER kt_recompute_written_hours AFTER INSERT ON kt_rollup_spend_hourly
+    REFERENCING NEW TABLE AS written_rows FOR EACH STATEMENT
+    WHEN (current_setting('kt_governance.track_changes', true) IS DISTINCT FROM 'off')
+    EXECUTE FUNCTION kt_recompute_written_hours();
+CREATE TRIGGER kt_recompute_written_hours AFTER INSERT ON kt_rollup_summary_hourly
     REFERENCING NEW TABLE AS written_rows FOR EACH STATEMENT
     WHEN (current_setting('kt_governance.track_changes', true) IS DISTINCT FROM 'off')
     EXECUTE FUNCTION kt_recompute_written_hours();
@@ -478,7 +528,10 @@ COMMENT ON FUNCTION kt_raw_evaluations(timestamptz, timestamptz, timestamptz, ti
 CREATE FUNCTION kt_governance_internal.kt_dirty_hour_decisions(
     dirty_hours timestamptz[],
     dirty_start timestamptz,
-    dirty_end timestamptz)
+    dirty_end timestamptz,
+    gateway_id text DEFAULT NULL,
+    team_id text DEFAULT NULL,
+    model text DEFAULT NULL)
 RETURNS TABLE (hour timestamptz, decision text, events bigint, cost numeric, tokens bigint,
                latency_sum bigint, latency_count bigint)
 LANGUAGE sql STABLE
@@ -490,10 +543,13 @@ AS $fn$
                         FROM @extschema@.ai_decision_events y
                         WHERE y."timestamp" >= h.hour AND y."timestamp" < h.hour + interval '1 hour'
                           AND y."timestamp" >= dirty_start AND y."timestamp" < dirty_end
+                          AND (kt_dirty_hour_decisions.gateway_id IS NULL OR y.gateway_id = kt_dirty_hour_decisions.gateway_id)
+                          AND (kt_dirty_hour_decisions.team_id IS NULL OR y.team_id = kt_dirty_hour_decisions.team_id)
+                          AND (kt_dirty_hour_decisions.model IS NULL OR y.model = kt_dirty_hour_decisions.model)
                         OFFSET 0) x
     GROUP BY h.hour, x.decision
 $fn$;
-COMMENT ON FUNCTION kt_dirty_hour_decisions(timestamptz[], timestamptz, timestamptz) IS 'Internal: events, cost, tokens and latency sums per (dirty UTC hour, decision), reading each hour by its own index range; the hours as kt_raw_ranges() returns them. Runs with the caller''s rights.';
+COMMENT ON FUNCTION kt_dirty_hour_decisions(timestamptz[], timestamptz, timestamptz, text, text, text) IS 'Internal: events, cost, tokens and latency sums per (dirty UTC hour, decision) of the events matching the filters given (NULL: any), reading each hour by its own index range; the hours as kt_raw_ranges() returns them. Runs with the caller''s rights.';
 
 -- True when zone's offset from UTC is a whole number of hours at both ends of the window, so
 -- UTC hour buckets can be grouped into that zone's days and hours.
@@ -530,10 +586,18 @@ BEGIN
     JOIN kt_rollup_spend_hourly r ON r.bucket >= d AND r.bucket < d + interval '24 hours'
     GROUP BY 1, 2, 3, 4;
     GET DIAGNOSTICS written = ROW_COUNT;
+    DELETE FROM kt_rollup_summary_daily WHERE bucket = ANY (days);
+    INSERT INTO kt_rollup_summary_daily
+    SELECT d, r.gateway_id, r.team_id, r.model, r.decision, sum(r.event_count)::bigint, sum(r.total_cost),
+           sum(r.total_input_tokens)::bigint, sum(r.total_output_tokens)::bigint, sum(r.latency_sum)::bigint,
+           sum(r.latency_count)::bigint
+    FROM unnest(days) d
+    JOIN kt_rollup_summary_hourly r ON r.bucket >= d AND r.bucket < d + interval '24 hours'
+    GROUP BY 1, 2, 3, 4, 5;
     RETURN written;
 END
 $fn$;
-COMMENT ON FUNCTION kt_rebuild_spend_days(timestamptz[]) IS 'Internal: recomputes the kt_rollup_spend_daily rows of the UTC days containing the given instants from kt_rollup_spend_hourly; returns the rows written.';
+COMMENT ON FUNCTION kt_rebuild_spend_days(timestamptz[]) IS 'Internal: recomputes the kt_rollup_spend_daily and kt_rollup_summary_daily rows of the UTC days containing the given instants from their hourly rollups; returns the spend rows written.';
 REVOKE ALL ON FUNCTION kt_rebuild_spend_days(timestamptz[]) FROM PUBLIC;
 
 -- The given hours of every rollup recomputed from raw rows. Their deltas are deleted in the
@@ -554,6 +618,7 @@ BEGIN
     DELETE FROM kt_rollup_decisions_hourly WHERE bucket = ANY (hours);
     DELETE FROM kt_rollup_spend_hourly WHERE bucket = ANY (hours);
     DELETE FROM kt_rollup_policy_hourly WHERE bucket = ANY (hours);
+    DELETE FROM kt_rollup_summary_hourly WHERE bucket = ANY (hours);
 
     -- One read of the hours' rows, aggregated by hashing (no sort of every row): sums at the
     -- finest grain the rollups need, which the three rollups are summed from, and each
@@ -606,6 +671,11 @@ BEGIN
         SELECT f.bucket, f.team_id, f.model, f.decision, sum(f.n)::bigint, sum(f.tin)::bigint,
                sum(f.tout)::bigint, sum(f.cost)
         FROM fine f GROUP BY 1, 2, 3, 4
+    ), summary AS (
+        INSERT INTO kt_rollup_summary_hourly
+        SELECT f.bucket, f.gateway_id, f.team_id, f.model, f.decision, f.n, f.cost, f.tin, f.tout,
+               f.lat_sum, f.lat_n
+        FROM fine f
     )
     SELECT count(*) INTO written FROM metrics;
 
@@ -725,6 +795,30 @@ BEGIN
             total_input_tokens = r.total_input_tokens + excluded.total_input_tokens,
             total_output_tokens = r.total_output_tokens + excluded.total_output_tokens,
             total_cost = kt_add_sums(r.total_cost, excluded.total_cost)
+    ), summary AS (
+        INSERT INTO kt_rollup_summary_hourly AS r
+        SELECT f.bucket, f.gateway_id, f.team_id, f.model, f.decision, f.n, f.cost, f.tin, f.tout,
+               f.lat_sum, f.lat_n
+        FROM fine f
+        ON CONFLICT ON CONSTRAINT kt_rollup_summary_hourly_key DO UPDATE SET
+            event_count = r.event_count + excluded.event_count,
+            total_cost = kt_add_sums(r.total_cost, excluded.total_cost),
+            total_input_tokens = r.total_input_tokens + excluded.total_input_tokens,
+            total_output_tokens = r.total_output_tokens + excluded.total_output_tokens,
+            latency_sum = kt_add_sums(r.latency_sum, excluded.latency_sum)::bigint,
+            latency_count = r.latency_count + excluded.latency_count
+    ), summary_days AS (
+        INSERT INTO kt_rollup_summary_daily AS r
+        SELECT date_trunc('day', f.bucket, 'UTC'), f.gateway_id, f.team_id, f.model, f.decision, sum(f.n)::bigint,
+               sum(f.cost), sum(f.tin)::bigint, sum(f.tout)::bigint, sum(f.lat_sum)::bigint, sum(f.lat_n)::bigint
+        FROM fine f GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT ON CONSTRAINT kt_rollup_summary_daily_key DO UPDATE SET
+            event_count = r.event_count + excluded.event_count,
+            total_cost = kt_add_sums(r.total_cost, excluded.total_cost),
+            total_input_tokens = r.total_input_tokens + excluded.total_input_tokens,
+            total_output_tokens = r.total_output_tokens + excluded.total_output_tokens,
+            latency_sum = kt_add_sums(r.latency_sum, excluded.latency_sum)::bigint,
+            latency_count = r.latency_count + excluded.latency_count
     )
     SELECT count(*) INTO written FROM metrics;
 
@@ -992,6 +1086,102 @@ COMMENT ON COLUMN governance_spend_daily.total_input_tokens IS 'SUM(input_tokens
 COMMENT ON COLUMN governance_spend_daily.total_output_tokens IS 'SUM(output_tokens).';
 COMMENT ON COLUMN governance_spend_daily.total_cost_usd IS 'SUM(cost_usd).';
 
+-- The daily summary with every dimension it filters by, live like governance_spend_daily.
+CREATE FUNCTION kt_governance_internal.kt_live_summary_day(day timestamptz)
+RETURNS TABLE (gateway_id text, team_id text, model text, decision text, event_count bigint, total_cost numeric,
+               total_input_tokens bigint, total_output_tokens bigint, latency_sum bigint, latency_count bigint)
+LANGUAGE plpgsql STABLE
+ROWS 100
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+SET jit = off
+AS $fn$
+DECLARE
+    frozen timestamptz := kt_frozen_before();
+    dirty timestamptz[] := ARRAY(SELECT DISTINCT d.bucket FROM kt_dirty_hours d
+                                 WHERE d.bucket >= day AND d.bucket < day + interval '24 hours'
+                                   AND d.bucket >= frozen);
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        SELECT x.gateway_id, x.team_id, x.model, x.decision, sum(x.n)::bigint, sum(x.cost), sum(x.tin)::bigint,
+               sum(x.tout)::bigint, sum(x.lat_sum)::bigint, sum(x.lat_n)::bigint
+        FROM (SELECT r.gateway_id, r.team_id, r.model, r.decision, r.event_count AS n, r.total_cost AS cost,
+                     r.total_input_tokens AS tin, r.total_output_tokens AS tout, r.latency_sum AS lat_sum,
+                     r.latency_count AS lat_n
+              FROM kt_governance_internal.kt_rollup_summary_hourly r
+              WHERE r.bucket >= $1 AND r.bucket < $2 AND r.bucket <> ALL ($3)
+              UNION ALL
+              SELECT e.gateway_id, e.team_id, e.model, e.decision, 1, e.cost_usd, e.input_tokens, e.output_tokens,
+                     e.latency_ms, (e.latency_ms IS NOT NULL)::int
+              FROM unnest($3) h(hour)
+              JOIN %s e ON e."timestamp" >= h.hour AND e."timestamp" < h.hour + interval '1 hour'
+              WHERE e."timestamp" >= $1 AND e."timestamp" < $2) x
+        GROUP BY x.gateway_id, x.team_id, x.model, x.decision$q$, '@extschema@.ai_decision_events'::regclass)
+    USING day, day + interval '24 hours', dirty;
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_live_summary_day(timestamptz) IS 'Internal: summary rows of one UTC day per (gateway_id, team_id, model, decision): its clean hours from kt_rollup_summary_hourly, its dirty hours from raw rows (planned with the day as a constant). Runs with the caller''s rights.';
+
+CREATE FUNCTION kt_governance_internal.kt_visible_summary_daily()
+RETURNS TABLE (day timestamptz, gateway_id text, team_id text, model text, decision text, event_count bigint,
+               total_cost numeric, total_input_tokens bigint, total_output_tokens bigint, latency_sum bigint,
+               latency_count bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+BEGIN
+    RETURN QUERY
+    SELECT date_trunc('day', e."timestamp", 'UTC'), e.gateway_id, e.team_id, e.model, e.decision, count(*),
+           sum(e.cost_usd), sum(e.input_tokens)::bigint, sum(e.output_tokens)::bigint, sum(e.latency_ms)::bigint,
+           count(e.latency_ms)
+    FROM @extschema@.ai_decision_events e
+    GROUP BY 1, 2, 3, 4, 5;
+END
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_visible_summary_daily() IS 'Internal: every governance_summary_daily row computed from the raw rows the caller may see, for a caller limited by row-level security.';
+
+-- (names schema-qualified, literals typed: see governance_metrics_hourly)
+CREATE VIEW governance_summary_daily WITH (security_invoker = true) AS
+SELECT p.day, p.decision, p.gateway_id, p.team_id, p.model,
+       sum(p.event_count)::bigint AS event_count, sum(p.total_cost) AS total_cost,
+       sum(p.latency_sum) / nullif(sum(p.latency_count), 0::numeric) AS avg_latency_ms,
+       (sum(p.total_input_tokens) + sum(p.total_output_tokens))::bigint AS total_tokens,
+       sum(p.total_input_tokens)::bigint AS total_input_tokens, sum(p.total_output_tokens)::bigint AS total_output_tokens,
+       sum(p.latency_sum)::bigint AS total_latency_ms, sum(p.latency_count)::bigint AS latency_count
+FROM (
+    SELECT r.bucket AS day, r.gateway_id, r.team_id, r.model, r.decision, r.event_count, r.total_cost,
+           r.total_input_tokens, r.total_output_tokens, r.latency_sum, r.latency_count
+    FROM kt_governance_internal.kt_rollup_summary_daily r
+    WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
+      AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d
+                      WHERE d.bucket >= r.bucket AND d.bucket < r.bucket + interval '24 hours'
+                        AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
+    UNION ALL
+    SELECT d.day, s.gateway_id, s.team_id, s.model, s.decision, s.event_count, s.total_cost,
+           s.total_input_tokens, s.total_output_tokens, s.latency_sum, s.latency_count
+    FROM (SELECT DISTINCT date_trunc('day'::text, bucket, 'UTC'::text) AS day FROM kt_governance_internal.kt_dirty_hours
+          WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
+            AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
+    CROSS JOIN LATERAL kt_governance_internal.kt_live_summary_day(d.day) s
+    UNION ALL
+    SELECT v.* FROM kt_governance_internal.kt_visible_summary_daily() v
+    WHERE (SELECT kt_governance_internal.kt_rls_applies())
+) p
+GROUP BY p.day, p.decision, p.gateway_id, p.team_id, p.model;
+COMMENT ON VIEW governance_summary_daily IS 'Daily governance summary per UTC day, decision, gateway, team and model (the document''s summary with the dimensions it is filtered by), always exact: clean days from kt_rollup_summary_daily, days changed since the last refresh from their clean hours'' rollup rows plus their changed hours'' raw rows; for a caller limited by row-level security, from the rows it may see. The document''s 30-day summary is SELECT day, decision, sum(event_count), sum(total_cost), sum(total_latency_ms) / sum(latency_count), sum(total_tokens) ... WHERE day >= ... GROUP BY day, decision. Filter on day (and on gateway_id, team_id, model) to use the rollup''s key.';
+COMMENT ON COLUMN governance_summary_daily.day IS 'Start of the UTC day (kt_governance_summary(tz => ...) cuts days in other zones).';
+COMMENT ON COLUMN governance_summary_daily.decision IS 'Decision: allowed, blocked, escalated or redacted.';
+COMMENT ON COLUMN governance_summary_daily.gateway_id IS 'Gateway.';
+COMMENT ON COLUMN governance_summary_daily.team_id IS 'Team; NULL for events without one (as stored, so that team_id = ... filters as kt_governance_summary(team_id => ...) does).';
+COMMENT ON COLUMN governance_summary_daily.model IS 'Model.';
+COMMENT ON COLUMN governance_summary_daily.event_count IS 'Events.';
+COMMENT ON COLUMN governance_summary_daily.total_cost IS 'SUM(cost_usd); NULL when every cost was NULL.';
+COMMENT ON COLUMN governance_summary_daily.avg_latency_ms IS 'AVG(latency_ms) over non-null latencies; across rows use sum(total_latency_ms) / sum(latency_count).';
+COMMENT ON COLUMN governance_summary_daily.total_tokens IS 'SUM(input_tokens + output_tokens).';
+COMMENT ON COLUMN governance_summary_daily.total_input_tokens IS 'SUM(input_tokens).';
+COMMENT ON COLUMN governance_summary_daily.total_output_tokens IS 'SUM(output_tokens).';
+COMMENT ON COLUMN governance_summary_daily.total_latency_ms IS 'SUM(latency_ms).';
+COMMENT ON COLUMN governance_summary_daily.latency_count IS 'COUNT(latency_ms): events with a known latency.';
+
 -- Policy evaluations per hour, policy and result, live like governance_metrics_hourly.
 CREATE FUNCTION kt_governance_internal.kt_live_policy(range_start timestamptz, range_end timestamptz)
 RETURNS TABLE (hour timestamptz, policy_name text, result text, evaluation_count bigint,
@@ -1119,6 +1309,7 @@ COMMENT ON COLUMN governance_anomalies_hourly.status IS 'ANOMALY when block_rate
 REVOKE ALL ON FUNCTION kt_refresh_metrics(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_refresh_metrics(timestamptz) TO kt_governance_admin;
 GRANT SELECT ON governance_metrics_hourly, governance_spend_daily, governance_policy_hourly, governance_anomalies_hourly,
+                governance_summary_daily, kt_rollup_summary_hourly, kt_rollup_summary_daily,
                 kt_governance_internal.kt_blocks_hourly, kt_rollup_metrics_hourly,
                 kt_rollup_state, kt_rollup_decisions_hourly, kt_rollup_spend_hourly, kt_rollup_spend_daily,
                 kt_rollup_policy_hourly, kt_dirty_hours, kt_rollup_deltas, kt_latency_deltas,

@@ -42,6 +42,7 @@ at="$(q "$dir" "$port" fresh "SELECT now()::text")"
 reports="SELECT md5(string_agg(r::text, ',' ORDER BY r::text)) FROM (
     SELECT s::text r FROM kt_governance_summary(start_time => '2026-01-01', end_time => '$at'::timestamptz - interval '1 day') s
     UNION ALL SELECT t::text FROM kt_spend_by_team_model(start_time => '$at'::timestamptz - interval '20 days 5 hours', end_time => '$at'::timestamptz - interval '1 day') t
+    UNION ALL SELECT s::text FROM kt_governance_summary(start_time => '$at'::timestamptz - interval '20 days 5 hours', end_time => '$at'::timestamptz - interval '1 day', team_id => 'search', gateway_id => 'gw-us-east') s
     UNION ALL SELECT p::text FROM kt_policy_effectiveness(start_time => '$at'::timestamptz - interval '20 days 5 hours', end_time => '$at'::timestamptz - interval '1 day') p
     UNION ALL SELECT (a.hour, a.series, a.total, a.blocked, a.block_rate, round(a.baseline_mean::numeric, 12),
                       round(a.baseline_stddev::numeric, 12), round(a.z_score::numeric, 9), a.status)::text
@@ -100,6 +101,14 @@ upgrade_from() {
         "$(old "SELECT count(*) FROM (SELECT date_trunc('day', bucket, 'UTC'), team_id, model, decision, sum(request_count)::bigint,
                 sum(total_input_tokens)::bigint, sum(total_output_tokens)::bigint, sum(total_cost) FROM kt_governance_internal.kt_rollup_spend_hourly GROUP BY 1, 2, 3, 4
                 EXCEPT SELECT * FROM kt_governance_internal.kt_rollup_spend_daily) d")|$(old "SELECT count(*) > 0 FROM kt_governance_internal.kt_rollup_spend_daily")" "0|t"
+    check "$from: summary rollup filled from the raw rows, equal to them after a refresh" \
+        "$(old "SELECT count(*) FROM kt_refresh_metrics()")|$(old "SELECT count(*) FROM (
+                (SELECT date_trunc('hour', \"timestamp\", 'UTC'), gateway_id, team_id, model, decision, count(*), sum(cost_usd),
+                        sum(input_tokens), sum(output_tokens), sum(latency_ms), count(latency_ms) FROM ai_decision_events GROUP BY 1, 2, 3, 4, 5
+                 EXCEPT ALL SELECT * FROM kt_governance_internal.kt_rollup_summary_hourly)
+                UNION ALL (SELECT * FROM kt_governance_internal.kt_rollup_summary_hourly EXCEPT ALL
+                 SELECT date_trunc('hour', \"timestamp\", 'UTC'), gateway_id, team_id, model, decision, count(*), sum(cost_usd),
+                        sum(input_tokens), sum(output_tokens), sum(latency_ms), count(latency_ms) FROM ai_decision_events GROUP BY 1, 2, 3, 4, 5)) d")" "1|0"
     check "$from: row counts of the stored rows exact after the update" "$(old "SELECT count(*) FROM kt_verify_row_counts()")" 0
     check "$from: objects of later versions work in the upgraded database" \
         "$(old "SELECT count(*) FROM kt_export_schedules")|$(old "SELECT status FROM kt_run_job('export')")|$(old "SELECT hours_refreshed >= 0 FROM kt_refresh_metrics()")" "0|ok|t"

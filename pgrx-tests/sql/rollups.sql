@@ -5,6 +5,17 @@
 SET kt_governance.premake_past = 0;
 CREATE EXTENSION kt_governance;
 \ir _helpers.psql
+-- the summary rollup's raw-row definition (every dimension the summary filters by)
+CREATE VIEW pg_temp.raw_summary_hours AS
+SELECT date_trunc('hour', "timestamp", 'UTC') AS bucket, gateway_id, team_id, model, decision, count(*) AS event_count,
+       sum(cost_usd) AS total_cost, sum(input_tokens) AS total_input_tokens, sum(output_tokens) AS total_output_tokens,
+       sum(latency_ms) AS latency_sum, count(latency_ms) AS latency_count
+FROM ai_decision_events GROUP BY 1, 2, 3, 4, 5;
+CREATE VIEW pg_temp.summary_days_from_hours AS
+SELECT date_trunc('day', bucket, 'UTC') AS bucket, gateway_id, team_id, model, decision, sum(event_count)::bigint AS event_count,
+       sum(total_cost) AS total_cost, sum(total_input_tokens)::bigint AS tin, sum(total_output_tokens)::bigint AS tout,
+       sum(latency_sum)::bigint AS latency_sum, sum(latency_count)::bigint AS latency_count
+FROM kt_rollup_summary_hourly GROUP BY 1, 2, 3, 4, 5;
 -- the sample data spans the last 10 days: give all of it a dated partition first, so no row
 -- waits in the default partition for a later maintenance run to move (which month that would
 -- be depends on the date the test runs at)
@@ -58,6 +69,18 @@ SELECT pg_temp.diff('SELECT hour, gateway_id, model, total_requests, allowed, bl
 SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(start_time => now() - interval '6 days 37 minutes', end_time => now() - interval '1 day 13 minutes')$$,
                     $$SELECT date_trunc('day', timestamp), decision, count(*), sum(cost_usd), avg(latency_ms), sum(input_tokens + output_tokens) FROM ai_decision_events
                       WHERE timestamp >= now() - interval '6 days 37 minutes' AND timestamp < now() - interval '1 day 13 minutes' GROUP BY 1, 2$$) AS summary_range_differences;
+-- the summary's filters read the rollup keyed by every dimension, with raw edges
+SELECT f.label, pg_temp.diff(format($$SELECT * FROM kt_governance_summary(start_time => now() - interval '6 days 37 minutes',
+                                          end_time => now() - interval '1 day 13 minutes', gateway_id => %L, team_id => %L, model => %L)$$,
+                                     f.gw, f.team, f.model),
+                              format($$SELECT date_trunc('day', timestamp), decision, count(*), sum(cost_usd), avg(latency_ms), sum(input_tokens + output_tokens)
+                                       FROM ai_decision_events WHERE timestamp >= now() - interval '6 days 37 minutes' AND timestamp < now() - interval '1 day 13 minutes'
+                                        AND (%1$L IS NULL OR gateway_id = %1$L) AND (%2$L IS NULL OR team_id = %2$L) AND (%3$L IS NULL OR model = %3$L)
+                                       GROUP BY 1, 2$$, f.gw, f.team, f.model)) AS differences,
+       (SELECT count(*) FROM kt_governance_summary(start_time => now() - interval '6 days 37 minutes', end_time => now() - interval '1 day 13 minutes',
+                                                   gateway_id => f.gw, team_id => f.team, model => f.model)) > 0 AS has_rows
+FROM (VALUES ('team', NULL, 'search', NULL), ('gateway and model', 'gw-us-east', NULL, 'gpt-4o'),
+             ('all three', 'gw-eu-west', 'search', 'gpt-4o-mini')) f(label, gw, team, model);
 SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(tz => 'Asia/Kolkata')$$,
                     $$SELECT date_trunc('day', timestamp, 'Asia/Kolkata'), decision, count(*), sum(cost_usd), avg(latency_ms), sum(input_tokens + output_tokens) FROM ai_decision_events
                       WHERE timestamp >= now() - interval '30 days' GROUP BY 1, 2$$) AS half_hour_zone_differences;
@@ -126,6 +149,9 @@ SELECT (SELECT count(*) FROM kt_rollup_deltas) + (SELECT count(*) FROM kt_latenc
 SELECT pg_temp.diff('SELECT bucket, policy_name, result, evaluation_count, latency_sum, latency_count FROM kt_rollup_policy_hourly',
                     $$SELECT date_trunc('hour', event_timestamp, 'UTC'), policy_name, result, count(*), sum(latency_ms), count(latency_ms)
                       FROM policy_evaluations GROUP BY 1, 2, 3$$) AS policy_rollup_differences_after_merge;
+-- and the merged summary rollup the events' raw sums at every dimension, its days their hours' sums
+SELECT pg_temp.diff('SELECT * FROM kt_rollup_summary_hourly', 'SELECT * FROM pg_temp.raw_summary_hours') AS summary_rollup_differences_after_merge,
+       pg_temp.diff('SELECT * FROM kt_rollup_summary_daily', 'SELECT * FROM pg_temp.summary_days_from_hours') AS summary_days_differences_after_merge;
 BEGIN;
 SELECT report, differences FROM pg_temp.compare_all();
 SELECT pg_temp.diff('SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly',
@@ -177,6 +203,8 @@ BEGIN;
 SELECT report, differences FROM pg_temp.compare_all();
 SELECT pg_temp.diff('SELECT hour, gateway_id, model, total_requests, allowed, blocked, escalated, total_cost, p50_latency, p99_latency, total_input_tokens, total_output_tokens FROM governance_metrics_hourly',
                     'SELECT * FROM pg_temp.doc_metrics') AS metrics_view_differences_after_all;
+SELECT pg_temp.diff('SELECT * FROM kt_rollup_summary_hourly', 'SELECT * FROM pg_temp.raw_summary_hours') AS summary_rollup_differences_after_all,
+       pg_temp.diff('SELECT * FROM kt_rollup_summary_daily', 'SELECT * FROM pg_temp.summary_days_from_hours') AS summary_days_differences_after_all;
 COMMIT;
 
 -- mergeable sketch: p50/p99 of a whole day from merged hourly sketches within 1% of the exact
@@ -240,6 +268,8 @@ SELECT count(*) > 0 AS later_hourly_rows_kept FROM kt_rollup_spend_hourly WHERE 
 SELECT count(*) AS daily_rows_before_cutoff_day FROM kt_rollup_spend_daily
 WHERE bucket < date_trunc('day', now() - interval '100 hours', 'UTC');
 SELECT pg_temp.diff('SELECT * FROM kt_rollup_spend_daily', 'SELECT * FROM spend_days_from_hours') AS daily_spend_differences_after_rollup_retention;
+SELECT pg_temp.diff('SELECT * FROM kt_rollup_summary_daily', 'SELECT * FROM pg_temp.summary_days_from_hours') AS summary_days_differences_after_rollup_retention,
+       (SELECT count(*) FROM kt_rollup_summary_hourly WHERE bucket < now() - interval '100 hours') AS summary_hours_before_cutoff;
 RESET kt_governance.rollup_retention_hours;
 RESET kt_governance.retention_hours;
 

@@ -1,5 +1,5 @@
--- The BI views: governance_metrics_hourly, governance_spend_daily, governance_policy_hourly and
--- governance_anomalies_hourly equal their raw-row definitions (EXCEPT ALL both ways) before and after a refresh, after late inserts, updates and
+-- The BI views: governance_metrics_hourly, governance_spend_daily, governance_summary_daily,
+-- governance_policy_hourly and governance_anomalies_hourly equal their raw-row definitions (EXCEPT ALL both ways) before and after a refresh, after late inserts, updates and
 -- deletes, in a UTC and an Asia/Kolkata session; with 400 daily partitions a 24-hour query's
 -- plan holds no events partition and stays below jit_above_cost; a reader may read them.
 -- Fixed instants only: the data lies in 2024, whatever the clock says.
@@ -25,6 +25,12 @@ SELECT date_trunc('day', "timestamp", 'UTC') AS day, coalesce(team_id, 'unassign
        count(*) AS request_count, sum(input_tokens) AS total_input_tokens, sum(output_tokens) AS total_output_tokens,
        sum(cost_usd) AS total_cost_usd
 FROM ai_decision_events GROUP BY 1, 2, 3, 4;
+CREATE VIEW pg_temp.raw_summary AS
+SELECT date_trunc('day', "timestamp", 'UTC') AS day, decision, gateway_id, team_id, model, count(*) AS event_count,
+       sum(cost_usd) AS total_cost, avg(latency_ms) AS avg_latency_ms, sum(input_tokens + output_tokens) AS total_tokens,
+       sum(input_tokens) AS total_input_tokens, sum(output_tokens) AS total_output_tokens,
+       sum(latency_ms) AS total_latency_ms, count(latency_ms) AS latency_count
+FROM ai_decision_events GROUP BY 1, 2, 3, 4, 5;
 CREATE VIEW pg_temp.raw_policy AS
 SELECT date_trunc('hour', event_timestamp, 'UTC') AS hour, policy_name, result, count(*) AS evaluation_count,
        CASE WHEN result = 'block' THEN count(*) ELSE 0 END AS block_count, sum(latency_ms) AS total_latency_ms,
@@ -49,15 +55,16 @@ SELECT hour, total, blocked, round(rate::numeric, 4) AS block_rate, n AS baselin
        CASE WHEN rate > mean + 2 * sd THEN 'ANOMALY' ELSE 'normal' END AS status
 FROM judged;
 CREATE FUNCTION pg_temp.view_differences() RETURNS text LANGUAGE sql AS $$
-    SELECT format('metrics %s, spend %s, policy %s, anomalies %s (of %s hour rows, %s day rows, %s policy rows, %s anomalies)',
+    SELECT format('metrics %s, spend %s, summary %s, policy %s, anomalies %s (of %s hour rows, %s day rows, %s summary rows, %s policy rows, %s anomalies)',
                   pg_temp.diff('SELECT * FROM governance_metrics_hourly', 'SELECT * FROM pg_temp.raw_metrics'),
                   pg_temp.diff('SELECT * FROM governance_spend_daily', 'SELECT * FROM pg_temp.raw_spend'),
+                  pg_temp.diff('SELECT * FROM governance_summary_daily', 'SELECT * FROM pg_temp.raw_summary'),
                   pg_temp.diff('SELECT * FROM governance_policy_hourly', 'SELECT * FROM pg_temp.raw_policy'),
                   pg_temp.diff($q$SELECT hour, total, blocked, block_rate, baseline_hours, round(baseline_mean::numeric, 9),
                                        round(baseline_stddev::numeric, 9), status FROM governance_anomalies_hourly$q$,
                                'SELECT * FROM pg_temp.raw_anomalies'),
                   (SELECT count(*) FROM governance_metrics_hourly), (SELECT count(*) FROM governance_spend_daily),
-                  (SELECT count(*) FROM governance_policy_hourly),
+                  (SELECT count(*) FROM governance_summary_daily), (SELECT count(*) FROM governance_policy_hourly),
                   (SELECT count(*) FROM governance_anomalies_hourly WHERE status = 'ANOMALY')) $$;
 
 -- before any refresh every hour is dirty: both views are computed live
@@ -126,7 +133,7 @@ BEGIN
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || query INTO plan;
     RETURN format('events partitions planned: %s, rollup index used: %s, below jit_above_cost: %s',
                   (SELECT count(*) FROM regexp_matches(text_plan, 'events_\d{4}_\d{2}_\d{2}|policy_evaluations_\d{4}', 'g')),
-                  text_plan ~ '(rollup_metrics_hourly_reads|rollup_metrics_hourly_pkey|rollup_spend_daily_key|rollup_policy_hourly_pkey|rollup_decisions_hourly_pkey)',
+                  text_plan ~ '(rollup_metrics_hourly_reads|rollup_metrics_hourly_pkey|rollup_spend_daily_key|rollup_summary_daily_key|rollup_policy_hourly_pkey|rollup_decisions_hourly_pkey)',
                   (plan -> 0 -> 'Plan' ->> 'Total Cost')::float8 < current_setting('jit_above_cost')::float8);
 END $$;
 SELECT count(*) >= 400 AS partitions FROM kt_partitions;
@@ -134,10 +141,18 @@ INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gate
 VALUES ('dirty-in-window', '2024-05-31 12:00+00', 'allowed', 'gpt-4o', 'openai', 'gw-us-east');
 SELECT pg_temp.shape($$SELECT * FROM governance_metrics_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS metrics_24h_dirty;
 SELECT pg_temp.shape($$SELECT day, team, sum(total_cost_usd) FROM governance_spend_daily WHERE day >= '2024-05-25' AND day < '2024-06-01' GROUP BY 1, 2$$) AS spend_week_dirty;
+SELECT pg_temp.shape($$SELECT day, decision, sum(event_count) FROM governance_summary_daily WHERE day >= '2024-05-25' AND day < '2024-06-01' AND team_id = 'data-science' GROUP BY 1, 2$$) AS summary_week_team_dirty;
 SELECT pg_temp.shape($$SELECT policy_name, sum(block_count) FROM governance_policy_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00' GROUP BY 1$$) AS policy_24h_dirty;
 SELECT pg_temp.shape($$SELECT * FROM governance_anomalies_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS anomalies_24h_dirty;
 SELECT hours_refreshed FROM kt_refresh_metrics();
 SELECT pg_temp.shape($$SELECT * FROM governance_metrics_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS metrics_24h_clean;
+SELECT pg_temp.shape($$SELECT day, decision, sum(event_count) FROM governance_summary_daily WHERE day >= '2024-05-25' AND day < '2024-06-01' AND team_id = 'data-science' GROUP BY 1, 2$$) AS summary_week_team_clean;
+-- the dimension filter is a condition of the rollup's index scan, not a filter after it (seq
+-- scans off: this test's rollup is small enough for the planner to read it whole)
+SET enable_seqscan = off;
+SELECT pg_temp.plan($$SELECT day, decision, sum(event_count) FROM governance_summary_daily WHERE day >= '2024-05-25' AND day < '2024-06-01' AND team_id = 'data-science' GROUP BY 1, 2$$)
+       ~ 'Index Cond: [^\n]*bucket >= [^\n]*team_id = ''data-science''' AS summary_team_filter_in_index_cond;
+RESET enable_seqscan;
 SELECT pg_temp.shape($$SELECT policy_name, sum(block_count) FROM governance_policy_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00' GROUP BY 1$$) AS policy_24h_clean;
 SELECT pg_temp.shape($$SELECT * FROM governance_anomalies_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS anomalies_24h_clean;
 -- the report's 7-day window in the policy view: the document's rows
@@ -146,6 +161,13 @@ SELECT pg_temp.diff($$SELECT policy_name, result, sum(evaluation_count), sum(blo
                     $$SELECT policy_name, result, evaluation_count, block_count
                       FROM kt_policy_effectiveness_by_result(start_time => '2024-05-25 00:00+00', end_time => '2024-06-01 00:00+00')$$)
        AS policy_view_vs_report;
+-- the summary view's week for one team and the filtered report (served by kt_rollup_summary_hourly)
+SELECT pg_temp.diff($$SELECT day, decision, sum(event_count), sum(total_cost), sum(total_latency_ms) / nullif(sum(latency_count), 0),
+                             sum(total_tokens) FROM governance_summary_daily
+                      WHERE day >= '2024-05-25' AND day < '2024-06-01' AND team_id = 'data-science' GROUP BY 1, 2$$,
+                    $$SELECT * FROM kt_governance_summary(start_time => '2024-05-25 00:00+00', end_time => '2024-06-01 00:00+00',
+                                                          tz => 'UTC', team_id => 'data-science')$$)
+       AS summary_view_vs_filtered_report;
 SELECT pg_temp.view_differences() AS finally;
 
 -- readers read both views (and only through them: the live functions run with their rights)
@@ -153,6 +175,7 @@ CREATE ROLE kt_views_reader LOGIN IN ROLE kt_governance_reader;
 SET ROLE kt_views_reader;
 SELECT count(*) > 0 AS reader_metrics FROM governance_metrics_hourly WHERE hour >= '2024-05-31';
 SELECT count(*) > 0 AS reader_spend FROM governance_spend_daily WHERE day >= '2024-05-25';
+SELECT count(*) > 0 AS reader_summary FROM governance_summary_daily WHERE day >= '2024-05-25';
 SELECT count(*) > 0 AS reader_policy FROM governance_policy_hourly WHERE hour >= '2024-05-31';
 SELECT count(*) > 0 AS reader_anomalies FROM governance_anomalies_hourly WHERE hour >= '2024-05-31';
 RESET ROLE;
@@ -168,6 +191,8 @@ SELECT pg_temp.diff('SELECT * FROM governance_metrics_hourly',
                     replace(pg_get_viewdef('pg_temp.raw_metrics'), ';', '')) AS metrics_differences_under_rls,
        pg_temp.diff('SELECT * FROM governance_spend_daily',
                     replace(pg_get_viewdef('pg_temp.raw_spend'), ';', '')) AS spend_differences_under_rls,
+       pg_temp.diff('SELECT * FROM governance_summary_daily',
+                    replace(pg_get_viewdef('pg_temp.raw_summary'), ';', '')) AS summary_differences_under_rls,
        pg_temp.diff('SELECT * FROM governance_policy_hourly',
                     replace(pg_get_viewdef('pg_temp.raw_policy'), ';', '')) AS policy_differences_under_rls,
        pg_temp.diff($q$SELECT hour, total, blocked, block_rate, baseline_hours, round(baseline_mean::numeric, 9),
@@ -180,5 +205,5 @@ ALTER TABLE policy_evaluations DISABLE ROW LEVEL SECURITY;
 -- every column of both views has a comment
 SELECT c.relname, count(*) FILTER (WHERE col_description(c.oid, a.attnum) IS NULL) AS uncommented_columns
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
-WHERE c.relname IN ('governance_metrics_hourly', 'governance_spend_daily', 'governance_policy_hourly',
+WHERE c.relname IN ('governance_metrics_hourly', 'governance_spend_daily', 'governance_summary_daily', 'governance_policy_hourly',
                     'governance_anomalies_hourly') GROUP BY 1 ORDER BY 1;
