@@ -1350,3 +1350,52 @@ INSERT INTO kt_governance_internal.kt_dirty_hours (bucket, recompute)
 SELECT DISTINCT bucket, true FROM kt_governance_internal.kt_dirty_hours
 WHERE bucket >= kt_governance_internal.kt_frozen_before();
 SELECT kt_governance_internal.kt_rebuild_spend_days(ARRAY(SELECT DISTINCT bucket FROM kt_governance_internal.kt_rollup_summary_hourly));
+
+-- ingest (1.1.0): records screened one by one (no record's content fails a quarantine batch),
+-- an acceptance window, whole tokens, exact costs; a count of unknown fields; kt_ingest(text)
+DROP FUNCTION kt_ingest(jsonb, text, boolean);
+DROP FUNCTION kt_governance_internal.kt_ingest_json(text, text, boolean);
+CREATE FUNCTION kt_governance_internal."kt_ingest_json"(
+	"events" TEXT,
+	"mode" TEXT DEFAULT 'strict',
+	"assume_utc" bool DEFAULT false
+) RETURNS TABLE (
+	"received" bigint,
+	"inserted" bigint,
+	"duplicates" bigint,
+	"quarantined" bigint,
+	"evaluations_inserted" bigint,
+	"unknown_fields" bigint
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, kt_governance_internal, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ingest_wrapper';
+CREATE FUNCTION kt_ingest(events jsonb, mode text DEFAULT 'strict', assume_utc boolean DEFAULT false)
+RETURNS TABLE (received bigint, inserted bigint, duplicates bigint, quarantined bigint, evaluations_inserted bigint,
+               unknown_fields bigint)
+LANGUAGE sql
+VOLATILE STRICT
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+    SELECT * FROM kt_governance_internal.kt_ingest_json(events::text, mode, assume_utc)
+$fn$;
+-- The same for JSON text (a literal resolves to this one): what jsonb's parser refuses for the
+-- whole document (a \u0000 escape, a key given twice) is one bad record here.
+CREATE FUNCTION kt_ingest(events text, mode text DEFAULT 'strict', assume_utc boolean DEFAULT false)
+RETURNS TABLE (received bigint, inserted bigint, duplicates bigint, quarantined bigint, evaluations_inserted bigint,
+               unknown_fields bigint)
+LANGUAGE sql
+VOLATILE STRICT
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+    SELECT * FROM kt_governance_internal.kt_ingest_json(events, mode, assume_utc)
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_ingest_json(text, text, boolean) IS 'Internal: the body of kt_ingest(jsonb) and kt_ingest(text), given the document as text.';
+REVOKE ALL ON FUNCTION kt_governance_internal.kt_ingest_json(text, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_governance_internal.kt_ingest_json(text, text, boolean) TO kt_governance_writer;
+COMMENT ON FUNCTION kt_ingest(jsonb, text, boolean) IS 'Stores gateway decision events given as JSON (one object or an array) with their policy evaluations. Accepts decision or verdict in either vocabulary (allow/allowed, block/blocked, ...; case-insensitive), usage.input_tokens / usage.output_tokens (also prompt_/completion_tokens), policies_evaluated or policy_evaluations ({name, result, latency_ms, other keys kept in details}). Idempotent by id: ids already stored or repeated in the batch are skipped as duplicates. mode ''strict'' (default): a bad record aborts the call naming its index, id, field and problem; ''quarantine'': bad records go to kt_ingest_errors, and no record''s content fails the batch. Event times outside kt_governance.ingest_accept_past / ingest_accept_future, fractional tokens and costs finer than a micro-dollar are bad records. assume_utc: read timestamps without an offset as UTC (otherwise they are refused). Returns received, inserted, duplicates, quarantined, evaluations_inserted and unknown_fields (top-level keys it does not read, counted and dropped).';
+COMMENT ON FUNCTION kt_ingest(text, text, boolean) IS 'kt_ingest for JSON text (what a literal resolves to): the same rules, and what the jsonb parser would refuse for the whole document (a \u0000 escape, a key given twice) is one bad record.';
+
+REVOKE ALL ON FUNCTION kt_ingest(jsonb, text, boolean), kt_ingest(text, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_ingest(jsonb, text, boolean), kt_ingest(text, text, boolean) TO kt_governance_writer;

@@ -5,11 +5,13 @@
 //! the document's key, `id`: ids already stored, or repeated in the batch, are skipped with
 //! their evaluations and counted as duplicates. Bad records either abort the call ('strict')
 //! with an error naming the record, its id, the field and the problem, or go to
-//! kt_ingest_errors ('quarantine') while the good ones are stored.
+//! kt_ingest_errors ('quarantine') while the good ones are stored. No record's content fails
+//! the batch in quarantine mode: each record's raw JSON is screened first (ingest_screen.rs).
 
 use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use pgrx::prelude::*;
 use serde_json::{Map, Value};
+use crate::ingest_screen;
 use std::collections::HashSet;
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -44,6 +46,8 @@ pub struct EventRow {
     pub request_source: Option<String>,
     pub batch_id: Option<String>,
     pub evaluations: Vec<EvaluationRow>,
+    /// top-level keys kt_ingest does not read (counted, then dropped)
+    pub unknown_fields: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +76,39 @@ fn normalize_result(raw: &str) -> Option<&'static str> {
         "flag" | "flagged" => Some("flag"),
         "escalate" | "escalated" => Some("escalate"),
         _ => None,
+    }
+}
+
+/// What a record must satisfy beyond its syntax: the caller's choice for timestamps without an
+/// offset and the acceptance window of event times (PostgreSQL microseconds; None = unbounded).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rules {
+    pub assume_utc: bool,
+    pub not_before_us: Option<i64>,
+    pub not_after_us: Option<i64>,
+}
+
+impl Rules {
+    /// From the call's argument and the kt_governance.ingest_accept_* settings, around the
+    /// transaction's start.
+    fn current(assume_utc: bool) -> Rules {
+        let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+        let bound = |seconds: i32| (seconds >= 0).then(|| i64::from(seconds) * 1_000_000);
+        Rules {
+            assume_utc,
+            not_before_us: bound(crate::settings::INGEST_ACCEPT_PAST_S.get()).map(|d| now.saturating_sub(d)),
+            not_after_us: bound(crate::settings::INGEST_ACCEPT_FUTURE_S.get()).map(|d| now.saturating_add(d)),
+        }
+    }
+
+    fn check_window(&self, raw: &str, us: i64) -> Result<(), Problem> {
+        if self.not_before_us.is_some_and(|b| us < b) {
+            return Err(problem("timestamp", format!("\"{raw}\" is older than kt_governance.ingest_accept_past allows")));
+        }
+        if self.not_after_us.is_some_and(|a| us > a) {
+            return Err(problem("timestamp", format!("\"{raw}\" is further in the future than kt_governance.ingest_accept_future allows")));
+        }
+        Ok(())
     }
 }
 
@@ -123,7 +160,22 @@ fn text_value(obj: &Map<String, Value>, field: &'static str, required: bool) -> 
     }
 }
 
-/// A non-negative integer, from a JSON number or a numeric string.
+/// A non-negative whole number, from a JSON number or a numeric string (tokens: a fraction of a
+/// token is a gateway's bug, not something to round away).
+fn whole_count(value: Option<&Value>, field: &'static str) -> Result<Option<i32>, Problem> {
+    let n = count(value, field)?;
+    let fraction = match value {
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f.fract() != 0.0),
+        Some(Value::String(s)) => s.trim().parse::<f64>().is_ok_and(|f| f.fract() != 0.0),
+        _ => false,
+    };
+    if fraction {
+        return Err(problem(field, format!("must be a whole number, got {}", value.unwrap())));
+    }
+    Ok(n)
+}
+
+/// A non-negative integer, from a JSON number or a numeric string, rounded (latencies).
 fn count(value: Option<&Value>, field: &'static str) -> Result<Option<i32>, Problem> {
     let number = match value {
         None | Some(Value::Null) => return Ok(None),
@@ -150,7 +202,29 @@ fn cost(value: Option<&Value>) -> Result<Option<String>, Problem> {
     if !n.is_finite() || n < 0.0 || n >= 1_000_000.0 {
         return Err(problem("cost_usd", format!("must be between 0 and 999999.999999, got {raw}")));
     }
+    if decimal_places(&raw).is_none_or(|places| places > 6) {
+        return Err(problem(
+            "cost_usd",
+            format!("{raw} has more than 6 decimal places: numeric(12,6) would store a rounded amount"),
+        ));
+    }
     Ok(Some(raw))
+}
+
+/// Decimal places a number's text needs once trailing zeros are dropped (`1.50` -> 1, `4e-7` ->
+/// 7, `12e3` -> 0); None when it is not a plain decimal number.
+pub fn decimal_places(raw: &str) -> Option<i64> {
+    let (mantissa, exponent) = match raw.find(['e', 'E']) {
+        Some(at) => (&raw[..at], raw[at + 1..].parse::<i64>().ok()?),
+        None => (raw, 0),
+    };
+    let mantissa = mantissa.strip_prefix(['-', '+']).unwrap_or(mantissa);
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac = frac.trim_end_matches('0');
+    Some((frac.len() as i64).saturating_sub(exponent).max(0))
 }
 
 fn usage_field<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
@@ -189,11 +263,12 @@ fn evaluation(value: &Value) -> Result<EvaluationRow, Problem> {
 }
 
 /// Validates and normalizes one event record.
-pub fn parse_event(value: &Value, assume_utc: bool) -> Result<EventRow, Problem> {
+pub fn parse_event(value: &Value, rules: &Rules) -> Result<EventRow, Problem> {
     let obj = value.as_object().ok_or_else(|| problem("record", "must be a JSON object"))?;
     let id = text(obj, "id", true)?.unwrap();
     let raw_ts = text(obj, "timestamp", true)?.unwrap();
-    let timestamp_us = parse_timestamp(&raw_ts, assume_utc)?;
+    let timestamp_us = parse_timestamp(&raw_ts, rules.assume_utc)?;
+    rules.check_window(&raw_ts, timestamp_us)?;
     let (field, raw_decision) = match (obj.get("decision"), obj.get("verdict")) {
         (Some(Value::String(d)), _) => ("decision", d.clone()),
         (_, Some(Value::String(v))) => ("verdict", v.clone()),
@@ -215,22 +290,16 @@ pub fn parse_event(value: &Value, assume_utc: bool) -> Result<EventRow, Problem>
         gateway_id: text(obj, "gateway_id", true)?.unwrap(),
         user_id: text(obj, "user_id", false)?,
         team_id: text(obj, "team_id", false)?,
-        input_tokens: count(usage_field(obj, &["input_tokens", "prompt_tokens"]), "input_tokens")?.unwrap_or(0),
-        output_tokens: count(usage_field(obj, &["output_tokens", "completion_tokens"]), "output_tokens")?
+        input_tokens: whole_count(usage_field(obj, &["input_tokens", "prompt_tokens"]), "input_tokens")?.unwrap_or(0),
+        output_tokens: whole_count(usage_field(obj, &["output_tokens", "completion_tokens"]), "output_tokens")?
             .unwrap_or(0),
         cost_usd: cost(obj.get("cost_usd"))?,
         latency_ms: count(obj.get("latency_ms"), "latency_ms")?,
         request_source: text(obj, "request_source", false)?,
         batch_id: text(obj, "batch_id", false)?,
         evaluations,
+        unknown_fields: obj.keys().filter(|k| ingest_screen::known_field(k).is_none()).count() as i64,
     })
-}
-
-fn records(events: &Value) -> Vec<&Value> {
-    match events {
-        Value::Array(items) => items.iter().collect(),
-        other => vec![other],
-    }
 }
 
 fn id_of(value: &Value) -> Option<String> {
@@ -330,9 +399,29 @@ fn quarantine(schema: &str, index: usize, raw: &Value, p: &Problem) {
     crate::owner::as_extension_owner(|| Spi::run_with_args(&sql, &args)).expect("recording a quarantined record");
 }
 
-/// The body of kt_ingest(jsonb) (sql/ingest.sql), which passes the document as text: jsonb
-/// takes numbers (1e400) that do not fit a JSON parser's float, and pgrx's own jsonb argument
-/// conversion fails on those with XX000; parsed here, they get a clear 22P02.
+/// One record of a batch: parsed, or the problem that keeps it out, with the JSON to show for it.
+fn read_record(text: &str, rules: &Rules) -> (Value, Result<EventRow, Problem>) {
+    let screened = ingest_screen::screen(text);
+    let value = serde_json::from_str::<Value>(&screened.text);
+    match (screened.problem, value) {
+        (None, Ok(value)) => {
+            let row = parse_event(&value, rules);
+            (value, row)
+        }
+        (Some(p), Ok(value)) => (value, Err(p)),
+        // what the parser could not read is kept as text (sanitized: jsonb takes it)
+        (p, Err(e)) => {
+            let shown: String = screened.text.chars().take(10_000).collect();
+            let p = p.unwrap_or_else(|| problem("record", format!("is not valid JSON: {e}")));
+            (Value::String(shown), Err(p))
+        }
+    }
+}
+
+/// The body of kt_ingest(jsonb) and kt_ingest(text) (sql/ingest.sql), which pass the document
+/// as text: split into records and screened here, no record's content (numbers beyond a
+/// double, NUL, deep nesting, keys given twice) can fail the batch, and pgrx's own jsonb
+/// argument conversion (XX000 on 1e400) is never used.
 #[pg_extern(volatile, parallel_unsafe, name = "kt_ingest_json", schema = "kt_governance_internal")]
 #[search_path(pg_catalog, kt_governance_internal, pg_temp)]
 fn ingest(
@@ -347,6 +436,7 @@ fn ingest(
         name!(duplicates, i64),
         name!(quarantined, i64),
         name!(evaluations_inserted, i64),
+        name!(unknown_fields, i64),
     ),
 > {
     let quarantine_mode = match mode {
@@ -358,25 +448,27 @@ fn ingest(
     };
     // kt_ingest itself belongs to the extension, so the schema is always there
     let schema = crate::extension_schema().unwrap_or_else(|| "public".into());
-    let events: Value = serde_json::from_str(events).unwrap_or_else(|e| {
-        crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, format!("kt_ingest: the events are not JSON this loader can read: {e}"), "Numbers must fit a double precision value (latency_ms, tokens and cost_usd are far below that).")
+    let all = ingest_screen::split_records(events).unwrap_or_else(|e| {
+        crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, format!("kt_ingest: the events are not JSON: {e}"), "Give one JSON object or an array of them.")
     });
-    let all = records(&events);
+    let rules = Rules::current(assume_utc);
     let mut good: Vec<EventRow> = Vec::with_capacity(all.len());
     let mut quarantined = 0i64;
-    for (index, raw) in all.iter().enumerate() {
-        match parse_event(raw, assume_utc) {
+    for (index, text) in all.iter().enumerate() {
+        let (raw, row) = read_record(text, &rules);
+        match row {
             Ok(row) => good.push(row),
             Err(p) if quarantine_mode => {
-                quarantine(&schema, index, raw, &p);
+                quarantine(&schema, index, &raw, &p);
                 quarantined += 1;
             }
             Err(p) => {
-                let who = id_of(raw).map(|id| format!(" (id \"{id}\")")).unwrap_or_default();
+                let who = id_of(&raw).map(|id| format!(" (id \"{}\")", ingest_screen::shorten(&id))).unwrap_or_default();
                 crate::errors::raise_with_hint(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("record {index}{who}: field \"{}\": {}", p.field, p.reason), "Nothing was stored. mode => 'quarantine' stores the good records and keeps bad ones in kt_ingest_errors.")
             }
         }
     }
+    let unknown_fields = good.iter().map(|r| r.unknown_fields).sum();
     // concurrent kt_ingest calls must not both store the same new id
     take_ingest_lock();
     let stored = stored_ids(&schema, good.iter().map(|r| r.id.clone()).collect());
@@ -391,7 +483,7 @@ fn ingest(
         insert_events(&schema, &new_rows);
         evaluations_inserted = insert_evaluations(&schema, &new_rows);
     }
-    TableIterator::once((received, inserted, duplicates, quarantined, evaluations_inserted))
+    TableIterator::once((received, inserted, duplicates, quarantined, evaluations_inserted, unknown_fields))
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -405,7 +497,7 @@ mod tests {
         let e = parse_event(
             &json!({"id": "a", "timestamp": "2026-04-01T10:00:00+02:00", "verdict": "BLOCK", "model": "m",
                     "provider": "p", "gateway_id": "g", "usage": {"input_tokens": "12", "output_tokens": 3}}),
-            false,
+            &Rules::default(),
         )
         .unwrap();
         assert_eq!(e.decision, "blocked");
@@ -428,10 +520,34 @@ mod tests {
             &json!({"id": "a", "timestamp": "2026-04-01T10:00:00Z", "decision": "allowed", "model": "m",
                     "provider": "p", "gateway_id": "g",
                     "policies_evaluated": [{"name": "pii", "result": "Pass", "latency_ms": 4, "score": 0.2}]}),
-            false,
+            &Rules::default(),
         )
         .unwrap();
         assert_eq!(e.evaluations[0].result, "pass");
         assert_eq!(e.evaluations[0].details.as_deref(), Some(r#"{"score":0.2}"#));
+    }
+
+    #[pg_test]
+    fn costs_keep_their_micro_dollars() {
+        assert_eq!(decimal_places("0.000001"), Some(6));
+        assert_eq!(decimal_places("0.0000004"), Some(7));
+        assert_eq!(decimal_places("4e-7"), Some(7));
+        assert_eq!(decimal_places("1.500000000"), Some(1));
+        assert_eq!(decimal_places("12E3"), Some(0));
+        assert_eq!(decimal_places("1.2.3"), None);
+        let record = |cost: &str, tokens: &str| {
+            parse_event(
+                &serde_json::from_str(&format!(
+                    r#"{{"id": "a", "timestamp": "2026-04-01T10:00:00Z", "decision": "allowed", "model": "m",
+                        "provider": "p", "gateway_id": "g", "cost_usd": {cost}, "input_tokens": {tokens}, "extra": 1}}"#
+                ))
+                .unwrap(),
+                &Rules::default(),
+            )
+        };
+        assert_eq!(record("0.0000004", "1").unwrap_err().field, "cost_usd");
+        assert_eq!(record("0.000004", "12.7").unwrap_err().field, "input_tokens");
+        let ok = record("\"0.000004\"", "\"12\"").unwrap();
+        assert_eq!((ok.cost_usd.as_deref(), ok.input_tokens, ok.unknown_fields), (Some("0.000004"), 12, 1));
     }
 }

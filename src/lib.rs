@@ -11,6 +11,7 @@ mod errors;
 mod export;
 mod guard;
 mod ingest;
+mod ingest_screen;
 mod owner;
 mod reclaim;
 mod rollup;

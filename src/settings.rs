@@ -25,6 +25,8 @@ pub static DRAIN_MAX_PAST_DAYS: GucSetting<i32> = GucSetting::<i32>::new(3660);
 pub static DRAIN_MAX_FUTURE_DAYS: GucSetting<i32> = GucSetting::<i32>::new(366);
 pub static DDL_LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2000);
 pub static DDL_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static INGEST_ACCEPT_PAST_S: GucSetting<i32> = GucSetting::<i32>::new(3650 * 86_400);
+pub static INGEST_ACCEPT_FUTURE_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static REFRESH_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static MAINTENANCE_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static WORKER_NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(10);
@@ -119,6 +121,30 @@ pub fn define_session_settings() {
         100,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"kt_governance.ingest_accept_past",
+        c"How old an event kt_ingest accepts, before the transaction's start (-1: any age).",
+        c"Older events are bad records (quarantined, or the call fails in strict mode), never \
+          stored silently. Default 3650 days. COPY and INSERT are not checked: backfill older \
+          history with them, or raise this setting for the session that loads it (superuser).",
+        &INGEST_ACCEPT_PAST_S,
+        -1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"kt_governance.ingest_accept_future",
+        c"How far after the transaction's start an event's time may be for kt_ingest (-1: any).",
+        c"Allows for gateway clock skew. Later events are bad records (quarantined, or the call \
+          fails in strict mode): a timestamp in year 9999 would otherwise sit in every \
+          dashboard's newest hours. Default 1 hour.",
+        &INGEST_ACCEPT_FUTURE_S,
+        -1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
 }
 

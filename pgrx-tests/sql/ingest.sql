@@ -1,7 +1,12 @@
--- kt_ingest(jsonb): both vocabularies, nested usage, optional fields, idempotency, every kind
--- of bad record in both modes, and a 100k-event array.
+-- kt_ingest(jsonb) and kt_ingest(text): both vocabularies, nested usage, optional fields,
+-- idempotency, every kind of bad record in both modes (content no parser takes: quarantined one
+-- record at a time), the acceptance window, and a 100k-event array.
 CREATE EXTENSION kt_governance;
 \ir _helpers.psql
+-- the events below have fixed 2026 dates: the acceptance window (tested at the end, relative to
+-- now()) is off until then, so this test passes whatever the date
+SET kt_governance.ingest_accept_past = -1;
+SET kt_governance.ingest_accept_future = -1;
 SELECT count(*) FROM kt_create_partitions('2026-03-01', '2026-06-01');
 
 -- valid events: decision and verdict vocabularies, any case, nested usage, offsets, evaluations
@@ -58,7 +63,14 @@ INSERT INTO bad_records VALUES
  ('unknown result', '{"id": "x11", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "policies_evaluated": [{"name": "pii", "result": "meh"}]}'),
  ('evaluation without name', '{"id": "x12", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "policies_evaluated": [{"result": "pass"}]}'),
  ('record not an object', '"just a string"'),
- ('model not a string', '{"id": "x13", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": ["m"], "provider": "p", "gateway_id": "g"}');
+ ('model not a string', '{"id": "x13", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": ["m"], "provider": "p", "gateway_id": "g"}'),
+ ('fractional tokens', '{"id": "x14", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "input_tokens": 12.7}'),
+ ('cost below a micro-dollar', '{"id": "x15", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "cost_usd": 0.0000004}'),
+ ('tokens beyond double precision', '{"id": "x16", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "usage": {"input_tokens": 1e400}}'),
+ ('latency beyond double precision', '{"id": "x17", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "latency_ms": -1e999}'),
+ ('over-long id', format('{"id": "%s", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}', repeat('x', 5200))::jsonb),
+ ('deep nesting', format('{"id": "x18", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "extra": %s%s}', repeat('[', 200), repeat(']', 200))::jsonb),
+ ('id of the wrong type', '{"id": true, "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}');
 SELECT case_name, pg_temp.try(format('SELECT * FROM kt_ingest(%L::jsonb)',
     jsonb_build_array('{"id": "good-1", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}'::jsonb, record)))
 FROM bad_records ORDER BY case_name;
@@ -68,8 +80,29 @@ SELECT pg_temp.counts();
 SELECT * FROM kt_ingest((SELECT jsonb_agg(record) FROM bad_records)
                         || '[{"id": "good-2", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}]'::jsonb,
                         mode => 'quarantine');
-SELECT record_index, event_id, field, reason FROM kt_ingest_errors ORDER BY record_index;
+SELECT record_index, left(event_id, 20) AS event_id, field, left(reason, 90) AS reason FROM kt_ingest_errors ORDER BY record_index;
 SELECT pg_temp.counts();
+
+-- content that jsonb (or any JSON parser) refuses for a whole document, sent as text: each is one
+-- quarantined record naming its field, the good record beside it is stored; ignored fields are
+-- ignored whatever they hold (a huge number there is not a problem)
+SELECT * FROM kt_ingest($$[
+  {"id": "t-nul", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m\u0000x", "provider": "p", "gateway_id": "g"},
+  {"id": "t-dup", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "decision": "blocked"},
+  {"id": "t-huge", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "cost_usd": 1e400},
+  {"id": "t-eval-nul", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g",
+   "policies_evaluated": [{"name": "pii", "result": "pass", "note": "a\u0000b"}]},
+  {"id": "t-good", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g",
+   "vendor_extra": 1e400, "vendor_text": "a\u0000b", "vendor_deep": {"a": {"b": [1, 2]}}, "vendor_extra": 2}
+]$$::text, mode => 'quarantine');
+SELECT record_index, event_id, field, reason, raw ->> 'model' AS raw_model FROM kt_ingest_errors WHERE event_id LIKE 't-%' ORDER BY record_index;
+SELECT id, model FROM ai_decision_events WHERE id LIKE 't-%';
+-- strict mode names the same record and field, and stores nothing
+SELECT pg_temp.try($$SELECT * FROM kt_ingest('[{"id": "s-ok", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"},
+  {"id": "s-nul", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "team_id": "a\u0000"}]')$$);
+SELECT count(*) AS strict_stored FROM ai_decision_events WHERE id LIKE 's-%';
+-- a document that is not JSON at all is refused as a whole (22P02)
+SELECT pg_temp.try($$SELECT * FROM kt_ingest('[{"id": "a"}, {')$$);
 
 SELECT pg_temp.try($$SELECT * FROM kt_ingest('[]', mode => 'lenient')$$);
 SELECT * FROM kt_ingest('[]');
@@ -99,3 +132,24 @@ DELETE FROM kt_ingest_errors;
 RESET ROLE;
 SELECT count(*) AS quarantined_after_admin_delete FROM kt_ingest_errors;
 DROP ROLE kt_ingest_admin_probe, kt_ingest_writer_probe;
+
+-- the acceptance window (settings, relative to the transaction's start): an event from 1970 or
+-- from year 9999 is a bad record, counted as quarantined, never stored
+RESET kt_governance.ingest_accept_past;
+RESET kt_governance.ingest_accept_future;
+SELECT name, setting, unit FROM pg_settings WHERE name LIKE 'kt_governance.ingest_accept%' ORDER BY name;
+SELECT inserted, quarantined FROM kt_ingest(format($$[
+  {"id": "w-1970", "timestamp": "1970-01-02T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"},
+  {"id": "w-9999", "timestamp": "9999-12-30T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"},
+  {"id": "w-skew", "timestamp": "%s", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"},
+  {"id": "w-soon", "timestamp": "%s", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}]$$,
+  to_char((now() + interval '2 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+  to_char((now() + interval '10 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')), mode => 'quarantine');
+SELECT event_id, field, regexp_replace(reason, '^"[^"]*"', '<timestamp>') AS reason FROM kt_ingest_errors WHERE event_id LIKE 'w-%' ORDER BY event_id;
+SELECT array_agg(id ORDER BY id) AS window_stored FROM ai_decision_events WHERE id LIKE 'w-%';
+-- a writer cannot widen the window for itself (superuser settings)
+CREATE ROLE kt_ingest_window_probe LOGIN IN ROLE kt_governance_writer;
+SET ROLE kt_ingest_window_probe;
+SELECT pg_temp.try($$SET kt_governance.ingest_accept_past = -1$$) AS writer_widens_window;
+RESET ROLE;
+DROP ROLE kt_ingest_window_probe;

@@ -10,6 +10,8 @@
 -- no past partitions at install
 SET kt_governance.premake_past = 0;
 CREATE EXTENSION kt_governance;
+-- (kt_ingest below is given fixed 2026 dates: no acceptance window, whatever the date)
+SET kt_governance.ingest_accept_past = -1;
 \ir _helpers.psql
 -- data relative to now(), checked by comparison only: 20 days in dated partitions, 10 days of
 -- older rows waiting in the default partition for a drain, one held team
