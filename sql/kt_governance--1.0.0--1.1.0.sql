@@ -643,8 +643,23 @@ CREATE TRIGGER kt_flush_dirty_hours
     AFTER INSERT OR UPDATE OR DELETE ON policy_evaluations
     FOR EACH STATEMENT EXECUTE FUNCTION kt_governance_internal.kt_flush_dirty_hours();
 COMMENT ON FUNCTION kt_count_evaluations() IS 'Row trigger: counts inserted and deleted evaluations per hour of event_timestamp in backend memory and appends the counts to kt_row_counts just before commit (events are counted by kt_mark_dirty_hours); notes those hours dirty for the policy rollup and sums inserted evaluations into the transaction''s kt_policy_deltas.';
+-- A set of UTC hours as the runs of consecutive hours they form. Evaluations have no index on
+-- event_timestamp (the document's keys only): one range per run reads each partition once,
+-- where one range per hour read a daily partition 24 times (a first refresh after a bulk load
+-- took 106 s against 5 s at 1M events). Inlined like kt_raw_events.
+CREATE FUNCTION kt_governance_internal.kt_hour_runs(hours timestamptz[])
+RETURNS TABLE (run_start timestamptz, run_end timestamptz)
+LANGUAGE sql IMMUTABLE
+AS $fn$
+    SELECT min(h), max(h) + interval '1 hour'
+    FROM (SELECT h, h - row_number() OVER (ORDER BY h) * interval '1 hour' AS run
+          FROM (SELECT DISTINCT h FROM unnest(hours) h) d) x
+    GROUP BY run
+$fn$;
+COMMENT ON FUNCTION kt_hour_runs(timestamptz[]) IS 'Internal: the runs of consecutive UTC hours in a set of hours, as [run_start, run_end) ranges.';
+
 -- The evaluations of the same ranges, by the hour of their event's time (as kt_raw_events).
-CREATE FUNCTION kt_governance_internal.kt_raw_evaluations(
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_raw_evaluations(
     head_start timestamptz,
     head_end timestamptz,
     tail_start timestamptz DEFAULT NULL,
@@ -661,9 +676,10 @@ AS $fn$
     SELECT x.* FROM @extschema@.policy_evaluations x
     WHERE x.event_timestamp >= tail_start AND x.event_timestamp < tail_end
     UNION ALL
-    SELECT x.* FROM unnest(dirty_hours) h(hour)
+    -- (one range per run of dirty hours: see kt_hour_runs)
+    SELECT x.* FROM kt_governance_internal.kt_hour_runs(dirty_hours) h
     CROSS JOIN LATERAL (SELECT y.* FROM @extschema@.policy_evaluations y
-                        WHERE y.event_timestamp >= h.hour AND y.event_timestamp < h.hour + interval '1 hour'
+                        WHERE y.event_timestamp >= h.run_start AND y.event_timestamp < h.run_end
                           AND y.event_timestamp >= dirty_start AND y.event_timestamp < dirty_end
                         OFFSET 0) x
 $fn$;
@@ -749,10 +765,11 @@ BEGIN
         DELETE FROM kt_policy_deltas WHERE bucket = ANY (hours)
     )
     INSERT INTO kt_rollup_policy_hourly
-    SELECT h, pe.policy_name COLLATE "C", pe.result COLLATE "C", count(*), sum(pe.latency_ms)::bigint,
-           count(pe.latency_ms)
-    FROM unnest(hours) h
-    JOIN @extschema@.policy_evaluations pe ON pe.event_timestamp >= h AND pe.event_timestamp < h + interval '1 hour'
+    SELECT date_trunc('hour', pe.event_timestamp, 'UTC'), pe.policy_name COLLATE "C", pe.result COLLATE "C", count(*),
+           sum(pe.latency_ms)::bigint, count(pe.latency_ms)
+    -- one range per run of consecutive hours (kt_hour_runs): no index on event_timestamp
+    FROM kt_hour_runs(hours) h
+    JOIN @extschema@.policy_evaluations pe ON pe.event_timestamp >= h.run_start AND pe.event_timestamp < h.run_end
     GROUP BY 1, 2, 3;
 
     PERFORM kt_rebuild_spend_days(hours);

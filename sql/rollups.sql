@@ -465,6 +465,21 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_raw_ranges(timestamptz, timestamptz, boolean, timestamptz) IS 'Internal: what a report over [window_start, window_end) reads from raw rows: the partial head and tail hours (the whole window when use_rollups is false or it holds no whole hour) and the dirty hours at or after frozen inside it, with their span. Empty ranges are NULL. Pass the values to kt_raw_events().';
 
+-- A set of UTC hours as the runs of consecutive hours they form. Evaluations have no index on
+-- event_timestamp (the document's keys only): one range per run reads each partition once,
+-- where one range per hour read a daily partition 24 times (a first refresh after a bulk load
+-- took 106 s against 5 s at 1M events). Inlined like kt_raw_events.
+CREATE FUNCTION kt_governance_internal.kt_hour_runs(hours timestamptz[])
+RETURNS TABLE (run_start timestamptz, run_end timestamptz)
+LANGUAGE sql IMMUTABLE
+AS $fn$
+    SELECT min(h), max(h) + interval '1 hour'
+    FROM (SELECT h, h - row_number() OVER (ORDER BY h) * interval '1 hour' AS run
+          FROM (SELECT DISTINCT h FROM unnest(hours) h) d) x
+    GROUP BY run
+$fn$;
+COMMENT ON FUNCTION kt_hour_runs(timestamptz[]) IS 'Internal: the runs of consecutive UTC hours in a set of hours, as [run_start, run_end) ranges.';
+
 -- Inlined into the calling query (plain SQL, no SET clause), so the bounds it compares with
 -- stay constants of the caller's plan. The dirty hours are read one index range each, within
 -- their span (the span is what prunes the partitions at planning time).
@@ -513,9 +528,10 @@ AS $fn$
     SELECT x.* FROM @extschema@.policy_evaluations x
     WHERE x.event_timestamp >= tail_start AND x.event_timestamp < tail_end
     UNION ALL
-    SELECT x.* FROM unnest(dirty_hours) h(hour)
+    -- (one range per run of dirty hours: see kt_hour_runs)
+    SELECT x.* FROM kt_governance_internal.kt_hour_runs(dirty_hours) h
     CROSS JOIN LATERAL (SELECT y.* FROM @extschema@.policy_evaluations y
-                        WHERE y.event_timestamp >= h.hour AND y.event_timestamp < h.hour + interval '1 hour'
+                        WHERE y.event_timestamp >= h.run_start AND y.event_timestamp < h.run_end
                           AND y.event_timestamp >= dirty_start AND y.event_timestamp < dirty_end
                         OFFSET 0) x
 $fn$;
@@ -684,10 +700,11 @@ BEGIN
         DELETE FROM kt_policy_deltas WHERE bucket = ANY (hours)
     )
     INSERT INTO kt_rollup_policy_hourly
-    SELECT h, pe.policy_name COLLATE "C", pe.result COLLATE "C", count(*), sum(pe.latency_ms)::bigint,
-           count(pe.latency_ms)
-    FROM unnest(hours) h
-    JOIN @extschema@.policy_evaluations pe ON pe.event_timestamp >= h AND pe.event_timestamp < h + interval '1 hour'
+    SELECT date_trunc('hour', pe.event_timestamp, 'UTC'), pe.policy_name COLLATE "C", pe.result COLLATE "C", count(*),
+           sum(pe.latency_ms)::bigint, count(pe.latency_ms)
+    -- one range per run of consecutive hours (kt_hour_runs): no index on event_timestamp
+    FROM kt_hour_runs(hours) h
+    JOIN @extschema@.policy_evaluations pe ON pe.event_timestamp >= h.run_start AND pe.event_timestamp < h.run_end
     GROUP BY 1, 2, 3;
 
     PERFORM kt_rebuild_spend_days(hours);
