@@ -666,24 +666,33 @@ CREATE OR REPLACE FUNCTION kt_governance_internal.kt_raw_evaluations(
     tail_end timestamptz DEFAULT NULL,
     dirty_hours timestamptz[] DEFAULT NULL,
     dirty_start timestamptz DEFAULT NULL,
-    dirty_end timestamptz DEFAULT NULL)
+    dirty_end timestamptz DEFAULT NULL,
+    through_events boolean DEFAULT false)
 RETURNS SETOF policy_evaluations
 LANGUAGE sql STABLE
 AS $fn$
     SELECT x.* FROM @extschema@.policy_evaluations x
-    WHERE x.event_timestamp >= head_start AND x.event_timestamp < head_end
+    WHERE NOT through_events AND x.event_timestamp >= head_start AND x.event_timestamp < head_end
     UNION ALL
     SELECT x.* FROM @extschema@.policy_evaluations x
-    WHERE x.event_timestamp >= tail_start AND x.event_timestamp < tail_end
+    WHERE NOT through_events AND x.event_timestamp >= tail_start AND x.event_timestamp < tail_end
     UNION ALL
     -- (one range per run of dirty hours: see kt_hour_runs)
     SELECT x.* FROM kt_governance_internal.kt_hour_runs(dirty_hours) h
     CROSS JOIN LATERAL (SELECT y.* FROM @extschema@.policy_evaluations y
-                        WHERE y.event_timestamp >= h.run_start AND y.event_timestamp < h.run_end
+                        WHERE NOT through_events AND y.event_timestamp >= h.run_start AND y.event_timestamp < h.run_end
                           AND y.event_timestamp >= dirty_start AND y.event_timestamp < dirty_end
                         OFFSET 0) x
+    UNION ALL
+    SELECT x.* FROM kt_governance_internal.kt_raw_events(head_start, head_end, tail_start, tail_end,
+                                                         dirty_hours, dirty_start, dirty_end) e
+    JOIN @extschema@.policy_evaluations x ON x.event_id = e.id AND x.event_timestamp = e."timestamp"
+    WHERE through_events
+      -- (the bounds again, so the planner prunes the evaluations' partitions too)
+      AND x.event_timestamp >= least(head_start, tail_start, dirty_start)
+      AND x.event_timestamp < greatest(head_end, tail_end, dirty_end)
 $fn$;
-COMMENT ON FUNCTION kt_raw_evaluations(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz[], timestamptz, timestamptz) IS 'Internal: the policy evaluations whose event_timestamp is in [head_start, head_end), in [tail_start, tail_end) or in the UTC hours listed in dirty_hours, as kt_raw_ranges() returns them; NULL bounds select nothing. Runs with the caller''s rights.';
+COMMENT ON FUNCTION kt_raw_evaluations(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz[], timestamptz, timestamptz, boolean) IS 'Internal: the policy evaluations whose event_timestamp is in [head_start, head_end), in [tail_start, tail_end) or in the UTC hours listed in dirty_hours, as kt_raw_ranges() returns them; NULL bounds select nothing. through_events: found through their events (index reads; only for callers no row-level security policy limits). Runs with the caller''s rights.';
 CREATE OR REPLACE FUNCTION kt_governance_internal.kt_recompute_hours(hours timestamptz[])
 RETURNS bigint
 LANGUAGE plpgsql
@@ -1031,7 +1040,7 @@ REVOKE ALL ON FUNCTION kt_retention_job() FROM PUBLIC;
 -- Evaluations per (policy, result) in a window: whole clean hours from kt_rollup_policy_hourly,
 -- the partial edge hours and the dirty hours from raw rows (all of it raw for a caller that
 -- row-level security limits). The window is the evaluated events' time, event_timestamp.
-CREATE FUNCTION kt_governance_internal.kt_policy_counts(window_start timestamptz, window_end timestamptz,
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_policy_counts(window_start timestamptz, window_end timestamptz,
                                                          policy text DEFAULT NULL)
 RETURNS TABLE (policy_name text, result text, evaluation_count bigint)
 LANGUAGE plpgsql STABLE
@@ -1056,7 +1065,7 @@ BEGIN
         UNION ALL
         SELECT pe.policy_name, pe.result, count(*)
         FROM kt_raw_evaluations(raw.head_start, raw.head_end, raw.tail_start, raw.tail_end,
-                                raw.dirty_hours, raw.dirty_start, raw.dirty_end) pe
+                                raw.dirty_hours, raw.dirty_start, raw.dirty_end, through_events => use_rollups) pe
         WHERE policy IS NULL OR pe.policy_name = policy
         GROUP BY 1, 2
     )
@@ -1118,7 +1127,8 @@ COMMENT ON FUNCTION kt_policy_effectiveness_by_result(interval, timestamptz, tim
 
 -- views: policy effectiveness per hour, anomaly status per hour
 -- Policy evaluations per hour, policy and result, live like governance_metrics_hourly.
-CREATE FUNCTION kt_governance_internal.kt_live_policy(range_start timestamptz, range_end timestamptz)
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_live_policy(range_start timestamptz, range_end timestamptz,
+                                                       through_events boolean DEFAULT false)
 RETURNS TABLE (hour timestamptz, policy_name text, result text, evaluation_count bigint,
                latency_sum bigint, latency_count bigint)
 LANGUAGE plpgsql STABLE
@@ -1127,6 +1137,19 @@ SET search_path = pg_catalog, kt_governance_internal, pg_temp
 SET jit = off
 AS $fn$
 BEGIN
+    -- an hour's evaluations through its events' index and their key (see kt_raw_evaluations),
+    -- or, for a caller limited by row-level security, every evaluation it may see
+    IF through_events THEN
+        RETURN QUERY EXECUTE format($q$
+            SELECT date_trunc('hour', pe.event_timestamp, 'UTC'), pe.policy_name, pe.result, count(*),
+                   sum(pe.latency_ms)::bigint, count(pe.latency_ms)
+            FROM %s e
+            JOIN %s pe ON pe.event_id = e.id AND pe.event_timestamp = e."timestamp"
+            WHERE e."timestamp" >= $1 AND e."timestamp" < $2 AND pe.event_timestamp >= $1 AND pe.event_timestamp < $2
+            GROUP BY 1, 2, 3$q$, '@extschema@.ai_decision_events'::regclass, '@extschema@.policy_evaluations'::regclass)
+        USING range_start, range_end;
+        RETURN;
+    END IF;
     RETURN QUERY EXECUTE format($q$
         SELECT date_trunc('hour', pe.event_timestamp, 'UTC'), pe.policy_name, pe.result, count(*),
                sum(pe.latency_ms)::bigint, count(pe.latency_ms)
@@ -1136,7 +1159,7 @@ BEGIN
     USING range_start, range_end;
 END
 $fn$;
-COMMENT ON FUNCTION kt_governance_internal.kt_live_policy(timestamptz, timestamptz) IS 'Internal: kt_rollup_policy_hourly rows computed from the raw evaluations whose event_timestamp is in [range_start, range_end) (planned with the bounds as constants). Runs with the caller''s rights.';
+COMMENT ON FUNCTION kt_governance_internal.kt_live_policy(timestamptz, timestamptz, boolean) IS 'Internal: kt_rollup_policy_hourly rows computed from the raw evaluations whose event_timestamp is in [range_start, range_end) (planned with the bounds as constants); through_events finds them through their events'' index (for callers no row-level security limits). Runs with the caller''s rights.';
 
 -- (names schema-qualified, literals typed: see governance_metrics_hourly)
 CREATE VIEW governance_policy_hourly WITH (security_invoker = true) AS
@@ -1155,7 +1178,7 @@ FROM (
     FROM (SELECT DISTINCT bucket FROM kt_governance_internal.kt_dirty_hours
           WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
             AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
-    CROSS JOIN LATERAL kt_governance_internal.kt_live_policy(d.bucket, d.bucket + interval '1 hour') l
+    CROSS JOIN LATERAL kt_governance_internal.kt_live_policy(d.bucket, d.bucket + interval '1 hour', true) l
     UNION ALL
     SELECT v.* FROM kt_governance_internal.kt_live_policy('-infinity'::timestamptz, 'infinity'::timestamptz) v
     WHERE (SELECT kt_governance_internal.kt_rls_applies())

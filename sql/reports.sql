@@ -293,7 +293,7 @@ BEGIN
         UNION ALL
         SELECT pe.policy_name, pe.result, count(*)
         FROM kt_raw_evaluations(raw.head_start, raw.head_end, raw.tail_start, raw.tail_end,
-                                raw.dirty_hours, raw.dirty_start, raw.dirty_end) pe
+                                raw.dirty_hours, raw.dirty_start, raw.dirty_end, through_events => use_rollups) pe
         WHERE policy IS NULL OR pe.policy_name = policy
         GROUP BY 1, 2
     )
