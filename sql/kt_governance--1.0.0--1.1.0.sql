@@ -197,6 +197,14 @@ DECLARE
     whole record := kt_rollup_hours(w.window_start, w.window_end);
     use_rollups boolean;
     filtered boolean;
+    -- whole UTC days inside the window, and whether they are days of the zone too (its offset
+    -- is 0 at each of their midnights): then the filtered summary reads their daily rows
+    days record := kt_rollup_hours(whole.first_hour, whole.end_hour, 'day');
+    -- (an open window's days are read up to two days ahead, later hours from the hourly rollup)
+    days_end timestamptz := CASE WHEN isfinite(days.end_hour) THEN days.end_hour
+                                 ELSE date_trunc('day', now(), 'UTC') + interval '48 hours' END;
+    utc_days boolean := false;
+    dirty_days timestamptz[];
     raw record;
     -- the partial edge ranges summed per decision (edge_*), or the head range read row by row
     edge_head_start timestamptz;
@@ -212,6 +220,14 @@ BEGIN
     -- rollup keyed by every dimension (kt_rollup_summary_hourly).
     use_rollups := kt_zone_has_whole_hours(zone, w.window_start, w.window_end) AND NOT kt_rls_applies();
     filtered := f_gateway IS NOT NULL OR f_team IS NOT NULL OR f_model IS NOT NULL;
+    utc_days := use_rollups AND filtered AND days.first_hour < days_end
+                AND days_end - days.first_hour <= interval '3660 days'
+                AND (SELECT bool_and(d AT TIME ZONE zone = d AT TIME ZONE 'UTC')
+                     FROM generate_series(days.first_hour, days_end, interval '24 hours') d);
+    IF utc_days THEN
+        dirty_days := ARRAY(SELECT DISTINCT date_trunc('day', d.bucket, 'UTC') FROM kt_dirty_hours d
+                            WHERE d.bucket >= frozen);
+    END IF;
     raw := kt_raw_ranges(w.window_start, w.window_end, use_rollups, frozen);
     -- With rollups, each partial edge range lies inside one UTC hour, hence inside one day of
     -- the zone: its rows are summed per decision and dated by the range's start, without a
@@ -237,10 +253,29 @@ BEGIN
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
                           AND d.bucket >= frozen)
         UNION ALL
+        -- with filters, as the spend report: whole clean UTC days (when they are the zone's
+        -- days) from the daily rollup keyed by every dimension, the other whole hours from the
+        -- hourly one
         SELECT r.bucket, r.decision, r.event_count, r.total_cost, r.total_input_tokens + r.total_output_tokens,
                r.latency_sum, r.latency_count
-        FROM kt_rollup_summary_hourly r
-        WHERE use_rollups AND filtered AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+        FROM kt_rollup_summary_daily r
+        WHERE utc_days AND r.bucket >= days.first_hour AND r.bucket < days_end
+          AND r.bucket <> ALL (dirty_days)
+          AND (f_gateway IS NULL OR r.gateway_id = f_gateway)
+          AND (f_team IS NULL OR r.team_id = f_team)
+          AND (f_model IS NULL OR r.model = f_model)
+        UNION ALL
+        SELECT r.bucket, r.decision, r.event_count, r.total_cost, r.total_input_tokens + r.total_output_tokens,
+               r.latency_sum, r.latency_count
+        FROM (SELECT * FROM kt_live_ranges(whole.first_hour, CASE WHEN utc_days THEN days_end ELSE whole.end_hour END,
+                                           utc_days, 'day')
+              UNION ALL
+              SELECT days_end, whole.end_hour WHERE utc_days AND days_end < whole.end_hour) hourly
+        -- (an index range scan per range, as in kt_spend_by_team_model)
+        CROSS JOIN LATERAL (SELECT * FROM kt_rollup_summary_hourly x
+                            WHERE x.bucket >= hourly.range_start AND x.bucket < hourly.range_end
+                            OFFSET 0) r
+        WHERE use_rollups AND filtered
           AND (f_gateway IS NULL OR r.gateway_id = f_gateway)
           AND (f_team IS NULL OR r.team_id = f_team)
           AND (f_model IS NULL OR r.model = f_model)

@@ -144,6 +144,14 @@ END $$;
 SELECT count(*) >= 400 AS partitions FROM kt_partitions;
 INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id)
 VALUES ('dirty-in-window', '2024-05-31 12:00+00', 'allowed', 'gpt-4o', 'openai', 'gw-us-east');
+-- the filtered summary with a dirty day in its window: clean days from the daily rollup, the
+-- dirty day's clean hours from the hourly one, its dirty hour from raw rows
+SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(start_time => '2024-05-24 22:30+00', end_time => '2024-06-01 00:00+00',
+                                                          tz => 'UTC', gateway_id => 'gw-us-east')$$,
+                    $$SELECT date_trunc('day', "timestamp", 'UTC'), decision, count(*), sum(cost_usd), avg(latency_ms),
+                             sum(input_tokens + output_tokens) FROM ai_decision_events
+                      WHERE "timestamp" >= '2024-05-24 22:30+00' AND "timestamp" < '2024-06-01 00:00+00' AND gateway_id = 'gw-us-east'
+                      GROUP BY 1, 2$$) AS filtered_summary_with_dirty_day;
 SELECT pg_temp.shape($$SELECT * FROM governance_metrics_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS metrics_24h_dirty;
 SELECT pg_temp.shape($$SELECT day, team, sum(total_cost_usd) FROM governance_spend_daily WHERE day >= '2024-05-25' AND day < '2024-06-01' GROUP BY 1, 2$$) AS spend_week_dirty;
 SELECT pg_temp.shape($$SELECT day, decision, sum(event_count) FROM governance_summary_daily WHERE day >= '2024-05-25' AND day < '2024-06-01' AND team_id = 'data-science' GROUP BY 1, 2$$) AS summary_week_team_dirty;
