@@ -320,7 +320,9 @@ fn take_ingest_lock() {
 
 fn stored_ids(schema: &str, ids: Vec<String>) -> HashSet<String> {
     let sql = format!(
-        "SELECT id FROM {}.ai_decision_events WHERE id = ANY($1::text[])",
+        // (the array as an initplan, not a constant of the plan: planning a custom plan with
+        // 20k ids as a constant estimated their selectivity per partition, 150 ms of a 20k batch)
+        "SELECT id FROM {}.ai_decision_events WHERE id = ANY((SELECT $1::text[])::text[])",
         spi::quote_identifier(schema)
     );
     Spi::connect(|client| {
