@@ -85,6 +85,31 @@ $fn$;
 COMMENT ON FUNCTION kt_governance_internal.kt_check_zone(text) IS 'Internal: raises 22023 with a hint at pg_timezone_names unless zone is a time zone PostgreSQL recognizes.';
 COMMENT ON FUNCTION kt_report_window(interval, timestamptz, timestamptz) IS 'Internal: validates report arguments and returns the [window_start, window_end) they select (window_end infinity when open).';
 
+-- The UTC hours in [first_hour, end_hour) inside which a day of the zone begins (not at the
+-- hour's start): one a day in Asia/Kolkata (18:30 UTC), none in a zone whole hours from UTC.
+-- An open end stops after the newest hour holding data.
+CREATE FUNCTION kt_governance_internal.kt_straddling_hours(zone text, first_hour timestamptz, end_hour timestamptz)
+RETURNS timestamptz[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+    WITH bounds AS (
+        SELECT first_hour AS lo,
+               least(end_hour, greatest((SELECT max(bucket) FROM kt_rollup_decisions_hourly),
+                                        (SELECT max(bucket) FROM kt_dirty_hours), first_hour) + interval '1 hour') AS hi
+    ), midnights AS (
+        SELECT (d::date::timestamp AT TIME ZONE zone) AS m
+        FROM bounds, generate_series((lo AT TIME ZONE zone)::date::timestamp, (hi AT TIME ZONE zone)::date::timestamp + interval '1 day',
+                                     interval '1 day') d
+    )
+    SELECT coalesce(array_agg(DISTINCT date_trunc('hour', m, 'UTC') ORDER BY date_trunc('hour', m, 'UTC')), '{}')
+    FROM midnights, bounds
+    WHERE date_trunc('hour', m, 'UTC') <> m AND date_trunc('hour', m, 'UTC') >= lo AND date_trunc('hour', m, 'UTC') < hi
+      -- hours retention removed are read from the rollups (their raw rows are gone)
+      AND date_trunc('hour', m, 'UTC') >= kt_frozen_before()
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_straddling_hours(text, timestamptz, timestamptz) IS 'Internal: the UTC hours in [first_hour, end_hour), at or after kt_frozen_before(), inside which a day of the zone begins (empty for zones whole hours from UTC); an open end stops after the newest hour holding data.';
+
 CREATE FUNCTION kt_governance_summary(
     lookback interval DEFAULT '30 days',
     start_time timestamptz DEFAULT NULL,
@@ -128,12 +153,27 @@ DECLARE
     edge_tail_end timestamptz;
     row_head_start timestamptz;
     row_head_end timestamptz;
+    row_tail_start timestamptz;
+    row_tail_end timestamptz;
+    -- In a zone that is not a whole number of hours from UTC (Asia/Kolkata) a day starts inside
+    -- a UTC hour: those hours (one a day) are read row by row, every other hour from the rollups
+    whole_hours_zone boolean;
+    straddling timestamptz[] := '{}';
+    straddling_start timestamptz;
+    straddling_end timestamptz;
+    dirty_hours timestamptz[];
 BEGIN
     PERFORM kt_check_zone(zone);
     -- UTC hours only make days of zones that are whole hours from UTC; otherwise everything is
     -- read from raw rows. Without filters the narrow decisions rollup serves; with any, the
     -- rollup keyed by every dimension (kt_rollup_summary_hourly).
-    use_rollups := kt_zone_has_whole_hours(zone, w.window_start, w.window_end) AND NOT kt_rls_applies();
+    whole_hours_zone := kt_zone_has_whole_hours(zone, w.window_start, w.window_end);
+    use_rollups := NOT kt_rls_applies();
+    IF use_rollups AND NOT whole_hours_zone AND whole.first_hour < whole.end_hour THEN
+        straddling := kt_straddling_hours(zone, whole.first_hour, whole.end_hour);
+        straddling_start := straddling[1];
+        straddling_end := straddling[cardinality(straddling)] + interval '1 hour';
+    END IF;
     filtered := f_gateway IS NOT NULL OR f_team IS NOT NULL OR f_model IS NOT NULL;
     utc_days := use_rollups AND filtered AND days.first_hour < days_end
                 AND days_end - days.first_hour <= interval '3660 days'
@@ -144,15 +184,23 @@ BEGIN
                             WHERE d.bucket >= frozen);
     END IF;
     raw := kt_raw_ranges(w.window_start, w.window_end, use_rollups, frozen);
+    -- (a dirty hour that straddles a midnight is read row by row with the straddling ones)
+    dirty_hours := ARRAY(SELECT unnest(raw.dirty_hours) EXCEPT SELECT unnest(straddling));
     -- With rollups, each partial edge range lies inside one UTC hour, hence inside one day of
     -- the zone: its rows are summed per decision and dated by the range's start, without a
     -- date_trunc per row (the first hour's rows were most of the call). Otherwise the head
     -- range is the whole window (or spans two hours) and is summed row by row.
-    IF use_rollups AND whole.first_hour < whole.end_hour THEN
+    IF use_rollups AND whole.first_hour < whole.end_hour AND whole_hours_zone THEN
         edge_head_start := raw.head_start;
         edge_head_end := raw.head_end;
         edge_tail_start := raw.tail_start;
         edge_tail_end := raw.tail_end;
+    ELSIF use_rollups AND whole.first_hour < whole.end_hour THEN
+        -- (an edge hour may straddle a midnight of the zone too)
+        row_head_start := raw.head_start;
+        row_head_end := raw.head_end;
+        row_tail_start := raw.tail_start;
+        row_tail_end := raw.tail_end;
     ELSE
         row_head_start := raw.head_start;
         row_head_end := raw.head_end;
@@ -163,6 +211,7 @@ BEGIN
                r.total_tokens AS tokens, r.latency_sum AS lat_sum, r.latency_count AS lat_n
         FROM kt_rollup_decisions_hourly r
         WHERE use_rollups AND NOT filtered AND r.bucket >= whole.first_hour AND r.bucket < whole.end_hour
+          AND r.bucket <> ALL (straddling)
           -- written out rather than a helper: PostgreSQL does not inline a scalar SQL function
           -- whose body has a subquery, and a call per rollup row made these reports 3-4x slower
           AND NOT EXISTS (SELECT FROM kt_dirty_hours d WHERE d.bucket = r.bucket
@@ -190,7 +239,7 @@ BEGIN
         CROSS JOIN LATERAL (SELECT * FROM kt_rollup_summary_hourly x
                             WHERE x.bucket >= hourly.range_start AND x.bucket < hourly.range_end
                             OFFSET 0) r
-        WHERE use_rollups AND filtered
+        WHERE use_rollups AND filtered AND r.bucket <> ALL (straddling)
           AND (f_gateway IS NULL OR r.gateway_id = f_gateway)
           AND (f_team IS NULL OR r.team_id = f_team)
           AND (f_model IS NULL OR r.model = f_model)
@@ -216,11 +265,12 @@ BEGIN
         -- dirty hours (only with rollups): summed per hour and decision, each hour dated by its
         -- start like the edges
         SELECT d.hour, d.decision, d.events, d.cost, d.tokens, d.latency_sum, d.latency_count
-        FROM kt_dirty_hour_decisions(raw.dirty_hours, raw.dirty_start, raw.dirty_end, f_gateway, f_team, f_model) d
+        FROM kt_dirty_hour_decisions(dirty_hours, raw.dirty_start, raw.dirty_end, f_gateway, f_team, f_model) d
         UNION ALL
         SELECT e."timestamp", e.decision, 1::bigint, e.cost_usd, (e.input_tokens + e.output_tokens)::bigint,
                e.latency_ms::bigint, (e.latency_ms IS NOT NULL)::int::bigint
-        FROM kt_raw_events(row_head_start, row_head_end) e
+        FROM kt_raw_events(row_head_start, row_head_end, row_tail_start, row_tail_end,
+                           straddling, straddling_start, straddling_end) e
         WHERE (f_gateway IS NULL OR e.gateway_id = f_gateway)
           AND (f_team IS NULL OR e.team_id = f_team)
           AND (f_model IS NULL OR e.model = f_model)
@@ -233,7 +283,7 @@ BEGIN
     ORDER BY 1 DESC, 2;
 END
 $fn$;
-COMMENT ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text) IS 'Daily governance summary per decision: events, cost, average latency (over non-null latencies), tokens. Whole refreshed hours come from kt_rollup_decisions_hourly (with a gateway_id, team_id or model filter from kt_rollup_summary_hourly), edge and dirty hours from raw rows (zones that are not whole hours from UTC read raw rows only). Defaults reproduce the document''s query: the last 30 days, days in the session TimeZone. start_time/end_time select an explicit range; tz buckets days in another zone; gateway_id, team_id and model filter.';
+COMMENT ON FUNCTION kt_governance_summary(interval, timestamptz, timestamptz, text, text, text, text) IS 'Daily governance summary per decision: events, cost, average latency (over non-null latencies), tokens. Whole refreshed hours come from kt_rollup_decisions_hourly (with a gateway_id, team_id or model filter from kt_rollup_summary_daily / _hourly), edge and dirty hours from raw rows; in zones that are not whole hours from UTC, the UTC hours holding a midnight of the zone are read from raw rows too. Defaults reproduce the document''s query: the last 30 days, days in the session TimeZone. start_time/end_time select an explicit range; tz buckets days in another zone; gateway_id, team_id and model filter.';
 
 CREATE FUNCTION kt_spend_by_team_model(
     lookback interval DEFAULT '30 days',

@@ -152,6 +152,21 @@ SELECT pg_temp.diff($$SELECT * FROM kt_governance_summary(start_time => '2024-05
                              sum(input_tokens + output_tokens) FROM ai_decision_events
                       WHERE "timestamp" >= '2024-05-24 22:30+00' AND "timestamp" < '2024-06-01 00:00+00' AND gateway_id = 'gw-us-east'
                       GROUP BY 1, 2$$) AS filtered_summary_with_dirty_day;
+-- zones that are not whole hours from UTC: the UTC hour holding each midnight of the zone is read
+-- row by row (here one of them dirty, one event on each side of Kolkata's midnight), the others
+-- from the rollups; with and without a filter, odd edges
+INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, team_id, cost_usd, latency_ms)
+VALUES ('kolkata-before', '2024-05-29 18:20+00', 'blocked', 'gpt-4o', 'openai', 'gw-us-east', 'team-k', 1, 5),
+       ('kolkata-after', '2024-05-29 18:40+00', 'allowed', 'gpt-4o', 'openai', 'gw-us-east', 'team-k', 2, 7);
+SELECT z.zone, f.gw, pg_temp.diff(
+         format($$SELECT * FROM kt_governance_summary(start_time => '2024-05-24 18:41+00', end_time => '2024-05-31 18:07+00', tz => %L, gateway_id => %L)$$, z.zone, f.gw),
+         format($$SELECT date_trunc('day', "timestamp", %L), decision, count(*), sum(cost_usd), avg(latency_ms), sum(input_tokens + output_tokens)
+                  FROM ai_decision_events WHERE "timestamp" >= '2024-05-24 18:41+00' AND "timestamp" < '2024-05-31 18:07+00'
+                   AND (%L IS NULL OR gateway_id = %L) GROUP BY 1, 2$$, z.zone, f.gw, f.gw)) AS differences
+FROM (VALUES ('Asia/Kolkata'), ('Asia/Kathmandu'), ('America/St_Johns')) z(zone), (VALUES (NULL), ('gw-us-east')) f(gw)
+ORDER BY 1, 2;
+SELECT cardinality(kt_governance_internal.kt_straddling_hours('Asia/Kolkata', '2024-05-24 00:00+00', '2024-05-31 00:00+00')) AS kolkata_hours_read_raw_in_7_days,
+       cardinality(kt_governance_internal.kt_straddling_hours('Europe/Berlin', '2024-05-24 00:00+00', '2024-05-31 00:00+00')) AS berlin_hours_read_raw;
 SELECT pg_temp.shape($$SELECT * FROM governance_metrics_hourly WHERE hour >= '2024-05-31 00:00+00' AND hour < '2024-06-01 00:00+00'$$) AS metrics_24h_dirty;
 SELECT pg_temp.shape($$SELECT day, team, sum(total_cost_usd) FROM governance_spend_daily WHERE day >= '2024-05-25' AND day < '2024-06-01' GROUP BY 1, 2$$) AS spend_week_dirty;
 SELECT pg_temp.shape($$SELECT day, decision, sum(event_count) FROM governance_summary_daily WHERE day >= '2024-05-25' AND day < '2024-06-01' AND team_id = 'data-science' GROUP BY 1, 2$$) AS summary_week_team_dirty;
