@@ -1035,90 +1035,9 @@ COMMENT ON COLUMN governance_metrics_hourly.p95_latency IS '95th percentile late
 -- from the daily rollup, days holding a dirty hour summed from their clean hours' rollup rows and
 -- their dirty hours' raw rows. A UTC day is 24 hours: '1 day' added to a timestamptz is a
 -- calendar day of the session's TimeZone (23 or 25 hours across a DST change).
-CREATE FUNCTION kt_governance_internal.kt_live_spend_day(day timestamptz)
-RETURNS TABLE (team_id text, model text, decision text, request_count bigint,
-               total_input_tokens bigint, total_output_tokens bigint, total_cost numeric)
-LANGUAGE plpgsql STABLE
-ROWS 100
-SET search_path = pg_catalog, kt_governance_internal, pg_temp
-SET jit = off
-AS $fn$
-DECLARE
-    frozen timestamptz := kt_frozen_before();
-    dirty timestamptz[] := ARRAY(SELECT DISTINCT d.bucket FROM kt_dirty_hours d
-                                 WHERE d.bucket >= day AND d.bucket < day + interval '24 hours'
-                                   AND d.bucket >= frozen);
-BEGIN
-    -- the day's bounds are constants of the statement's plan: only the day's partitions
-    RETURN QUERY EXECUTE format($q$
-        SELECT x.team_id, x.model, x.decision, sum(x.n)::bigint, sum(x.tin)::bigint, sum(x.tout)::bigint, sum(x.cost)
-        FROM (SELECT r.team_id, r.model, r.decision, r.request_count AS n, r.total_input_tokens AS tin,
-                     r.total_output_tokens AS tout, r.total_cost AS cost
-              FROM kt_governance_internal.kt_rollup_spend_hourly r
-              WHERE r.bucket >= $1 AND r.bucket < $2 AND r.bucket <> ALL ($3)
-              UNION ALL
-              SELECT e.team_id, e.model, e.decision, 1, e.input_tokens, e.output_tokens, e.cost_usd
-              FROM unnest($3) h(hour)
-              JOIN %s e ON e."timestamp" >= h.hour AND e."timestamp" < h.hour + interval '1 hour'
-              WHERE e."timestamp" >= $1 AND e."timestamp" < $2) x
-        GROUP BY x.team_id, x.model, x.decision$q$, '@extschema@.ai_decision_events'::regclass)
-    USING day, day + interval '24 hours', dirty;
-END
-$fn$;
-COMMENT ON FUNCTION kt_governance_internal.kt_live_spend_day(timestamptz) IS 'Internal: spend rows of one UTC day per (team_id, model, decision): its clean hours from kt_rollup_spend_hourly, its dirty hours from raw rows (planned with the day as a constant). Runs with the caller''s rights.';
-
-CREATE FUNCTION kt_governance_internal.kt_visible_spend_daily()
-RETURNS TABLE (day timestamptz, team_id text, model text, decision text, request_count bigint,
-               total_input_tokens bigint, total_output_tokens bigint, total_cost numeric)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, kt_governance_internal, pg_temp
-AS $fn$
-BEGIN
-    RETURN QUERY
-    SELECT date_trunc('day', e."timestamp", 'UTC'), e.team_id, e.model, e.decision, count(*),
-           sum(e.input_tokens)::bigint, sum(e.output_tokens)::bigint, sum(e.cost_usd)
-    FROM @extschema@.ai_decision_events e
-    GROUP BY 1, 2, 3, 4;
-END
-$fn$;
-COMMENT ON FUNCTION kt_governance_internal.kt_visible_spend_daily() IS 'Internal: every governance_spend_daily row computed from the raw rows the caller may see, for a caller limited by row-level security.';
-
--- (names schema-qualified, literals typed: see governance_metrics_hourly)
-CREATE VIEW governance_spend_daily WITH (security_invoker = true) AS
-SELECT p.day, coalesce(p.team_id, 'unassigned'::text) AS team, p.model, p.decision,
-       sum(p.request_count)::bigint AS request_count, sum(p.total_input_tokens)::bigint AS total_input_tokens,
-       sum(p.total_output_tokens)::bigint AS total_output_tokens, sum(p.total_cost) AS total_cost_usd
-FROM (
-    SELECT r.bucket AS day, r.team_id, r.model, r.decision, r.request_count, r.total_input_tokens,
-           r.total_output_tokens, r.total_cost
-    FROM kt_governance_internal.kt_rollup_spend_daily r
-    WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
-      AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d
-                      WHERE d.bucket >= r.bucket AND d.bucket < r.bucket + interval '24 hours'
-                        AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
-    UNION ALL
-    SELECT d.day, s.team_id, s.model, s.decision, s.request_count, s.total_input_tokens,
-           s.total_output_tokens, s.total_cost
-    FROM (SELECT DISTINCT date_trunc('day'::text, bucket, 'UTC'::text) AS day FROM kt_governance_internal.kt_dirty_hours
-          WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
-            AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
-    CROSS JOIN LATERAL kt_governance_internal.kt_live_spend_day(d.day) s
-    UNION ALL
-    SELECT v.* FROM kt_governance_internal.kt_visible_spend_daily() v
-    WHERE (SELECT kt_governance_internal.kt_rls_applies())
-) p
-GROUP BY p.day, coalesce(p.team_id, 'unassigned'::text), p.model, p.decision;
-COMMENT ON VIEW governance_spend_daily IS 'Spend per UTC day, team, model and decision (the document''s spend query at a daily grain, every decision), always exact: clean days from kt_rollup_spend_daily, days changed since the last refresh from their clean hours'' rollup rows plus their changed hours'' raw rows; for a caller limited by row-level security, from the rows it may see. The document''s 30-day spend is SELECT team, model, sum(request_count), ... WHERE day >= ... AND decision = ''allowed'' GROUP BY team, model. Filter on day to use the rollup''s key.';
-COMMENT ON COLUMN governance_spend_daily.day IS 'Start of the UTC day.';
-COMMENT ON COLUMN governance_spend_daily.team IS 'team_id, ''unassigned'' when NULL (as the document''s query).';
-COMMENT ON COLUMN governance_spend_daily.model IS 'Model.';
-COMMENT ON COLUMN governance_spend_daily.decision IS 'Decision: allowed, blocked, escalated or redacted.';
-COMMENT ON COLUMN governance_spend_daily.request_count IS 'Events.';
-COMMENT ON COLUMN governance_spend_daily.total_input_tokens IS 'SUM(input_tokens).';
-COMMENT ON COLUMN governance_spend_daily.total_output_tokens IS 'SUM(output_tokens).';
-COMMENT ON COLUMN governance_spend_daily.total_cost_usd IS 'SUM(cost_usd).';
-
--- The daily summary with every dimension it filters by, live like governance_spend_daily.
+-- The days holding a dirty hour, per every dimension the summary filters by (behind both daily
+-- views: spend sums these rows over gateways): the clean hours from the hourly rollup, the dirty
+-- hours from raw rows.
 CREATE FUNCTION kt_governance_internal.kt_live_summary_day(day timestamptz)
 RETURNS TABLE (gateway_id text, team_id text, model text, decision text, event_count bigint, total_cost numeric,
                total_input_tokens bigint, total_output_tokens bigint, latency_sum bigint, latency_count bigint)
@@ -1171,6 +1090,45 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_governance_internal.kt_visible_summary_daily() IS 'Internal: every governance_summary_daily row computed from the raw rows the caller may see, for a caller limited by row-level security.';
 
+-- (names schema-qualified, literals typed: see governance_metrics_hourly)
+CREATE VIEW governance_spend_daily WITH (security_invoker = true) AS
+SELECT p.day, coalesce(p.team_id, 'unassigned'::text) AS team, p.model, p.decision,
+       sum(p.request_count)::bigint AS request_count, sum(p.total_input_tokens)::bigint AS total_input_tokens,
+       sum(p.total_output_tokens)::bigint AS total_output_tokens, sum(p.total_cost) AS total_cost_usd
+FROM (
+    SELECT r.bucket AS day, r.team_id, r.model, r.decision, r.request_count, r.total_input_tokens,
+           r.total_output_tokens, r.total_cost
+    FROM kt_governance_internal.kt_rollup_spend_daily r
+    WHERE NOT (SELECT kt_governance_internal.kt_rls_applies())
+      AND NOT EXISTS (SELECT FROM kt_governance_internal.kt_dirty_hours d
+                      WHERE d.bucket >= r.bucket AND d.bucket < r.bucket + interval '24 hours'
+                        AND d.bucket >= (SELECT kt_governance_internal.kt_frozen_before()))
+    UNION ALL
+    -- (the summary's rows of the day, summed over gateways by the GROUP BY below)
+    SELECT d.day, s.team_id, s.model, s.decision, s.event_count, s.total_input_tokens,
+           s.total_output_tokens, s.total_cost
+    FROM (SELECT DISTINCT date_trunc('day'::text, bucket, 'UTC'::text) AS day FROM kt_governance_internal.kt_dirty_hours
+          WHERE bucket >= (SELECT kt_governance_internal.kt_frozen_before())
+            AND NOT (SELECT kt_governance_internal.kt_rls_applies())) d
+    CROSS JOIN LATERAL kt_governance_internal.kt_live_summary_day(d.day) s
+    UNION ALL
+    SELECT v.day, v.team_id, v.model, v.decision, v.event_count, v.total_input_tokens, v.total_output_tokens, v.total_cost
+    FROM kt_governance_internal.kt_visible_summary_daily() v
+    WHERE (SELECT kt_governance_internal.kt_rls_applies())
+) p
+GROUP BY p.day, coalesce(p.team_id, 'unassigned'::text), p.model, p.decision;
+COMMENT ON VIEW governance_spend_daily IS 'Spend per UTC day, team, model and decision (the document''s spend query at a daily grain, every decision), always exact: clean days from kt_rollup_spend_daily, days changed since the last refresh from their clean hours'' rollup rows plus their changed hours'' raw rows; for a caller limited by row-level security, from the rows it may see. The document''s 30-day spend is SELECT team, model, sum(request_count), ... WHERE day >= ... AND decision = ''allowed'' GROUP BY team, model. Filter on day to use the rollup''s key.';
+COMMENT ON COLUMN governance_spend_daily.day IS 'Start of the UTC day.';
+COMMENT ON COLUMN governance_spend_daily.team IS 'team_id, ''unassigned'' when NULL (as the document''s query).';
+COMMENT ON COLUMN governance_spend_daily.model IS 'Model.';
+COMMENT ON COLUMN governance_spend_daily.decision IS 'Decision: allowed, blocked, escalated or redacted.';
+COMMENT ON COLUMN governance_spend_daily.request_count IS 'Events.';
+COMMENT ON COLUMN governance_spend_daily.total_input_tokens IS 'SUM(input_tokens).';
+COMMENT ON COLUMN governance_spend_daily.total_output_tokens IS 'SUM(output_tokens).';
+COMMENT ON COLUMN governance_spend_daily.total_cost_usd IS 'SUM(cost_usd).';
+
+-- The daily summary with every dimension it filters by, live like governance_spend_daily
+-- (its live parts, kt_live_summary_day and kt_visible_summary_daily, are defined before it).
 -- (names schema-qualified, literals typed: see governance_metrics_hourly)
 CREATE VIEW governance_summary_daily WITH (security_invoker = true) AS
 SELECT p.day, p.decision, p.gateway_id, p.team_id, p.model,
