@@ -16,6 +16,8 @@ use std::collections::HashSet;
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+/// 10000-01-01 00:00:00 UTC in Unix microseconds: the first instant the tables refuse.
+const UNIX_10000_US: i64 = 253_402_300_800_000_000;
 
 /// A record that cannot be stored: which field and why.
 #[derive(Debug)]
@@ -129,11 +131,13 @@ pub fn parse_timestamp(raw: &str, assume_utc: bool) -> Result<i64, Problem> {
             naive.and_utc()
         }
     };
-    // the range the table's timestamp_in_range constraint takes
-    if parsed.year() < 1970 || parsed.year() > 9999 {
+    // the range the table's timestamp_in_range constraint takes, checked on the microseconds
+    // stored (a leap second, 9999-12-31T23:59:60Z, is 10000-01-01 once counted)
+    let us = parsed.timestamp_micros();
+    if parsed.year() < 1970 || us >= UNIX_10000_US {
         return Err(problem("timestamp", format!("\"{raw}\" is outside 1970-01-01 .. 9999-12-31 UTC")));
     }
-    Ok(parsed.timestamp_micros() - PG_EPOCH_OFFSET_US)
+    Ok(us - PG_EPOCH_OFFSET_US)
 }
 
 /// The longest text the tables take in an id or grouping column (their *_length constraints).
@@ -202,6 +206,10 @@ fn cost(value: Option<&Value>) -> Result<Option<String>, Problem> {
     if !n.is_finite() || n < 0.0 || n >= 1_000_000.0 {
         return Err(problem("cost_usd", format!("must be between 0 and 999999.999999, got {raw}")));
     }
+    // (an exponent numeric input cannot take, "0e2000000000", would fail the whole batch)
+    if exponent_of(&raw).is_some_and(|e| e.abs() > 1000) {
+        return Err(problem("cost_usd", format!("{} has an exponent out of range", crate::ingest_screen::shorten(&raw))));
+    }
     if decimal_places(&raw).is_none_or(|places| places > 6) {
         return Err(problem(
             "cost_usd",
@@ -209,6 +217,13 @@ fn cost(value: Option<&Value>) -> Result<Option<String>, Problem> {
         ));
     }
     Ok(Some(raw))
+}
+
+/// The exponent of a number written with one (`4e-7` -> -7), saturating.
+fn exponent_of(raw: &str) -> Option<i64> {
+    let at = raw.find(['e', 'E'])?;
+    let digits = &raw[at + 1..];
+    Some(digits.parse::<i64>().unwrap_or(if digits.starts_with('-') { i64::MIN } else { i64::MAX }))
 }
 
 /// Decimal places a number's text needs once trailing zeros are dropped (`1.50` -> 1, `4e-7` ->
@@ -231,7 +246,8 @@ fn usage_field<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Va
     let usage = obj.get("usage").and_then(Value::as_object);
     names
         .iter()
-        .find_map(|n| obj.get(*n))
+        // (a null at the top level does not hide a value given under usage)
+        .find_map(|n| obj.get(*n).filter(|v| !v.is_null()))
         .or_else(|| usage.and_then(|u| names.iter().find_map(|n| u.get(*n))))
 }
 
@@ -255,8 +271,13 @@ fn evaluation(value: &Value) -> Result<EvaluationRow, Problem> {
         .filter(|(k, _)| !matches!(k.as_str(), "name" | "policy_name" | "result" | "latency_ms"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    if let Some(Value::Object(details)) = rest.remove("details") {
-        rest.extend(details);
+    // a details object's keys join the others; any other details value is kept as it is
+    match rest.remove("details") {
+        Some(Value::Object(details)) => rest.extend(details),
+        Some(Value::Null) | None => {}
+        Some(other) => {
+            rest.insert("details".into(), other);
+        }
     }
     let details = (!rest.is_empty()).then(|| Value::Object(rest).to_string());
     Ok(EvaluationRow { policy_name, result, latency_ms, details })
@@ -276,7 +297,8 @@ pub fn parse_event(value: &Value, rules: &Rules) -> Result<EventRow, Problem> {
     };
     let decision = normalize_decision(&raw_decision)
         .ok_or_else(|| problem(if field == "decision" { "decision" } else { "verdict" }, format!("unknown value \"{raw_decision}\"")))?;
-    let evaluations = match obj.get("policies_evaluated").or_else(|| obj.get("policy_evaluations")) {
+    let given = |name: &str| obj.get(name).filter(|v| !v.is_null());
+    let evaluations = match given("policies_evaluated").or_else(|| given("policy_evaluations")) {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items.iter().map(evaluation).collect::<Result<_, _>>()?,
         Some(_) => return Err(problem("policies_evaluated", "must be an array")),

@@ -159,7 +159,8 @@ pub fn screen(record: &str) -> Screened {
     let mut problem: Option<Problem> = None;
     // the top-level key whose value is being read, and the top-level keys seen so far
     let mut top_key: Option<String> = None;
-    let mut top_keys: Vec<String> = Vec::new();
+    // (a hash set: a record may hold hundreds of thousands of keys)
+    let mut top_keys: std::collections::HashSet<String> = std::collections::HashSet::new();
     // the first problem in a field kt_ingest reads (None: a field it ignores)
     let note = |field: Option<&str>, reason: String, problem: &mut Option<Problem>| {
         if let (None, Some(field)) = (problem.as_ref(), field.and_then(known_field)) {
@@ -189,10 +190,8 @@ pub fn screen(record: &str) -> Screened {
                     }
                     if stack.len() == 1 {
                         let key = serde_json::from_str::<String>(&escaped).unwrap_or_default();
-                        if top_keys.contains(&key) {
+                        if !top_keys.insert(key.clone()) {
                             note(Some(&key), "appears more than once in the record".into(), &mut problem);
-                        } else {
-                            top_keys.push(key.clone());
                         }
                         top_key = Some(key);
                     }

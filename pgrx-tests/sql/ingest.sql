@@ -70,7 +70,9 @@ INSERT INTO bad_records VALUES
  ('latency beyond double precision', '{"id": "x17", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "latency_ms": -1e999}'),
  ('over-long id', format('{"id": "%s", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}', repeat('x', 5200))::jsonb),
  ('deep nesting', format('{"id": "x18", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "extra": %s%s}', repeat('[', 200), repeat(']', 200))::jsonb),
- ('id of the wrong type', '{"id": true, "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}');
+ ('id of the wrong type', '{"id": true, "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}'),
+ ('cost with an exponent numeric cannot take', '{"id": "x19", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "cost_usd": "0e2000000000"}'),
+ ('leap second at the end of time', '{"id": "x20", "timestamp": "9999-12-31T23:59:60Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}');
 SELECT case_name, pg_temp.try(format('SELECT * FROM kt_ingest(%L::jsonb)',
     jsonb_build_array('{"id": "good-1", "timestamp": "2026-04-07T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}'::jsonb, record)))
 FROM bad_records ORDER BY case_name;
@@ -97,6 +99,13 @@ SELECT * FROM kt_ingest($$[
 ]$$::text, mode => 'quarantine');
 SELECT record_index, event_id, field, reason, raw ->> 'model' AS raw_model FROM kt_ingest_errors WHERE event_id LIKE 't-%' ORDER BY record_index;
 SELECT id, model FROM ai_decision_events WHERE id LIKE 't-%';
+-- a null does not hide a value given in the other place; a details value that is not an object
+-- is kept as it is
+SELECT inserted FROM kt_ingest('{"id": "n-usage", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m",
+  "provider": "p", "gateway_id": "g", "input_tokens": null, "usage": {"input_tokens": 120}, "policies_evaluated": null,
+  "policy_evaluations": [{"name": "pii", "result": "flag", "details": "ssn matched"}]}');
+SELECT e.input_tokens, pe.policy_name, pe.details FROM ai_decision_events e JOIN policy_evaluations pe ON pe.event_id = e.id
+WHERE e.id = 'n-usage';
 -- strict mode names the same record and field, and stores nothing
 SELECT pg_temp.try($$SELECT * FROM kt_ingest('[{"id": "s-ok", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"},
   {"id": "s-nul", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "team_id": "a\u0000"}]')$$);
