@@ -28,6 +28,7 @@ for t in "${tests[@]}"; do
         # restart the clock at the instant for every test, so each one runs where it is aimed
         cluster_stop "$dir"; unset KT_FAKETIME_OFFSET; cluster_start "$dir"
     fi
+    started=$(date +%s)
     kt_psql "$dir" "$port" -d postgres -c "CREATE DATABASE regress_$t"
     # -a echoes each statement so the .out file reads like a session transcript
     # run from the sql/ folder so messages name the file relatively, wherever the clone is
@@ -37,7 +38,7 @@ for t in "${tests[@]}"; do
         cp "$results/$t.out" "$KT_ROOT/pgrx-tests/expected/$t.out"
         echo "accepted $t"
     elif diff -u "$KT_ROOT/pgrx-tests/expected/$t.out" "$results/$t.out" > "$results/$t.diff"; then
-        echo "ok   $t"
+        echo "ok   $t ($(( $(date +%s) - started )) s)"
     else
         echo "FAIL $t (at $at)"; head -60 "$results/$t.diff"; failed+=("$t")
     fi
