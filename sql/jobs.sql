@@ -29,7 +29,7 @@ COMMENT ON COLUMN kt_jobs.consecutive_failures IS 'Failures since the last succe
 
 INSERT INTO kt_jobs (job_name, description, interval_setting) VALUES
     ('refresh_metrics', 'kt_refresh_metrics(): bring dirty rollup hours up to date', 'refresh_interval'),
-    ('maintenance', 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE; then fold kt_row_counts and reclaim removed partitions', 'maintenance_interval');
+    ('maintenance', 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE; then fold kt_row_counts, reclaim removed partitions and prune ingest claims', 'maintenance_interval');
 
 CREATE TABLE kt_job_runs (
     run_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -80,9 +80,9 @@ BEGIN
     WHEN 'maintenance' THEN
         SELECT * INTO r FROM @extschema@.kt_run_maintenance(NULL::integer, true);
         rows_touched := r.rows_moved;
-        message := format('%s partitions created, %s rows moved, %s rows left in default, %s row-count rows folded, %s removed partitions reclaimed',
+        message := format('%s partitions created, %s rows moved, %s rows left in default, %s row-count rows folded, %s removed partitions reclaimed, %s ingest claims pruned',
                           r.partitions_created, r.rows_moved, r.rows_left_in_default, kt_compact_row_counts(),
-                          (SELECT tables_dropped FROM @extschema@.kt_reclaim_space()));
+                          (SELECT tables_dropped FROM @extschema@.kt_reclaim_space()), kt_prune_ingest_claims());
     END CASE;
 END
 $fn$;

@@ -1484,3 +1484,98 @@ COMMENT ON FUNCTION kt_ingest(text, text, boolean) IS 'kt_ingest for JSON text (
 
 REVOKE ALL ON FUNCTION kt_ingest(jsonb, text, boolean), kt_ingest(text, text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kt_ingest(jsonb, text, boolean), kt_ingest(text, text, boolean) TO kt_governance_writer;
+
+-- ingest (1.1.0): concurrent kt_ingest calls wait on each other only for the same id (claims),
+-- no longer on one run lock for the whole call
+DROP FUNCTION kt_governance_internal.kt_take_ingest_lock();
+DELETE FROM kt_governance_internal.kt_run_locks WHERE lock_name = 'ingest';
+COMMENT ON COLUMN kt_governance_internal.kt_run_locks.lock_name IS 'Lock name: refresh_metrics, retention or reclaim.';
+
+-- Concurrent kt_ingest calls never wait on each other but for the same id: each claims its
+-- batch's ids here before looking for them among the stored events. The primary key makes a
+-- second claim of an id wait until the first claimer's transaction ends, and then find it
+-- taken; claims of other ids pass. (0.8.0 and 1.0.0 serialized every call on one lock.)
+CREATE UNLOGGED TABLE kt_governance_internal.kt_ingest_claims (
+    id         text COLLATE "C" PRIMARY KEY,
+    claimed_by xid NOT NULL DEFAULT (pg_catalog.pg_current_xact_id())::xid
+);
+COMMENT ON TABLE kt_governance_internal.kt_ingest_claims IS 'Internal: ids kt_ingest() has claimed, so that two concurrent calls cannot both store one new id (the second waits for the first''s transaction, then counts the id as a duplicate). Claims are needed only until every snapshot sees their events; maintenance removes older ones (kt_prune_ingest_claims()). Unlogged: after a crash no claimer is left. Only the extension owner can read or write it.';
+COMMENT ON COLUMN kt_governance_internal.kt_ingest_claims.id IS 'The claimed event id.';
+COMMENT ON COLUMN kt_governance_internal.kt_ingest_claims.claimed_by IS 'Transaction that claimed it.';
+REVOKE ALL ON kt_governance_internal.kt_ingest_claims FROM PUBLIC;
+
+-- kt_ingest runs with its caller's rights, so it claims through this door, which only writers
+-- may open. ids come sorted: two calls with overlapping batches claim in one order, so they
+-- wait for each other instead of deadlocking.
+CREATE FUNCTION kt_governance_internal.kt_claim_ids(ids text[])
+RETURNS SETOF text
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    INSERT INTO kt_governance_internal.kt_ingest_claims (id)
+    SELECT c.id FROM unnest(ids) WITH ORDINALITY AS c(id, n) ORDER BY c.n
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_claim_ids(text[]) IS 'Internal: claims the given event ids for this transaction (in array order) and returns those it got; an id another transaction is claiming waits for it, one already claimed is left out. Executable by kt_governance_writer only.';
+REVOKE ALL ON FUNCTION kt_governance_internal.kt_claim_ids(text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kt_governance_internal.kt_claim_ids(text[]) TO kt_governance_writer;
+
+-- A claim can go once its transaction ended before the oldest snapshot any session holds began
+-- (and every session sees its events, or, if it rolled back, their absence). Ages, not xid
+-- comparisons: they are safe across xid wraparound.
+CREATE FUNCTION kt_governance_internal.kt_prune_ingest_claims()
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    WITH horizon AS (
+        SELECT coalesce(max(greatest(age(a.backend_xmin), age(a.backend_xid))), 0) AS age
+        FROM pg_stat_activity a
+    ), pruned AS (
+        DELETE FROM kt_governance_internal.kt_ingest_claims c
+        WHERE age(c.claimed_by) > (SELECT h.age FROM horizon h)
+        RETURNING 1
+    )
+    SELECT count(*) FROM pruned
+$fn$;
+COMMENT ON FUNCTION kt_governance_internal.kt_prune_ingest_claims() IS 'Internal: removes the ingest claims every session''s snapshot has outlived; returns how many. Run by the maintenance job.';
+REVOKE ALL ON FUNCTION kt_governance_internal.kt_prune_ingest_claims() FROM PUBLIC;
+
+-- the maintenance job prunes the claims
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_execute_job(job_name text, OUT message text, OUT rows_touched bigint, OUT again boolean,
+                               OUT failed boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+DECLARE
+    r record;
+BEGIN
+    again := false;
+    failed := false;
+    CASE job_name
+    WHEN 'export' THEN
+        SELECT * INTO r FROM kt_export_job();
+        message := r.message; rows_touched := r.rows_touched; again := r.again; failed := r.failed;
+    WHEN 'refresh_metrics' THEN
+        SELECT * INTO r FROM @extschema@.kt_refresh_metrics('infinity'::timestamptz);
+        rows_touched := r.hours_refreshed;
+        message := format('%s hours refreshed, %s of them merged from deltas', r.hours_refreshed, r.hours_merged);
+    WHEN 'retention' THEN
+        SELECT * INTO r FROM kt_retention_job();
+        rows_touched := r.events_removed;
+        message := r.message;
+        again := r.again;
+    WHEN 'maintenance' THEN
+        SELECT * INTO r FROM @extschema@.kt_run_maintenance(NULL::integer, true);
+        rows_touched := r.rows_moved;
+        message := format('%s partitions created, %s rows moved, %s rows left in default, %s row-count rows folded, %s removed partitions reclaimed, %s ingest claims pruned',
+                          r.partitions_created, r.rows_moved, r.rows_left_in_default, kt_compact_row_counts(),
+                          (SELECT tables_dropped FROM @extschema@.kt_reclaim_space()), kt_prune_ingest_claims());
+    END CASE;
+END
+$fn$;
+COMMENT ON FUNCTION kt_execute_job(text) IS 'Internal: the body of each job.';
+UPDATE @extschema@.kt_jobs SET description = 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE; then fold kt_row_counts, reclaim removed partitions and prune ingest claims'
+WHERE job_name = 'maintenance';

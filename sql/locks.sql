@@ -1,5 +1,5 @@
 -- Run locks: what serializes the extension's own runs (one refresh at a time, one retention or
--- erasure at a time, one reclaim, kt_ingest's duplicate-id check).
+-- erasure at a time, one reclaim).
 --
 -- They are row locks on kt_run_locks, a table no role but the extension owner may read, lock
 -- or write, taken by the extension's own privileged code. Advisory-lock keys would not do: any
@@ -11,13 +11,12 @@ CREATE TABLE kt_governance_internal.kt_run_locks (
     serializes text NOT NULL
 );
 COMMENT ON TABLE kt_run_locks IS 'One row per run lock; a run holds its row locked (SELECT ... FOR UPDATE) until its transaction ends. Only the extension owner can read or lock these rows, so no other role can stall or skip a run by holding its lock. A holder shows in pg_locks as its transaction id (the row is marked with it); a run waiting for it shows a lock on the tuple.';
-COMMENT ON COLUMN kt_run_locks.lock_name IS 'Lock name: refresh_metrics, retention, reclaim or ingest.';
+COMMENT ON COLUMN kt_run_locks.lock_name IS 'Lock name: refresh_metrics, retention or reclaim.';
 COMMENT ON COLUMN kt_run_locks.serializes IS 'The runs that take this lock.';
 INSERT INTO kt_run_locks VALUES
     ('refresh_metrics', 'kt_refresh_metrics(): one refresh at a time'),
     ('retention', 'kt_apply_retention() and kt_erase_subject(): one removal at a time'),
-    ('reclaim', 'kt_reclaim_space(): one reclaim at a time'),
-    ('ingest', 'kt_ingest(): the duplicate-id check and the insert of new events');
+    ('reclaim', 'kt_reclaim_space(): one reclaim at a time');
 REVOKE ALL ON kt_run_locks FROM PUBLIC;
 
 -- Takes a run lock for the rest of the transaction. wait => false: returns false at once when
@@ -45,19 +44,3 @@ END
 $fn$;
 COMMENT ON FUNCTION kt_take_run_lock(text, boolean) IS 'Internal: locks the kt_run_locks row lock_name until the transaction ends; wait => false returns false instead of waiting when another run holds it. Not executable by PUBLIC.';
 REVOKE ALL ON FUNCTION kt_take_run_lock(text, boolean) FROM PUBLIC;
-
--- kt_ingest runs with its caller's rights, so it takes its lock through this door, which only
--- writers may open: a writer can make other writers wait, no other role can.
-CREATE FUNCTION kt_governance_internal.kt_take_ingest_lock()
-RETURNS void
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-    PERFORM kt_governance_internal.kt_take_run_lock('ingest');
-END
-$fn$;
-COMMENT ON FUNCTION kt_take_ingest_lock() IS 'Internal: takes the ingest run lock for kt_ingest (which runs with its caller''s rights); executable by kt_governance_writer only.';
-REVOKE ALL ON FUNCTION kt_take_ingest_lock() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION kt_take_ingest_lock() TO kt_governance_writer;

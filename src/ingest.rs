@@ -332,15 +332,37 @@ fn pg_timestamp(us: i64) -> TimestampWithTimeZone {
     TimestampWithTimeZone::try_from(us).expect("parsed timestamps are finite")
 }
 
-/// Ids of this batch that are already stored, whatever their timestamp.
-/// Concurrent kt_ingest calls must not both store the same new id: they take the ingest run
-/// lock, which only writers can take (an advisory key, as before 0.9.0, any login could hold
-/// to stall every writer).
-fn take_ingest_lock() {
-    Spi::run(&format!("SELECT {}.kt_take_ingest_lock()", crate::owner::INTERNAL)).expect("ingest lock");
+/// Claims the batch's ids for this transaction (kt_ingest_claims, sql/ingest.sql) and returns
+/// those it got: an id another call is storing right now waits for that call's transaction and
+/// is then left out, like one claimed before. Sorted, so that two calls with overlapping batches
+/// claim in the same order and wait instead of deadlocking.
+fn claim_ids(mut ids: Vec<String>) -> HashSet<String> {
+    if !claims_installed() {
+        // 1.0.0's SQL on this library, before ALTER EXTENSION UPDATE: its one run lock
+        Spi::run(&format!("SELECT {}.kt_take_ingest_lock()", crate::owner::INTERNAL)).expect("ingest lock");
+        return ids.into_iter().collect();
+    }
+    ids.sort_unstable();
+    let sql = format!("SELECT {}.kt_claim_ids($1::text[])", crate::owner::INTERNAL);
+    Spi::connect(|client| {
+        client
+            .select(&sql, None, &[ids.into()])
+            .map(|rows| rows.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
+            .unwrap_or_default()
+    })
 }
 
+fn claims_installed() -> bool {
+    let sql = format!("SELECT to_regprocedure('{}.kt_claim_ids(text[])') IS NOT NULL", crate::owner::INTERNAL);
+    Spi::get_one::<bool>(&sql).ok().flatten().unwrap_or(false)
+}
+
+/// Ids of this batch that are already stored, whatever their timestamp (a claim pruned since,
+/// or rows written by COPY or INSERT, which take no claim).
 fn stored_ids(schema: &str, ids: Vec<String>) -> HashSet<String> {
+    if ids.is_empty() {
+        return HashSet::new();
+    }
     let sql = format!(
         // (the array as an initplan, not a constant of the plan: planning a custom plan with
         // 20k ids as a constant estimated their selectivity per partition, 150 ms of a 20k batch)
@@ -493,13 +515,15 @@ fn ingest(
         }
     }
     let unknown_fields = good.iter().map(|r| r.unknown_fields).sum();
-    // concurrent kt_ingest calls must not both store the same new id
-    take_ingest_lock();
-    let stored = stored_ids(&schema, good.iter().map(|r| r.id.clone()).collect());
+    // the first record of each id is the one stored
     let mut seen: HashSet<String> = HashSet::with_capacity(good.len());
+    let first_of_each: Vec<EventRow> = good.into_iter().filter(|r| seen.insert(r.id.clone())).collect();
+    // concurrent kt_ingest calls must not both store the same new id
+    let claimed = claim_ids(first_of_each.iter().map(|r| r.id.clone()).collect());
+    let stored = stored_ids(&schema, claimed.iter().cloned().collect());
     let received = all.len() as i64;
     let new_rows: Vec<EventRow> =
-        good.into_iter().filter(|r| !stored.contains(&r.id) && seen.insert(r.id.clone())).collect();
+        first_of_each.into_iter().filter(|r| claimed.contains(&r.id) && !stored.contains(&r.id)).collect();
     let inserted = new_rows.len() as i64;
     let duplicates = received - quarantined - inserted;
     let mut evaluations_inserted = 0;

@@ -37,7 +37,7 @@ check "after an immediate shutdown: still parked" "$(sql "$parked")" 6
 check "after an immediate shutdown: old rows still gone" "$(sql "SELECT count(*) FROM ai_decision_events WHERE \"timestamp\" < '2021-04-01'")" 0
 
 # the maintenance job drops them
-check "maintenance job reclaims" "$(sql "SELECT status || ' ' || (message LIKE '%, 6 removed partitions reclaimed') FROM kt_run_job('maintenance')")" "ok true"
+check "maintenance job reclaims" "$(sql "SELECT status || ' ' || (message LIKE '%, 6 removed partitions reclaimed, % ingest claims pruned') FROM kt_run_job('maintenance')")" "ok true"
 check "nothing parked" "$(sql "$parked")" 0
 check "health view: nothing waiting" "$(sql "SELECT DISTINCT bytes_awaiting_reclaim FROM kt_health")" 0
 check "removal log: space returned" "$(sql "SELECT space_returned_at IS NOT NULL FROM kt_removal_log ORDER BY removal_id DESC LIMIT 1")" t

@@ -184,4 +184,4 @@ SELECT pg_temp.wait_for('(SELECT space_returned_at IS NOT NULL FROM kt_removal_l
 SELECT DISTINCT bytes_awaiting_reclaim FROM kt_health;
 SELECT count(*) AS old_rows_left FROM ai_decision_events WHERE "timestamp" < '2019-03-01';
 SELECT count(*) AS hours_with_count_drift FROM kt_verify_row_counts();
-SELECT status, message LIKE '%, 0 removed partitions reclaimed' AS reclaim_reported FROM kt_run_job('maintenance');
+SELECT status, message LIKE '%, 0 removed partitions reclaimed, % ingest claims pruned' AS reclaim_reported FROM kt_run_job('maintenance');

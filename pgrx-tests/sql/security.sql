@@ -116,7 +116,7 @@ RESET lock_timeout;
 -- the locks that replace them cannot be taken, read or waited on by that role
 SELECT * FROM dblink('nobody', 'SELECT pg_advisory_unlock_all()::text') AS t(v text);
 SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT kt_governance_internal.kt_take_run_lock(''refresh_metrics'')') AS t(b boolean)$$) AS nobody_takes_run_lock;
-SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT kt_governance_internal.kt_take_ingest_lock()') AS t(v text)$$) AS nobody_takes_ingest_lock;
+SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT kt_governance_internal.kt_claim_ids(''{sec-ingest-2}'')') AS t(v text)$$) AS nobody_claims_an_id;
 SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT lock_name FROM kt_governance_internal.kt_run_locks FOR UPDATE') AS t(v text)$$) AS nobody_locks_the_rows;
 SELECT pg_temp.try($$SELECT * FROM dblink('nobody', 'SELECT lock_name FROM kt_governance_internal.kt_run_locks FOR KEY SHARE') AS t(v text)$$) AS nobody_share_locks_the_rows;
 SELECT dblink_disconnect('nobody');
@@ -182,6 +182,10 @@ SELECT pg_temp.try($$INSERT INTO kt_governance_internal.kt_rollup_deltas (bucket
                      VALUES (date_trunc('hour', now()), 'g', 'm', 't', 'escalated', 1000000, 0, 0, 0, 0, 0)$$) AS writer_forges_delta;
 SELECT pg_temp.try($$INSERT INTO kt_governance_internal.kt_row_counts (hour, events, evaluations) VALUES (date_trunc('hour', now()), 5000, 0)$$) AS writer_forges_count;
 SELECT pg_temp.try($$SELECT kt_governance_internal.kt_settle_pending_deltas()$$) AS writer_calls_internal;
+-- nor claim ids in the ingest claims (kt_ingest claims them for it), read them or prune them
+SELECT pg_temp.try($$INSERT INTO kt_governance_internal.kt_ingest_claims (id) VALUES ('writer-2')$$) AS writer_writes_claims;
+SELECT pg_temp.try($$SELECT count(*) FROM kt_governance_internal.kt_ingest_claims$$) AS writer_reads_claims;
+SELECT pg_temp.try($$SELECT kt_governance_internal.kt_prune_ingest_claims()$$) AS writer_prunes_claims;
 -- and the writer's own rows are still counted and marked, by the extension
 INSERT INTO ai_decision_events (id, "timestamp", decision, model, provider, gateway_id, team_id)
 VALUES ('writer-1', now() - interval '2 hours', 'allowed', 'm', 'p', 'g', 'team-writer');
