@@ -7,10 +7,12 @@ timed extension result is compared with the plain-SQL result of the same operati
 sums), so a fast wrong answer fails the run.
 """
 
+import json
 import os
 import platform
 import statistics
 import sys
+import threading
 import time
 
 import psycopg
@@ -190,6 +192,42 @@ def recent_batch(conn, count, seed):
     return ev, pe, end
 
 
+def json_batch(conn, count, seed, end):
+    """count new events (seed makes their ids) before end, as one kt_ingest JSON array."""
+    with conn.cursor() as cur:
+        cur.execute(f"""SELECT jsonb_agg(jsonb_build_object('id', id, 'timestamp', "timestamp", 'decision', decision,
+                            'model', model, 'provider', provider, 'gateway_id', gateway_id, 'user_id', user_id, 'team_id', team_id,
+                            'input_tokens', input_tokens, 'output_tokens', output_tokens, 'cost_usd', cost_usd,
+                            'latency_ms', latency_ms))::text FROM ({recent_events_sql(count, seed, end)}) r""")
+        return cur.fetchone()[0]
+
+
+def ingest_sessions(docs, sessions):
+    """Seconds for `sessions` connections to kt_ingest the documents between them at once."""
+    conns = [connect("ext") for _ in range(sessions)]
+    stored = [0] * sessions
+
+    def send(k):
+        with conns[k].cursor() as cur:
+            for doc in docs[k::sessions]:
+                cur.execute("SELECT inserted FROM kt_ingest(%s::jsonb)", (doc,))
+                stored[k] += cur.fetchone()[0]
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(sessions)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    expected = sum(len(json.loads(d)) for d in docs)
+    if sum(stored) != expected:
+        failures.append(f"kt_ingest from {sessions} sessions stored {sum(stored)} of {expected}")
+    return seconds
+
+
 def load(conn, events_csv, evals_csv, ext):
     evcols = "(event_id, event_timestamp, policy_name, result, latency_ms, details)" if ext else "(event_id, policy_name, result, latency_ms, details)"
     with conn.cursor() as cur:
@@ -330,12 +368,7 @@ def main():
     # the same events as the CSV file: the two databases must stay alike for the retention row
     # below (a JSON batch spread over the previous day made retention on the 1st of a month
     # remove more events from the extension's database than from the plain one)
-    with ext.cursor() as cur:
-        cur.execute(f"""SELECT jsonb_agg(jsonb_build_object('id', id, 'timestamp', "timestamp", 'decision', decision,
-                            'model', model, 'provider', provider, 'gateway_id', gateway_id, 'user_id', user_id, 'team_id', team_id,
-                            'input_tokens', input_tokens, 'output_tokens', output_tokens, 'cost_usd', cost_usd,
-                            'latency_ms', latency_ms))::text FROM ({recent_events_sql(count, 5000, end)}) r""")
-        doc = cur.fetchone()[0]
+    doc = json_batch(ext, count, 5000, end)
     t0 = time.perf_counter()
     with plain.cursor() as cur:
         cur.execute(f"COPY ai_decision_events FROM '{ev}' WITH (FORMAT csv)")
@@ -349,6 +382,22 @@ def main():
         failures.append(f"kt_ingest stored {inserted} of {count}")
     record(f"kt_ingest {count} events (JSON) vs COPY (CSV)", plain_copy, ingest,
            f"{count / ingest:,.0f} vs {count / plain_copy:,.0f} events/s")
+
+    # concurrent gateways: the same number of 10k-event batches sent by one session, then split
+    # between two sessions at once (ids differ, so the two never wait on each other)
+    batch = min(max(N // 100, 10), 10000)
+    docs = [json_batch(ext, batch, 6000 + i, end) for i in range(8)]
+    one = ingest_sessions(docs[:4], 1)
+    two = ingest_sessions(docs[4:], 2)
+    record(f"kt_ingest of 4 x {batch} events: one session vs two at once", one, two,
+           f"{4 * batch / two:,.0f} vs {4 * batch / one:,.0f} events/s")
+    # the plain database gets the same events, so the two stay alike for the rows below
+    for i in range(8):
+        csv_path = os.path.join(CSV_DIR, f"sessions_{i}.csv")
+        with ext.cursor() as cur:
+            cur.execute(f"COPY ({recent_events_sql(batch, 6000 + i, end)}) TO '{csv_path}' WITH (FORMAT csv)")
+        with plain.cursor() as cur:
+            cur.execute(f"COPY ai_decision_events FROM '{csv_path}' WITH (FORMAT csv)")
 
     # Parquet export of every event to a local directory vs COPY (SELECT ...) TO a CSV file
     export_dir = os.path.join(CSV_DIR, "export")
