@@ -343,12 +343,16 @@ fn claim_ids(mut ids: Vec<String>) -> HashSet<String> {
         return ids.into_iter().collect();
     }
     ids.sort_unstable();
-    let sql = format!("SELECT {}.kt_claim_ids($1::text[])", crate::owner::INTERNAL);
+    text_set(&format!("SELECT {}.kt_claim_ids($1::text[])", crate::owner::INTERNAL), ids)
+}
+
+/// The first column of `sql`, run with `ids` as $1, as a set.
+fn text_set(sql: &str, ids: Vec<String>) -> HashSet<String> {
     Spi::connect(|client| {
         client
-            .select(&sql, None, &[ids.into()])
+            .select(sql, None, &[ids.into()])
             .map(|rows| rows.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
-            .unwrap_or_default()
+            .expect("reading ids")
     })
 }
 
@@ -369,12 +373,7 @@ fn stored_ids(schema: &str, ids: Vec<String>) -> HashSet<String> {
         "SELECT id FROM {}.ai_decision_events WHERE id = ANY((SELECT $1::text[])::text[])",
         spi::quote_identifier(schema)
     );
-    Spi::connect(|client| {
-        client
-            .select(&sql, None, &[ids.into()])
-            .map(|rows| rows.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
-            .unwrap_or_default()
-    })
+    text_set(&sql, ids)
 }
 
 fn insert_events(schema: &str, rows: &[EventRow]) {
