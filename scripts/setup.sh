@@ -43,6 +43,10 @@ if ! cargo pgrx --version 2>/dev/null | grep -q '0.18.1'; then
     echo "== cargo-pgrx 0.18.1 (takes several minutes)"
     cargo install --locked cargo-pgrx@0.18.1
 fi
+if ! cargo fuzz --version 2>/dev/null | grep -q '0.13.2'; then
+    echo "== cargo-fuzz 0.13.2 (the fuzz target of kt_ingest's JSON-to-row conversion)"
+    cargo install --locked cargo-fuzz@0.13.2
+fi
 # init writes ~/.pgrx/config.toml from scratch, so a major dropped from KT_PG_MAJORS (or a
 # tree since deleted) is not left behind to break `cargo pgrx test`
 rm -f "$HOME/.pgrx/config.toml"

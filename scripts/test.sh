@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite. On PostgreSQL 15 (Debian's): Rust #[pg_test]s in a pgrx-managed cluster,
-# the SQL regression suite, the end-to-end scripts (each in its own throwaway cluster), the
-# benchmark smoke run, the SQL suite and the date-sensitive end-to-end scripts again at fixed
-# instants under libfaketime, and the .deb package installed and used. On PostgreSQL 16, 17 and
+# the fuzz target of kt_ingest's JSON-to-row conversion (scripts/fuzz.sh), the SQL regression
+# suite, the end-to-end scripts (each in its own throwaway cluster), the benchmark smoke run,
+# the SQL suite and the date-sensitive end-to-end scripts again at fixed instants under libfaketime, and the .deb package installed and used. On PostgreSQL 16, 17 and
 # 18: the Rust tests, the SQL regression suite and the worker, dump/restore and upgrade scripts
 # (docs/install.md has the matrix). Run as root or a sudoer; it installs its prerequisites first
 # (scripts/setup.sh).
@@ -20,7 +20,7 @@ source scripts/lib/cluster.sh
 
 # scripts/test.sh SUITE...: only those suites, by name: a SQL regression test
 # (pgrx-tests/sql/NAME.sql) or regress for all of them, an end-to-end script
-# (pgrx-tests/e2e/NAME.sh), or pgrx, bench, any_date, package
+# (pgrx-tests/e2e/NAME.sh), or pgrx, fuzz, bench, any_date, package
 if [ "$#" -gt 0 ]; then
     install_extension debug
     export SKIP_INSTALL=1
@@ -38,6 +38,8 @@ if [ "$#" -gt 0 ]; then
             cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$pgdata"
             # the test build (with its tests schema) replaced the installed one
             install_extension debug
+        elif [ "$suite" = fuzz ]; then
+            scripts/fuzz.sh
         elif [ "$suite" = bench ]; then
             pgrx-tests/bench/run.sh smoke
         elif [ "$suite" = any_date ]; then
@@ -45,7 +47,7 @@ if [ "$#" -gt 0 ]; then
         elif [ "$suite" = package ]; then
             pgrx-tests/package.sh
         else
-            echo "unknown suite \"$suite\": a name from pgrx-tests/sql/*.sql or pgrx-tests/e2e/*.sh, or regress (all of them), pgrx, bench, any_date, package" >&2
+            echo "unknown suite \"$suite\": a name from pgrx-tests/sql/*.sql or pgrx-tests/e2e/*.sh, or regress (all of them), pgrx, fuzz, bench, any_date, package" >&2
             exit 2
         fi
     done
@@ -58,6 +60,9 @@ echo "== cargo pgrx test (Rust unit and #[pg_test] tests)"
 pgdata=/tmp/kt_governance_pgrx_test_15
 mkdir -p "$pgdata" && chown postgres:postgres "$pgdata"
 cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
+
+echo "== kt_ingest's JSON-to-row conversion: unit tests, kept crash cases, the fuzz target (scripts/fuzz.sh)"
+scripts/fuzz.sh
 
 echo "== install the extension (debug build) for the SQL and end-to-end suites"
 install_extension debug

@@ -11,7 +11,6 @@ mod errors;
 mod export;
 mod guard;
 mod ingest;
-mod ingest_screen;
 mod owner;
 mod reclaim;
 mod rollup;

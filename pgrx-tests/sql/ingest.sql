@@ -106,6 +106,17 @@ SELECT inserted FROM kt_ingest('{"id": "n-usage", "timestamp": "2026-04-08T00:00
   "policy_evaluations": [{"name": "pii", "result": "flag", "details": "ssn matched"}]}');
 SELECT e.input_tokens, pe.policy_name, pe.details FROM ai_decision_events e JOIN policy_evaluations pe ON pe.event_id = e.id
 WHERE e.id = 'n-usage';
+-- numbers are read as written where a double would change them: two numeric ids beyond 2^64
+-- that a double cannot tell apart are two events; a cost or a token count with more digits
+-- than a double keeps is refused, not rounded (the text input; jsonb keeps them exactly too)
+SELECT inserted, duplicates, quarantined FROM kt_ingest('[
+  {"id": 123456789012345678901234, "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"},
+  {"id": 123456789012345678901235, "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"},
+  {"id": "exact-cost", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "cost_usd": 0.10000000000000000001},
+  {"id": "exact-tokens", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "usage": {"input_tokens": 3.0000000000000001}}
+]'::text, mode => 'quarantine');
+SELECT id FROM ai_decision_events WHERE id LIKE '1234567890123456789012%' ORDER BY id;
+SELECT event_id, field, reason FROM kt_ingest_errors WHERE event_id LIKE 'exact-%' ORDER BY event_id;
 -- strict mode names the same record and field, and stores nothing
 SELECT pg_temp.try($$SELECT * FROM kt_ingest('[{"id": "s-ok", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"},
   {"id": "s-nul", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "team_id": "a\u0000"}]')$$);

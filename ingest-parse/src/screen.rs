@@ -9,7 +9,7 @@
 //! become strings, `\u0000` becomes the six characters `\u0000`. Problems in fields the loader
 //! ignores are not problems: those fields are ignored whatever they hold.
 
-use crate::ingest::Problem;
+use crate::Problem;
 
 /// Deepest nesting a record may have (serde_json refuses the whole document beyond 128).
 pub const MAX_DEPTH: usize = 64;
@@ -37,6 +37,17 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "policies_evaluated",
     "policy_evaluations",
 ];
+
+/// Fields whose numbers are read as their exact text: ids and names (a JSON number is kept as
+/// written, where a double would round 123456789012345678901234 and collide with another id), the
+/// cost (0.10000000000000000001 is refused, not stored as 0.1) and the token counts
+/// (3.0000000000000001 is not a whole number). Token counts may also sit under `usage`.
+const EXACT_FIELDS: &[&str] = &[
+    "id", "model", "provider", "gateway_id", "user_id", "team_id", "request_source", "batch_id", "cost_usd",
+    "input_tokens", "prompt_tokens", "output_tokens", "completion_tokens",
+];
+const TEXT_FIELDS: &[&str] = &["id", "model", "provider", "gateway_id", "user_id", "team_id", "request_source", "batch_id"];
+const TOKEN_FIELDS: &[&str] = &["input_tokens", "prompt_tokens", "output_tokens", "completion_tokens"];
 
 pub fn known_field(key: &str) -> Option<&'static str> {
     KNOWN_FIELDS.iter().copied().find(|k| *k == key)
@@ -161,6 +172,8 @@ pub fn screen(record: &str) -> Screened {
     let mut top_key: Option<String> = None;
     // (a hash set: a record may hold hundreds of thousands of keys)
     let mut top_keys: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // inside the top-level `usage` object: the key whose value is being read
+    let mut usage_key: Option<String> = None;
     // the first problem in a field kt_ingest reads (None: a field it ignores)
     let note = |field: Option<&str>, reason: String, problem: &mut Option<Problem>| {
         if let (None, Some(field)) = (problem.as_ref(), field.and_then(known_field)) {
@@ -194,6 +207,8 @@ pub fn screen(record: &str) -> Screened {
                             note(Some(&key), "appears more than once in the record".into(), &mut problem);
                         }
                         top_key = Some(key);
+                    } else if stack.len() == 2 && top_key.as_deref() == Some("usage") {
+                        usage_key = serde_json::from_str::<String>(&escaped).ok();
                     }
                 }
                 i = end;
@@ -223,12 +238,25 @@ pub fn screen(record: &str) -> Screened {
                     i += 1;
                 }
                 let number = &record[start..i];
-                if !number.parse::<f64>().is_ok_and(f64::is_finite) {
+                let exact = match stack.len() {
+                    1 => top_key.as_deref().is_some_and(|k| EXACT_FIELDS.contains(&k)),
+                    2 => top_key.as_deref() == Some("usage") && usage_key.as_deref().is_some_and(|k| TOKEN_FIELDS.contains(&k)),
+                    _ => false,
+                };
+                // (what is no JSON number is left for the parser to refuse, not made a string)
+                let valid = is_json_number(number);
+                let finite = number.parse::<f64>().is_ok_and(f64::is_finite);
+                if valid && (exact || !finite) {
+                    // kept as the string of its text, which the exact fields read exactly
                     out.push_str(&record[copied..start]);
                     out.push('"');
                     out.push_str(number);
                     out.push('"');
                     copied = i;
+                }
+                // (a text field takes any number's text; amounts and counts must be doubles)
+                let text_field = exact && stack.len() == 1 && TEXT_FIELDS.contains(&top_key.as_deref().unwrap_or(""));
+                if valid && !finite && !text_field {
                     note(top_key.as_deref(), format!("holds the number {}, beyond the range of double precision", shorten(number)), &mut problem);
                 }
             }
@@ -237,6 +265,41 @@ pub fn screen(record: &str) -> Screened {
     }
     out.push_str(&record[copied..]);
     Screened { text: out, problem }
+}
+
+/// Whether a token is a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_start = i;
+    match digits(&mut i) {
+        0 => return false,
+        n if n > 1 && b[int_start] == b'0' => return false,
+        _ => {}
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// At most 40 characters of a value quoted in an error message (jsonb writes 1e400 as 401 digits).
@@ -294,6 +357,24 @@ mod tests {
         let s = screen(r#"{"id": "a", "extra": -1e999, "nested": {"latency_ms": 1e400}}"#);
         assert!(s.problem.is_none());
         assert!(serde_json::from_str::<serde_json::Value>(&s.text).is_ok());
+    }
+
+    #[test]
+    fn numbers_in_exact_fields_keep_their_text() {
+        let s = screen(r#"{"id": 123456789012345678901234, "cost_usd": 0.10000000000000000001, "usage": {"input_tokens": 3.0000000000000001}, "latency_ms": 4.5, "x": 1}"#);
+        assert!(s.problem.is_none());
+        assert_eq!(
+            s.text,
+            r#"{"id": "123456789012345678901234", "cost_usd": "0.10000000000000000001", "usage": {"input_tokens": "3.0000000000000001"}, "latency_ms": 4.5, "x": 1}"#
+        );
+        // what is not a JSON number stays for the parser to refuse
+        for junk in ["1-2", "01", "1.", "-", "1e", ".5", "1e+"] {
+            assert!(!is_json_number(junk), "{junk}");
+            assert!(serde_json::from_str::<serde_json::Value>(&screen(&format!(r#"{{"id": {junk}}}"#)).text).is_err(), "{junk}");
+        }
+        for number in ["0", "-0", "10", "1.5", "1e5", "1E-5", "-0.0e+0"] {
+            assert!(is_json_number(number), "{number}");
+        }
     }
 
     #[test]
