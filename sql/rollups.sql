@@ -644,6 +644,7 @@ SET kt_governance.track_changes = off
 AS $fn$
 DECLARE
     written bigint;
+    run record;
 BEGIN
     DELETE FROM kt_rollup_metrics_hourly WHERE bucket = ANY (hours);
     DELETE FROM kt_rollup_decisions_hourly WHERE bucket = ANY (hours);
@@ -710,17 +711,21 @@ BEGIN
     )
     SELECT count(*) INTO written FROM metrics;
 
-    -- the evaluations of the hours and their deltas, in one statement of their own (one snapshot)
-    WITH dropped_policy_deltas AS (
-        DELETE FROM kt_policy_deltas WHERE bucket = ANY (hours)
-    )
-    INSERT INTO kt_rollup_policy_hourly
-    SELECT date_trunc('hour', pe.event_timestamp, 'UTC'), pe.policy_name COLLATE "C", pe.result COLLATE "C", count(*),
-           sum(pe.latency_ms)::bigint, count(pe.latency_ms)
-    -- one range per run of consecutive hours (kt_hour_runs): no index on event_timestamp
-    FROM kt_hour_runs(hours) h
-    JOIN @extschema@.policy_evaluations pe ON pe.event_timestamp >= h.run_start AND pe.event_timestamp < h.run_end
-    GROUP BY 1, 2, 3;
+    -- the evaluations of the hours, one run of consecutive hours at a time (evaluations have no
+    -- index on event_timestamp: each run is one scan of the partitions it overlaps, planned with
+    -- its bounds; one join over every run scanned a whole partition's key index per run). Each
+    -- run's deltas are dropped in the statement that reads its rows (one snapshot).
+    FOR run IN SELECT * FROM kt_hour_runs(hours) LOOP
+        WITH dropped_policy_deltas AS (
+            DELETE FROM kt_policy_deltas WHERE bucket >= run.run_start AND bucket < run.run_end
+        )
+        INSERT INTO kt_rollup_policy_hourly
+        SELECT date_trunc('hour', pe.event_timestamp, 'UTC'), pe.policy_name COLLATE "C", pe.result COLLATE "C", count(*),
+               sum(pe.latency_ms)::bigint, count(pe.latency_ms)
+        FROM @extschema@.policy_evaluations pe
+        WHERE pe.event_timestamp >= run.run_start AND pe.event_timestamp < run.run_end
+        GROUP BY 1, 2, 3;
+    END LOOP;
 
     PERFORM kt_rebuild_spend_days(hours);
     RETURN written;
