@@ -10,7 +10,7 @@
 //! by the JSON-to-row conversion in the kt_ingest_parse crate (ingest-parse/), which is fuzzed on
 //! its own (fuzz/). This module is the SQL side: claims, the duplicate probe and the inserts.
 
-use kt_ingest_parse::{id_of, read_record, screen, EvaluationRow, EventRow, Problem, Rules};
+use kt_ingest_parse::{id_of, quarantined_raw, read_record, screen, EvaluationRow, EventRow, Problem, Rules};
 use pgrx::prelude::*;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -138,7 +138,7 @@ fn quarantine(schema: &str, index: usize, raw: &Value, p: &Problem) {
         id_of(raw).into(),
         p.field.to_string().into(),
         p.reason.clone().into(),
-        raw.to_string().into(),
+        quarantined_raw(raw).into(),
     ];
     crate::owner::as_extension_owner(|| Spi::run_with_args(&sql, &args)).expect("recording a quarantined record");
 }

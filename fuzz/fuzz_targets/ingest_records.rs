@@ -4,7 +4,7 @@
 //! kt_ingest_errors. An input that breaks either would fail a whole quarantine-mode batch.
 #![no_main]
 
-use kt_ingest_parse::{id_of, read_record, screen, EventRow, Problem, Rules, MAX_TEXT_BYTES};
+use kt_ingest_parse::{id_of, quarantined_raw, read_record, screen, EventRow, Problem, Rules, MAX_JSON_BYTES, MAX_TEXT_BYTES};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -112,6 +112,7 @@ fn check_row(row: &EventRow) {
         assert!(["pass", "block", "redact", "flag", "escalate"].contains(&e.result), "result {}", e.result);
         assert!(e.latency_ms.is_none_or(|l| l >= 0), "negative evaluation latency");
         if let Some(details) = &e.details {
+            assert!(details.len() <= MAX_JSON_BYTES, "details of {} bytes", details.len());
             jsonb_ok("details", details);
         }
     }
@@ -119,7 +120,9 @@ fn check_row(row: &EventRow) {
 
 /// A kt_ingest_errors row: event_id and reason as text, raw as jsonb.
 fn check_quarantined(raw: &Value, p: &Problem) {
-    jsonb_ok("quarantined raw", &raw.to_string());
+    let kept = quarantined_raw(raw);
+    assert!(kept.len() <= MAX_JSON_BYTES, "quarantined raw of {} bytes", kept.len());
+    jsonb_ok("quarantined raw", &kept);
     text_ok("reason", &p.reason);
     if let Some(id) = id_of(raw) {
         text_ok("quarantined event_id", &id);

@@ -144,7 +144,7 @@ fn text_value(obj: &Map<String, Value>, field: &'static str, required: bool) -> 
         Some(Value::String(s)) if required && s.is_empty() => Err(problem(field, "must not be empty")),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(problem(field, format!("must be a string, got {other}"))),
+        Some(other) => Err(problem(field, format!("must be a string, got {}", screen::shorten(&other.to_string())))),
     }
 }
 
@@ -177,7 +177,7 @@ fn count(value: Option<&Value>, field: &'static str) -> Result<Option<i32>, Prob
         Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
         Some(_) => None,
     };
-    let n = number.ok_or_else(|| problem(field, format!("must be a number, got {}", value.unwrap())))?;
+    let n = number.ok_or_else(|| problem(field, format!("must be a number, got {}", screen::shorten(&value.unwrap().to_string()))))?;
     if !n.is_finite() || n < 0.0 || n > i32::MAX as f64 {
         return Err(problem(field, format!("must be between 0 and {}, got {n}", i32::MAX)));
     }
@@ -190,7 +190,7 @@ fn cost(value: Option<&Value>) -> Result<Option<String>, Problem> {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) => s.trim().to_string(),
-        Some(other) => return Err(problem("cost_usd", format!("must be a number, got {other}"))),
+        Some(other) => return Err(problem("cost_usd", format!("must be a number, got {}", screen::shorten(&other.to_string())))),
     };
     let n: f64 = raw.parse().map_err(|_| problem("cost_usd", format!("\"{raw}\" is not a number")))?;
     if !n.is_finite() || n < 0.0 || n >= 1_000_000.0 {
@@ -270,6 +270,12 @@ fn evaluation(value: &Value) -> Result<EvaluationRow, Problem> {
         }
     }
     let details = (!rest.is_empty()).then(|| Value::Object(rest).to_string());
+    if let Some(d) = details.as_ref().filter(|d| d.len() > MAX_JSON_BYTES) {
+        return Err(problem(
+            "policies_evaluated",
+            format!("the details of evaluation {policy_name} are {} bytes, at most {MAX_JSON_BYTES} are stored", d.len()),
+        ));
+    }
     Ok(EvaluationRow { policy_name, result, latency_ms, details })
 }
 
@@ -316,6 +322,23 @@ pub fn parse_event(value: &Value, rules: &Rules) -> Result<EventRow, Problem> {
 
 pub fn id_of(value: &Value) -> Option<String> {
     value.get("id").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_number().map(|n| n.to_string())))
+}
+
+/// The largest JSON kept of one record: an evaluation's details, or a quarantined record's raw
+/// (jsonb holds no string over 256 MB, and a batch must not fail on one record's size).
+pub const MAX_JSON_BYTES: usize = 16 << 20;
+/// How much of a larger quarantined record is shown instead.
+const SHOWN_CHARS: usize = 10_000;
+
+/// kt_ingest_errors.raw for a refused record: its JSON, or for a record over MAX_JSON_BYTES a
+/// JSON string of its first SHOWN_CHARS characters saying how large it was.
+pub fn quarantined_raw(raw: &Value) -> String {
+    let text = raw.to_string();
+    if text.len() <= MAX_JSON_BYTES {
+        return text;
+    }
+    let head: String = text.chars().take(SHOWN_CHARS).collect();
+    Value::String(format!("{head}... (a record of {} bytes, cut to its first {SHOWN_CHARS} characters)", text.len())).to_string()
 }
 
 /// One record of a batch: parsed, or the problem that keeps it out, with the JSON to show for it.
@@ -400,6 +423,21 @@ mod tests {
         assert_eq!(record("0.000004", "12.7").unwrap_err().field, "input_tokens");
         let ok = record("\"0.000004\"", "\"12\"").unwrap();
         assert_eq!((ok.cost_usd.as_deref(), ok.input_tokens, ok.unknown_fields), (Some("0.000004"), 12, 1));
+    }
+
+    #[test]
+    fn records_too_large_to_keep_are_cut() {
+        let big = "x".repeat(MAX_JSON_BYTES);
+        let (raw, row) = read_record(&format!(r#"{{"id": "a", "extra": "{big}"}}"#), &Rules::default());
+        assert_eq!(row.unwrap_err().field, "timestamp");
+        let kept = quarantined_raw(&raw);
+        assert!(kept.len() < SHOWN_CHARS + 100 && kept.contains(&format!("a record of {} bytes", raw.to_string().len())), "{}", &kept[kept.len() - 80..]);
+        let (_, row) = read_record(
+            &format!(r#"{{"id": "a", "timestamp": "2026-04-01T10:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "policies_evaluated": [{{"name": "pii", "result": "pass", "note": "{big}"}}]}}"#),
+            &Rules::default(),
+        );
+        assert_eq!(row.unwrap_err().field, "policies_evaluated");
+        assert_eq!(quarantined_raw(&serde_json::json!({"id": "a"})), r#"{"id":"a"}"#);
     }
 
     #[test]

@@ -117,6 +117,18 @@ SELECT inserted, duplicates, quarantined FROM kt_ingest('[
 ]'::text, mode => 'quarantine');
 SELECT id FROM ai_decision_events WHERE id LIKE '1234567890123456789012%' ORDER BY id;
 SELECT event_id, field, reason FROM kt_ingest_errors WHERE event_id LIKE 'exact-%' ORDER BY event_id;
+-- a record too large to keep whole (over 16 MB of JSON; jsonb holds no string over 256 MB) is
+-- quarantined cut to its first 10,000 characters, and an evaluation's details over 16 MB are a
+-- bad record, not a failed batch; the good record beside them is stored
+SELECT inserted, quarantined FROM kt_ingest(format('[
+  {"id": "big-raw", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "note": "%s"},
+  {"id": "big-details", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g",
+   "policies_evaluated": [{"name": "pii", "result": "pass", "excerpt": "%s"}]},
+  {"id": "big-ok", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"}]',
+  repeat('x', 17000000), repeat('y', 17000000)), mode => 'quarantine');
+SELECT event_id, field, reason, jsonb_typeof(raw) AS raw_type, length(raw #>> '{}') < 10100 AS raw_cut
+FROM kt_ingest_errors WHERE event_id LIKE 'big-%' ORDER BY event_id;
+SELECT id FROM ai_decision_events WHERE id LIKE 'big-%';
 -- strict mode names the same record and field, and stores nothing
 SELECT pg_temp.try($$SELECT * FROM kt_ingest('[{"id": "s-ok", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g"},
   {"id": "s-nul", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "team_id": "a\u0000"}]')$$);
