@@ -157,9 +157,19 @@ pub struct Screened {
 }
 
 enum Frame {
-    /// an object; `expect_key` is true where the next string is a key
-    Object { expect_key: bool },
+    /// an object; `expect_key` is true where the next string is a key; its keys so far (a hash
+    /// set: a record may hold hundreds of thousands of keys)
+    Object { expect_key: bool, keys: std::collections::HashSet<String> },
     Array,
+}
+
+/// The text of a JSON string literal (quotes included): parsed only when it holds an escape.
+fn key_text(literal: &str) -> String {
+    if literal.contains('\\') {
+        serde_json::from_str::<String>(literal).unwrap_or_default()
+    } else {
+        literal[1..literal.len() - 1].to_string()
+    }
 }
 
 /// Screens one record (see the module comment).
@@ -168,16 +178,15 @@ pub fn screen(record: &str) -> Screened {
     let mut out = String::with_capacity(record.len());
     let mut stack: Vec<Frame> = Vec::new();
     let mut problem: Option<Problem> = None;
-    // the top-level key whose value is being read, and the top-level keys seen so far
+    // the top-level key whose value is being read
     let mut top_key: Option<String> = None;
-    // (a hash set: a record may hold hundreds of thousands of keys)
-    let mut top_keys: std::collections::HashSet<String> = std::collections::HashSet::new();
     // inside the top-level `usage` object: the key whose value is being read
     let mut usage_key: Option<String> = None;
     // the first problem in a field kt_ingest reads (None: a field it ignores)
     let note = |field: Option<&str>, reason: String, problem: &mut Option<Problem>| {
         if let (None, Some(field)) = (problem.as_ref(), field.and_then(known_field)) {
-            *problem = Some(Problem { field, reason });
+            // (a reason may quote the record, whose raw NULs text cannot hold)
+            *problem = Some(Problem { field, reason: reason.replace('\0', "\\u0000") });
         }
     };
     let mut i = 0;
@@ -186,7 +195,7 @@ pub fn screen(record: &str) -> Screened {
         match bytes[i] {
             b'"' => {
                 let Ok(end) = string_end(bytes, i) else { break };
-                let is_key = matches!(stack.last(), Some(Frame::Object { expect_key: true }));
+                let is_key = matches!(stack.last(), Some(Frame::Object { expect_key: true, .. }));
                 let literal = &record[i..end];
                 let escaped = escape_nul(literal);
                 if escaped != literal {
@@ -198,23 +207,35 @@ pub fn screen(record: &str) -> Screened {
                     note(field, "contains \\u0000 (NUL), which PostgreSQL cannot store in text or jsonb".into(), &mut problem);
                 }
                 if is_key {
-                    if let Some(Frame::Object { expect_key }) = stack.last_mut() {
+                    let depth = stack.len();
+                    let key = key_text(&escaped);
+                    if let Some(Frame::Object { expect_key, keys }) = stack.last_mut() {
                         *expect_key = false;
-                    }
-                    if stack.len() == 1 {
-                        let key = serde_json::from_str::<String>(&escaped).unwrap_or_default();
-                        if !top_keys.insert(key.clone()) {
-                            note(Some(&key), "appears more than once in the record".into(), &mut problem);
+                        // a key given twice, at any depth of a field kt_ingest reads (a parser
+                        // would silently keep one of the values)
+                        if !keys.insert(key.clone()) {
+                            if depth == 1 {
+                                note(Some(&key), "appears more than once in the record".into(), &mut problem);
+                            } else {
+                                let reason = format!("holds the key \"{}\" more than once in one object", shorten(&key));
+                                note(top_key.as_deref(), reason, &mut problem);
+                            }
                         }
+                    }
+                    if depth == 1 {
                         top_key = Some(key);
-                    } else if stack.len() == 2 && top_key.as_deref() == Some("usage") {
-                        usage_key = serde_json::from_str::<String>(&escaped).ok();
+                    } else if depth == 2 && top_key.as_deref() == Some("usage") {
+                        usage_key = Some(key);
                     }
                 }
                 i = end;
             }
             b'{' | b'[' => {
-                stack.push(if bytes[i] == b'{' { Frame::Object { expect_key: true } } else { Frame::Array });
+                stack.push(if bytes[i] == b'{' {
+                    Frame::Object { expect_key: true, keys: Default::default() }
+                } else {
+                    Frame::Array
+                });
                 if stack.len() > MAX_DEPTH && problem.is_none() {
                     // refused even in an ignored field: the record cannot be parsed safely at all
                     let field = top_key.as_deref().and_then(known_field).unwrap_or("record");
@@ -227,7 +248,7 @@ pub fn screen(record: &str) -> Screened {
                 i += 1;
             }
             b',' => {
-                if let Some(Frame::Object { expect_key }) = stack.last_mut() {
+                if let Some(Frame::Object { expect_key, .. }) = stack.last_mut() {
                     *expect_key = true;
                 }
                 i += 1;
@@ -387,5 +408,11 @@ mod tests {
         let deep = format!(r#"{{"id": "a", "x": {}{}}}"#, "[".repeat(100), "]".repeat(100));
         assert_eq!(screen(&deep).problem.map(|p| p.field), Some("record"));
         assert!(screen(r#"{"id": "a", "usage": {"input_tokens": 3}}"#).problem.is_none());
+        // nested: in a field kt_ingest reads, named by that field; in an ignored one, ignored
+        let s = screen(r#"{"id": "a", "usage": {"input_tokens": 3, "input_tokens": 4}}"#);
+        assert_eq!(s.problem.map(|p| (p.field, p.reason)), Some(("usage", r#"holds the key "input_tokens" more than once in one object"#.into())));
+        let s = screen(r#"{"id": "a", "policies_evaluated": [{"name": "x", "n\u0061me": "y"}]}"#);
+        assert_eq!(s.problem.map(|p| p.field), Some("policies_evaluated"));
+        assert!(screen(r#"{"id": "a", "extra": {"k": 1, "k": 2}, "usage": [{"k": 1}, {"k": 2}]}"#).problem.is_none());
     }
 }

@@ -87,13 +87,16 @@ SELECT pg_temp.counts();
 
 -- content that jsonb (or any JSON parser) refuses for a whole document, sent as text: each is one
 -- quarantined record naming its field, the good record beside it is stored; ignored fields are
--- ignored whatever they hold (a huge number there is not a problem)
+-- ignored whatever they hold (a huge number there is not a problem); a key given twice is a bad
+-- record at any depth of a field kt_ingest reads
 SELECT * FROM kt_ingest($$[
   {"id": "t-nul", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m\u0000x", "provider": "p", "gateway_id": "g"},
   {"id": "t-dup", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "decision": "blocked"},
   {"id": "t-huge", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g", "cost_usd": 1e400},
   {"id": "t-eval-nul", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g",
    "policies_evaluated": [{"name": "pii", "result": "pass", "note": "a\u0000b"}]},
+  {"id": "t-nested-dup", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g",
+   "usage": {"input_tokens": 3, "input_tokens": 4}},
   {"id": "t-good", "timestamp": "2026-04-08T00:00:00Z", "decision": "allowed", "model": "m", "provider": "p", "gateway_id": "g",
    "vendor_extra": 1e400, "vendor_text": "a\u0000b", "vendor_deep": {"a": {"b": [1, 2]}}, "vendor_extra": 2}
 ]$$::text, mode => 'quarantine');
