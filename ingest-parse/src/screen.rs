@@ -42,12 +42,12 @@ pub const KNOWN_FIELDS: &[&str] = &[
 /// written, where a double would round 123456789012345678901234 and collide with another id), the
 /// cost (0.10000000000000000001 is refused, not stored as 0.1) and the token counts
 /// (3.0000000000000001 is not a whole number). Token counts may also sit under `usage`.
-const EXACT_FIELDS: &[&str] = &[
-    "id", "model", "provider", "gateway_id", "user_id", "team_id", "request_source", "batch_id", "cost_usd",
-    "input_tokens", "prompt_tokens", "output_tokens", "completion_tokens",
-];
 const TEXT_FIELDS: &[&str] = &["id", "model", "provider", "gateway_id", "user_id", "team_id", "request_source", "batch_id"];
 const TOKEN_FIELDS: &[&str] = &["input_tokens", "prompt_tokens", "output_tokens", "completion_tokens"];
+
+fn exact_field(key: &str) -> bool {
+    key == "cost_usd" || TEXT_FIELDS.contains(&key) || TOKEN_FIELDS.contains(&key)
+}
 
 pub fn known_field(key: &str) -> Option<&'static str> {
     KNOWN_FIELDS.iter().copied().find(|k| *k == key)
@@ -260,7 +260,7 @@ pub fn screen(record: &str) -> Screened {
                 }
                 let number = &record[start..i];
                 let exact = match stack.len() {
-                    1 => top_key.as_deref().is_some_and(|k| EXACT_FIELDS.contains(&k)),
+                    1 => top_key.as_deref().is_some_and(exact_field),
                     2 => top_key.as_deref() == Some("usage") && usage_key.as_deref().is_some_and(|k| TOKEN_FIELDS.contains(&k)),
                     _ => false,
                 };
@@ -276,7 +276,7 @@ pub fn screen(record: &str) -> Screened {
                     copied = i;
                 }
                 // (a text field takes any number's text; amounts and counts must be doubles)
-                let text_field = exact && stack.len() == 1 && TEXT_FIELDS.contains(&top_key.as_deref().unwrap_or(""));
+                let text_field = stack.len() == 1 && top_key.as_deref().is_some_and(|k| TEXT_FIELDS.contains(&k));
                 if valid && !finite && !text_field {
                     note(top_key.as_deref(), format!("holds the number {}, beyond the range of double precision", shorten(number)), &mut problem);
                 }
