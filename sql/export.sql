@@ -28,12 +28,17 @@ BEGIN
         RAISE EXCEPTION 'kt_export_events: only decision, gateway_id and team_id may be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- the reports' check: a misspelt decision is an error naming the valid ones, not an empty
+    -- export with a manifest (schedules check theirs when it is set)
+    IF decision IS NOT NULL THEN
+        PERFORM kt_check_decisions(ARRAY[decision]);
+    END IF;
     RETURN QUERY SELECT * FROM kt_export_range(destination, start_time, end_time, 'timestamp', compression,
         row_group_size, include_evaluations, decision, gateway_id, team_id, layout, NULL, NULL);
 END
 $fn$;
 COMMENT ON FUNCTION kt_export_events(text, timestamptz, timestamptz, text, integer, boolean, text, text, text, text) IS
-    'Exports the events with start_time <= "timestamp" < end_time (and their policy evaluations, as a second dataset) as Parquet to destination: file:///absolute/dir or s3://bucket/prefix. Layout <destination>/events/year=YYYY/month=MM/day=DD/part-<run id>-<n>.parquet (layout => ''month'' drops day=), plus policy_evaluations/... and the manifest _manifests/export_<start>_<end>_<filter hash>.json, written last. Re-running the same range and filter replaces the manifest and removes the files of the previous run. compression: zstd, snappy or none. decision, gateway_id, team_id filter (AND). Requires kt_governance_admin, plus pg_write_server_files for file://.';
+    'Exports the events with start_time <= "timestamp" < end_time (and their policy evaluations, as a second dataset) as Parquet to destination: file:///absolute/dir or s3://bucket/prefix. Layout <destination>/events/year=YYYY/month=M/day=D/part-<manifest name>.parquet (unpadded integers; layout => ''month'' drops day=), plus policy_evaluations/... and the manifest _manifests/<manifest name>.json, written last, named export_<start>_<end>_<hash of filter and options>. Re-running the same range and filter writes the same file names (each file replaced whole) and removes files of the previous run it did not write again. compression: zstd, snappy or none. decision (allowed, blocked, escalated, redacted), gateway_id, team_id filter (AND). Requires kt_governance_admin, plus pg_write_server_files for file://.';
 
 -- Export schedules: each run exports the rows stored (created_at) since the previous run.
 CREATE TABLE kt_export_schedules (
@@ -103,6 +108,11 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, kt_governance_internal, pg_temp
 AS $fn$
 BEGIN
+    -- a misspelt decision ('block', the ingest spelling) would export nothing, silently; checked
+    -- when it is set, so a 1.0 schedule holding one can still record its failed runs
+    IF NEW.decision IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.decision IS DISTINCT FROM OLD.decision) THEN
+        PERFORM kt_check_decisions(ARRAY[NEW.decision]);
+    END IF;
     -- audit and progress columns are the extension's, never the caller's: created_by is who
     -- made the schedule, and a made-up watermark or pending range would make retention spare
     -- rows forever (spare_from_retention)

@@ -1584,3 +1584,82 @@ $fn$;
 COMMENT ON FUNCTION kt_execute_job(text) IS 'Internal: the body of each job.';
 UPDATE @extschema@.kt_jobs SET description = 'kt_run_maintenance(): premake partitions, drain the default partition, ANALYZE; then fold kt_row_counts, reclaim removed partitions and prune ingest claims'
 WHERE job_name = 'maintenance';
+
+-- exports: unpadded Hive directories, stable file names, filter decisions checked (the layout
+-- and names are the library's; the comment says what they are now)
+CREATE OR REPLACE FUNCTION kt_export_events(
+    destination text,
+    start_time timestamptz,
+    end_time timestamptz,
+    compression text DEFAULT 'zstd',
+    row_group_size integer DEFAULT 122880,
+    include_evaluations boolean DEFAULT true,
+    decision text DEFAULT NULL,
+    gateway_id text DEFAULT NULL,
+    team_id text DEFAULT NULL,
+    layout text DEFAULT 'day')
+RETURNS TABLE (files_written integer, events_exported bigint, evaluations_exported bigint,
+               bytes_written bigint, manifest text)
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+BEGIN
+    IF destination IS NULL OR start_time IS NULL OR end_time IS NULL OR compression IS NULL
+       OR row_group_size IS NULL OR include_evaluations IS NULL OR layout IS NULL THEN
+        RAISE EXCEPTION 'kt_export_events: only decision, gateway_id and team_id may be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- the reports' check: a misspelt decision is an error naming the valid ones, not an empty
+    -- export with a manifest (schedules check theirs when it is set)
+    IF decision IS NOT NULL THEN
+        PERFORM kt_check_decisions(ARRAY[decision]);
+    END IF;
+    RETURN QUERY SELECT * FROM kt_export_range(destination, start_time, end_time, 'timestamp', compression,
+        row_group_size, include_evaluations, decision, gateway_id, team_id, layout, NULL, NULL);
+END
+$fn$;
+COMMENT ON FUNCTION kt_export_events(text, timestamptz, timestamptz, text, integer, boolean, text, text, text, text) IS
+    'Exports the events with start_time <= "timestamp" < end_time (and their policy evaluations, as a second dataset) as Parquet to destination: file:///absolute/dir or s3://bucket/prefix. Layout <destination>/events/year=YYYY/month=M/day=D/part-<manifest name>.parquet (unpadded integers; layout => ''month'' drops day=), plus policy_evaluations/... and the manifest _manifests/<manifest name>.json, written last, named export_<start>_<end>_<hash of filter and options>. Re-running the same range and filter writes the same file names (each file replaced whole) and removes files of the previous run it did not write again. compression: zstd, snappy or none. decision (allowed, blocked, escalated, redacted), gateway_id, team_id filter (AND). Requires kt_governance_admin, plus pg_write_server_files for file://.';
+-- a decision is checked when a schedule gets one
+CREATE OR REPLACE FUNCTION kt_governance_internal.kt_export_schedule_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, kt_governance_internal, pg_temp
+AS $fn$
+BEGIN
+    -- a misspelt decision ('block', the ingest spelling) would export nothing, silently; checked
+    -- when it is set, so a 1.0 schedule holding one can still record its failed runs
+    IF NEW.decision IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.decision IS DISTINCT FROM OLD.decision) THEN
+        PERFORM kt_check_decisions(ARRAY[NEW.decision]);
+    END IF;
+    -- audit and progress columns are the extension's, never the caller's: created_by is who
+    -- made the schedule, and a made-up watermark or pending range would make retention spare
+    -- rows forever (spare_from_retention)
+    IF TG_OP = 'INSERT' AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+       AND NEW.created_by IS NOT NULL THEN
+        NULL;  -- a superuser's row is taken as given: that is how pg_restore brings schedules
+               -- back (its COPY fires this trigger), with their creators and progress
+    ELSIF TG_OP = 'INSERT' THEN
+        NEW.created_by := current_user;
+        NEW.pending_run_id := NULL; NEW.pending_lo := NULL; NEW.pending_hi := NULL;
+        IF NEW.watermark IS NULL OR NOT isfinite(NEW.watermark) OR NEW.watermark < timestamptz '1970-01-01 00:00:00+00' THEN
+            RAISE EXCEPTION 'an export schedule starts at a finite time from 1970 on, got %', NEW.watermark
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    ELSE
+        NEW.created_by := OLD.created_by;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.destination = OLD.destination THEN
+        RETURN NEW;  -- the export job's own bookkeeping, or a pause/resume
+    END IF;
+    IF NOT pg_has_role(current_user, 'kt_governance_admin', 'USAGE') THEN
+        RAISE EXCEPTION 'export schedules require the kt_governance_admin role' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NEW.destination LIKE 'file://%' AND NOT pg_has_role(current_user, 'pg_write_server_files', 'USAGE') THEN
+        RAISE EXCEPTION 'exporting to server files requires the pg_write_server_files role'
+            USING ERRCODE = 'insufficient_privilege', HINT = 'GRANT pg_write_server_files, or export to s3://.';
+    END IF;
+    RETURN NEW;
+END
+$fn$;

@@ -46,6 +46,7 @@ pub static S3_ALLOW_HTTP: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static S3_PATH_STYLE: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static S3_CREDENTIALS_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static S3_PROFILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"default"));
+pub static EXPORT_FILE_MODE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"0640"));
 pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 
 /// Registers the settings every backend needs. Called from `_PG_init`.
@@ -305,6 +306,7 @@ pub fn define_export_settings() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    define_export_file_mode();
     let plain = [
         (c"kt_governance.s3_endpoint", c"S3 endpoint URL for s3:// exports (empty = AWS, or AWS_ENDPOINT_URL).", c"For S3-compatible servers, e.g. http://127.0.0.1:9000 (http needs kt_governance.s3_allow_http).", &S3_ENDPOINT),
         (c"kt_governance.s3_region", c"S3 region for s3:// exports.", c"Falls back to AWS_REGION from the server's environment when empty.", &S3_REGION),
@@ -346,6 +348,97 @@ pub fn define_export_settings() {
             GucContext::Sighup,
             file_only,
         );
+    }
+}
+
+/// `kt_governance.export_file_mode`: defined by hand rather than through pgrx's registry, which
+/// has no check hook, so that a bad mode fails at SET / reload time instead of at the next export.
+fn define_export_file_mode() {
+    unsafe {
+        pg_sys::DefineCustomStringVariable(
+            c"kt_governance.export_file_mode".as_ptr(),
+            c"Permissions of exported files in file:// destinations, in octal (default 0640).".as_ptr(),
+            c"Directories the export creates get the same bits plus search (x) wherever read is \
+              given (0640 -> 0750). The owner (the server's OS user) always reads and writes; \
+              0640 lets the directory's group read, 0644 every OS user. S3 objects are not affected."
+                .as_ptr(),
+            EXPORT_FILE_MODE.as_ptr(),
+            *EXPORT_FILE_MODE.as_ptr(),
+            GucContext::Suset as isize as _,
+            GucFlags::default().bits(),
+            Some(check_export_file_mode),
+            None,
+            None,
+        );
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_export_file_mode(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let value = unsafe { (*newval).as_ref() }.map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned());
+    if parse_file_mode(value.as_deref().unwrap_or("")).is_ok() {
+        return true;
+    }
+    let detail = c"Give three octal digits, owner read and write included and no execute bits: 0600, 0640 or 0644.";
+    unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr()) };
+    false
+}
+
+/// A file mode as kt_governance.export_file_mode takes it: `0640` or `640`; the owner must keep
+/// read and write (the export replaces its own files), and data files are never executable.
+pub fn parse_file_mode(raw: &str) -> Result<u32, String> {
+    let digits = raw.trim().strip_prefix('0').filter(|d| d.len() == 3).unwrap_or(raw.trim());
+    let mode = (digits.len() == 3 && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        .then(|| u32::from_str_radix(digits, 8).ok())
+        .flatten()
+        .ok_or_else(|| format!("\"{raw}\" is not an octal file mode such as 0640"))?;
+    if mode & 0o600 != 0o600 {
+        return Err(format!("mode {mode:04o} takes read or write from the owner"));
+    }
+    if mode & 0o111 != 0 {
+        return Err(format!("mode {mode:04o} makes data files executable"));
+    }
+    Ok(mode)
+}
+
+/// The file mode exports use now, and the directory mode derived from it (x wherever r).
+pub fn export_modes() -> (u32, u32) {
+    let raw = EXPORT_FILE_MODE.get().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+    // the check hook refused anything else; the default stands in if a value got past it
+    let file = parse_file_mode(&raw).unwrap_or(0o640);
+    (file, file | ((file & 0o444) >> 2))
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::*;
+
+    #[pg_test]
+    fn export_file_modes_are_octal_owner_rw_and_never_executable() {
+        assert_eq!(parse_file_mode("0640"), Ok(0o640));
+        assert_eq!(parse_file_mode("644"), Ok(0o644));
+        assert_eq!(parse_file_mode(" 0600 "), Ok(0o600));
+        for bad in ["", "0", "0400", "0200", "0755", "0648", "06400", "rw-r-----", "0x1a4", "-644"] {
+            assert!(parse_file_mode(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[pg_test]
+    fn export_directories_get_search_where_files_get_read() {
+        Spi::run("SET kt_governance.export_file_mode = '0644'").unwrap();
+        assert_eq!(export_modes(), (0o644, 0o755));
+        Spi::run("SET kt_governance.export_file_mode = '600'").unwrap();
+        assert_eq!(export_modes(), (0o600, 0o700));
+    }
+
+    #[pg_test(error = "invalid value for parameter \"kt_governance.export_file_mode\": \"0755\"")]
+    fn an_executable_export_file_mode_is_refused_at_set() {
+        Spi::run("SET kt_governance.export_file_mode = '0755'").unwrap();
     }
 }
 

@@ -72,18 +72,69 @@ manifest="$(ls "$out"/a/_manifests/*.json)"
 check "pyarrow/duckdb totals (manifest files) equal the database" "$(reader_summary "$out/a" "$manifest")" "$(db_summary "$range")"
 check "pyarrow/duckdb totals (Hive glob) equal the database" "$(reader_summary "$out/a")" "$(db_summary "$range")"
 check "one file per day per dataset" "$(visible_files "$out/a")" 22
-check "Hive layout" "$(ls -d "$out"/a/events/year=2026/month=04/day=05 | wc -l)" 1
+check "Hive layout: unpadded integers" "$(ls -d "$out"/a/events/year=2026/month=4/day=5 | wc -l)" 1
+check "created_by in the form parquet-java parses" \
+    "$("$py" -c "import pyarrow.parquet as pq,glob; print(pq.ParquetFile(glob.glob('$out/a/events/**/*.parquet', recursive=True)[0]).metadata.created_by)" \
+       | grep -cE '^kt_governance version [0-9]+\.[0-9]+\.[0-9]+ \(build ([0-9a-f]{12}|source)\)$')" 1
+
+echo "-- the read-back matrix: pyarrow, DuckDB, Polars, pandas, fastparquet without options"
+month4="$range AND extract(month FROM \"timestamp\" AT TIME ZONE 'UTC') = 4"
+expected="$(sql "SELECT format('events=%s cost=%s tokens=%s month_rows=%s evaluations=%s details_json=%s problems=none',
+    count(*), sum(cost_usd)::numeric(20,6), sum(input_tokens), count(*) FILTER (WHERE $month4),
+    (SELECT count(*) FROM policy_evaluations p WHERE (p.event_id, p.event_timestamp) IN (SELECT id, \"timestamp\" FROM ai_decision_events e WHERE $range)),
+    (SELECT count(*) FROM policy_evaluations p WHERE jsonb_typeof(p.details) = 'object' AND (p.event_id, p.event_timestamp) IN (SELECT id, \"timestamp\" FROM ai_decision_events e WHERE $range)))
+  FROM ai_decision_events e WHERE $range")"
+matrix="$("$py" "$KT_ROOT/pgrx-tests/e2e/readers.py" totals "$out/a" 4 2>/dev/null)"
+for reader in pyarrow duckdb polars pandas fastparquet; do
+    check "$reader: counts, sums, an integer month filter, UTC timestamps, details as JSON text" \
+        "$(echo "$matrix" | sed -n "s/^$reader: //p")" "$expected"
+done
+
+echo "-- file modes: a loader running as another OS user reads the files"
+id kt_e2e_loader >/dev/null 2>&1 || useradd --no-create-home --groups postgres kt_e2e_loader
+id kt_e2e_outsider >/dev/null 2>&1 || useradd --no-create-home kt_e2e_outsider
+a_file="$(find "$out/a/events" -name '*.parquet' | head -1)"
+check "default modes: files 0640, directories 0750" \
+    "$(stat -c %a "$a_file") $(stat -c %a "$(dirname "$a_file")") $(stat -c %a "$out/a/_manifests")" "640 750 750"
+check "a loader in the files' group reads them" "$(runuser -u kt_e2e_loader -- head -c 4 "$a_file" 2>&1)" PAR1
+check "another OS user does not (the default is group-readable only)" \
+    "$(runuser -u kt_e2e_outsider -- head -c 4 "$a_file" >/dev/null 2>&1 && echo read || echo denied)" denied
+sql "SET kt_governance.export_file_mode = '0644'; SELECT kt_export_events('file://$out/wide', '$lo', '$hi', include_evaluations => false)" >/dev/null
+w_file="$(find "$out/wide/events" -name '*.parquet' | head -1)"
+check "export_file_mode 0644: every OS user reads" \
+    "$(stat -c %a "$w_file") $(stat -c %a "$out/wide/events/year=2026") $(runuser -u kt_e2e_outsider -- head -c 4 "$w_file" 2>&1)" "644 755 PAR1"
+loaded="SELECT kt_governance_internal.kt_setting('premake');"
+check "an executable or owner-unreadable mode is refused at SET" \
+    "$(sql_err "$loaded SET kt_governance.export_file_mode = '0755'")$(sql_err "$loaded SET kt_governance.export_file_mode = '0440'")" 2202322023
+check "export_file_mode is described in pg_settings" \
+    "$(sql "$loaded SELECT setting, context FROM pg_settings WHERE name = 'kt_governance.export_file_mode' AND short_desc <> ''" | tail -1)" "0640|superuser"
 check "manifest range and schema version" \
     "$("$py" -c "import json,sys; m=json.load(open('$manifest')); print(m['schema_version'], m['range']['start'], m['range']['end'], m['datasets']['events']['rows'])")" \
     "1 2026-04-05T00:00:00.000000Z 2026-04-15T12:00:00.000000Z $(sql "SELECT count(*) FROM ai_decision_events WHERE $range")"
 check "no staging files left" "$(find "$out/a" -name '*.tmp' | wc -l)" 0
 
-echo "-- re-running the same export supersedes the first one"
-first_files="$(find "$out/a" -name '*.parquet' | sort)"
+echo "-- re-running the same export replaces its files under the same names"
+# files_with_sums ROOT: every data file's checksum and name, sorted by name
+files_with_sums() { (cd "$1" && find . -name '*.parquet' -exec sha256sum {} + | sort -k2); }
+first_files="$(files_with_sums "$out/a")"
 sql "SELECT * FROM kt_export_events('file://$out/a', '$lo', '$hi')" >/dev/null
 check "still one manifest" "$(ls "$out"/a/_manifests/*.json | wc -l)" 1
-check "the first run's files are gone" "$(comm -12 <(echo "$first_files") <(find "$out/a" -name '*.parquet' | sort) | wc -l)" 0
-check "no row twice after the re-run (Hive glob)" "$(reader_summary "$out/a")" "$(db_summary "$range")"
+check "unchanged rows: the same names with the same bytes (a loader that remembers files skips them)" \
+    "$(files_with_sums "$out/a")" "$first_files"
+sql "UPDATE ai_decision_events SET cost_usd = cost_usd + 1
+     WHERE id = (SELECT id FROM ai_decision_events WHERE $range ORDER BY id LIMIT 1)" >/dev/null
+sql "SELECT * FROM kt_export_events('file://$out/a', '$lo', '$hi')" >/dev/null
+check "one changed cost: the same names, one file with new bytes" \
+    "$(files_with_sums "$out/a" | awk '{print $2}') $(diff <(echo "$first_files") <(files_with_sums "$out/a") | grep -c '^>')" \
+    "$(echo "$first_files" | awk '{print $2}') 1"
+check "no row twice after the re-runs (Hive glob)" "$(reader_summary "$out/a")" "$(db_summary "$range")"
+check "DuckDB and pyarrow over the whole prefix: every row once" \
+    "$("$py" -c "
+import duckdb, pyarrow.dataset as ds
+d = duckdb.sql(\"SELECT count(*), count(DISTINCT id) FROM read_parquet('$out/a/events/**/*.parquet', hive_partitioning = true)\").fetchone()
+t = ds.dataset('$out/a/events', format='parquet', partitioning='hive').to_table(columns=['id'])
+print(d[0], d[1], t.num_rows, len(set(t.column('id').to_pylist())))")" \
+    "$(sql "SELECT format('%s %s %s %s', count(*), count(DISTINCT id), count(*), count(DISTINCT id)) FROM ai_decision_events WHERE $range")"
 
 echo "-- options: month layout, snappy, filter, no evaluations"
 sql "SELECT * FROM kt_export_events('file://$out/b', '$lo', '$hi', compression => 'snappy', layout => 'month',
@@ -121,6 +172,8 @@ check "row_group_size 0" "$(sql_err "SELECT kt_export_events('file://$out/c', '$
 check "NULL destination" "$(sql_err "SELECT kt_export_events(NULL, '$lo', '$hi')")" 22004
 check "bucket that does not exist" "$(sql_err "SELECT kt_export_events('s3://no-such-bucket/x', '$lo', '$hi')")" 58030
 check "invalid bucket name" "$(sql_err "SELECT kt_export_events('s3://A_B/x', '$lo', '$hi')")" 22023
+check "a misspelt decision filter names the valid ones" "$(sql_err "SELECT kt_export_events('file://$out/c', '$lo', '$hi', decision => 'block')")" 22023
+check "so does a schedule's" "$(sql_err "SELECT kt_add_export_schedule('typo', 'file://$out/c', decision => 'block')")" 22023
 check "nothing written by the failed calls" "$(all_files "$out/c")$(all_files "$out/ro")" 00
 sql "CREATE ROLE kt_e2e_admin LOGIN IN ROLE kt_governance_admin; CREATE ROLE kt_e2e_reader LOGIN IN ROLE kt_governance_reader" >/dev/null
 as_role() { sqlstate_of "$@"; }

@@ -103,9 +103,39 @@ impl Dataset {
         self.columns.len() + 1
     }
 
+    /// The schema the writer gets: `details` carries the canonical JSON extension type, from
+    /// which the Parquet column takes the JSON logical type.
     pub fn schema(&self) -> SchemaRef {
         let fields: Vec<Field> = self.columns.iter().map(field).collect();
         Arc::new(Schema::new(fields))
+    }
+
+    /// The schema stored for Arrow readers (the file's `ARROW:schema`): the same with `details`
+    /// a plain string. With the extension type there, Polars loads the column as `arrow.json`,
+    /// on which its string functions, casts and write_csv fail; as a string every reader can
+    /// use it as text and parse it, and the Parquet logical type still says JSON (DuckDB reads
+    /// it as JSON, BigQuery loads it into a JSON column).
+    pub fn reader_schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self.columns.iter().map(|c| Field::new(c.name, data_type(c.kind), c.nullable)).collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The `pandas` key of the file's metadata, naming only the timestamp columns and their
+    /// zone: fastparquet takes a column's zone from nowhere else (without it, UTC timestamps
+    /// come back as naive datetimes), and pyarrow / pandas keep their own reading of the others.
+    pub fn pandas_metadata(&self) -> String {
+        let zoned: Vec<serde_json::Value> = self
+            .columns
+            .iter()
+            .filter(|c| matches!(c.kind, Kind::Timestamp))
+            .map(|c| {
+                serde_json::json!({"name": c.name, "field_name": c.name, "pandas_type": "datetimetz",
+                                   "numpy_type": "datetime64[us]", "metadata": {"timezone": "UTC"}})
+            })
+            .collect();
+        serde_json::json!({"index_columns": [], "column_indexes": [], "columns": zoned,
+                           "creator": {"library": "kt_governance", "version": env!("CARGO_PKG_VERSION")}})
+        .to_string()
     }
 
     /// Columns whose values repeat too little for a dictionary to pay off.
@@ -118,15 +148,18 @@ impl Dataset {
     }
 }
 
-fn field(c: &Column) -> Field {
-    let data_type = match c.kind {
+fn data_type(kind: Kind) -> DataType {
+    match kind {
         Kind::Text | Kind::Json => DataType::Utf8,
         Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         Kind::Int32 => DataType::Int32,
         Kind::Int64 => DataType::Int64,
         Kind::Micros12_6 => DataType::Decimal128(12, 6),
-    };
-    let f = Field::new(c.name, data_type, c.nullable);
+    }
+}
+
+fn field(c: &Column) -> Field {
+    let f = Field::new(c.name, data_type(c.kind), c.nullable);
     match c.kind {
         Kind::Json => f.with_extension_type(arrow_schema::extension::Json::default()),
         _ => f,

@@ -1,10 +1,12 @@
 //! Parquet export of events and policy evaluations to a local directory or S3.
 //!
-//! One export = one run id. Rows are read through a cursor ordered by time, so each Hive
-//! directory (year=/month=/day=) is written as one file at a time and memory stays bounded by
-//! a row group. Files are published one by one under names carrying the run id; the manifest
-//! (written last) is the commit point: a re-run with the same range and filter writes a new
-//! manifest under the same name and then removes the files the old one listed.
+//! Rows are read through a cursor ordered by time, so each Hive directory (year=/month=/day=)
+//! is written as one file at a time and memory stays bounded by a row group. A file's name
+//! derives from the export's manifest name (range, filter and options, or the schedule's run),
+//! so a re-export of the same range writes the same names: each file is replaced whole, in one
+//! step, and a loader that remembers file names never loads a day twice. The manifest (written
+//! last) is the commit point; files its predecessor listed that the new run did not write are
+//! removed after it.
 //!
 //! `sink` knows about destinations, `columns` about the datasets' columns and types,
 //! `manifest` about the manifest document.
@@ -14,8 +16,10 @@ mod manifest;
 mod scrub;
 mod sink;
 
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use pgrx::prelude::*;
@@ -55,8 +59,12 @@ impl Layout {
         }
     }
 
-    /// Hive directory of an instant, e.g. `year=2026/month=04/day=15` (UTC), and the range
+    /// Hive directory of an instant, e.g. `year=2026/month=4/day=15` (UTC), and the range
     /// [lo, hi) of instants (Unix microseconds) that share it.
+    ///
+    /// Values are unpadded integers: DuckDB, Polars, pyarrow and Spark all type `month=4` as an
+    /// integer, while DuckDB typed `month=04` VARCHAR (so `WHERE month = 4` failed to bind and
+    /// `WHERE month = '4'` matched nothing).
     fn directory(self, unix_us: i64) -> (String, i64, i64) {
         use chrono::{Datelike, NaiveDate};
         let t = chrono::DateTime::from_timestamp_micros(unix_us).expect("finite timestamps only");
@@ -64,12 +72,12 @@ impl Layout {
         match self {
             Layout::Day => {
                 let lo = micros(t.date_naive());
-                (format!("year={:04}/month={:02}/day={:02}", t.year(), t.month(), t.day()), lo, lo + 86_400_000_000)
+                (format!("year={}/month={}/day={}", t.year(), t.month(), t.day()), lo, lo + 86_400_000_000)
             }
             Layout::Month => {
                 let first = NaiveDate::from_ymd_opt(t.year(), t.month(), 1).expect("a valid month");
                 let next = first.checked_add_months(chrono::Months::new(1)).expect("a next month");
-                (format!("year={:04}/month={:02}", t.year(), t.month()), micros(first), micros(next))
+                (format!("year={}/month={}", t.year(), t.month()), micros(first), micros(next))
             }
         }
     }
@@ -171,15 +179,25 @@ fn dataset_query(schema: &str, ds: &Dataset, spec: &Spec) -> String {
     )
 }
 
+/// The writer's name in the form parquet-java parses (`<app> version <x.y.z> (build <id>)`):
+/// a `created_by` it cannot parse makes Spark, Hive, Flink and Trino distrust the min/max
+/// statistics of string columns and lose filter pushdown on them.
+fn created_by() -> String {
+    format!("kt_governance version {} (build {})", env!("CARGO_PKG_VERSION"), env!("KT_BUILD_COMMIT"))
+}
+
 fn writer_properties(ds: &Dataset, spec: &Spec) -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(spec.codec)
         .set_max_row_group_row_count(Some(spec.row_group_size))
-        .set_created_by(format!("kt_governance {}", env!("CARGO_PKG_VERSION")));
+        .set_created_by(created_by())
+        .set_key_value_metadata(Some(vec![KeyValue::new("pandas".to_string(), ds.pandas_metadata())]));
     for column in ds.high_cardinality_columns() {
         props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
     }
-    props.build()
+    let mut props = props.build();
+    add_encoded_arrow_schema_to_metadata(&ds.reader_schema(), &mut props);
+    props
 }
 
 /// One Parquet file being written to its staging path.
@@ -224,14 +242,22 @@ impl Leftovers {
     }
 }
 
-fn open_file(sink: &Sink, ds: &Dataset, spec: &Spec, at_us: i64, seq: usize, left: &RefCell<Leftovers>) -> OpenFile {
+/// The file of one Hive directory of one dataset: the same name whenever the same range, filter
+/// and options (or the same scheduled run) are exported again.
+fn file_name(ds: &Dataset, spec: &Spec, directory: &str) -> String {
+    format!("{}/{directory}/part-{}.parquet", ds.name, spec.manifest_name)
+}
+
+fn open_file(sink: &Sink, ds: &Dataset, spec: &Spec, at_us: i64, left: &RefCell<Leftovers>) -> OpenFile {
     let (directory, lo_us, hi_us) = spec.layout.directory(at_us);
-    let relative = format!("{}/{directory}/part-{}-{seq:05}.parquet", ds.name, spec.run_id);
+    let relative = file_name(ds, spec, &directory);
     let path = sink.staging_path(&relative, &spec.run_id);
     left.borrow_mut().staged.push(path.clone());
-    let file = sink::create_staged(&path);
-    let writer = ArrowWriter::try_new(file, ds.schema(), Some(writer_properties(ds, spec)))
-        .expect("the dataset schema is valid Parquet");
+    let file = sink.create_staged(&path);
+    // the writer's own ARROW:schema would carry the JSON extension type; writer_properties
+    // stores the reader schema instead
+    let options = ArrowWriterOptions::new().with_properties(writer_properties(ds, spec)).with_skip_arrow_metadata(true);
+    let writer = ArrowWriter::try_new_with_options(file, ds.schema(), options).expect("the dataset schema is valid Parquet");
     let staged = Staged { relative, path, rows: 0, min_us: i64::MAX, max_us: i64::MIN };
     OpenFile { lo_us, hi_us, staged, writer }
 }
@@ -255,7 +281,6 @@ fn stage_dataset(
     schema: &str,
     ds: &Dataset,
     spec: &Spec,
-    first_seq: usize,
     left: &RefCell<Leftovers>,
 ) -> Vec<Staged> {
     let sql = dataset_query(schema, ds, spec);
@@ -292,7 +317,7 @@ fn stage_dataset(
                     if let Some(done) = current.take() {
                         files.push(close_file(done, &mut batch));
                     }
-                    current = Some(open_file(sink, ds, spec, at, first_seq + files.len(), left));
+                    current = Some(open_file(sink, ds, spec, at, left));
                 }
                 let open = current.as_mut().expect("a file is open");
                 batch.append_datums(&values, &nulls);
@@ -322,14 +347,20 @@ fn stage_dataset(
 }
 
 /// Publishes staged files one by one (each becomes visible whole, in one step).
-fn publish_all(sink: &Sink, staged: Vec<Staged>, left: &RefCell<Leftovers>) -> Vec<FileEntry> {
+///
+/// A file that replaces one the previous manifest listed is not removed if the export fails
+/// later: the old content is gone already, and the new file holds that directory's rows once,
+/// which is what a reader of the whole prefix needs. A file new to the destination is removed.
+fn publish_all(sink: &Sink, staged: Vec<Staged>, previous: &[String], left: &RefCell<Leftovers>) -> Vec<FileEntry> {
     staged
         .into_iter()
         .map(|f| {
             let published = sink.publish(&f.path, &f.relative);
             let mut l = left.borrow_mut();
             l.staged.retain(|p| p != &f.path);
-            l.published.push(f.relative.clone());
+            if !previous.contains(&f.relative) {
+                l.published.push(f.relative.clone());
+            }
             drop(l);
             check_for_interrupts!();
             FileEntry {
@@ -369,10 +400,15 @@ fn refuse_foreign_manifest(sink: &Sink, spec: &Spec, destination: &str, me: &str
     }
 }
 
-/// Publishes the manifest, then removes the files of the manifest it replaces.
-fn commit(sink: &Sink, spec: &Spec, destination: &str, outcome: &Outcome, me: &str) -> String {
+/// The data files the manifest this export replaces lists (none when there is none).
+fn previous_files(sink: &Sink, spec: &Spec, destination: &str) -> Vec<String> {
+    sink.read_small(&manifest_path(spec)).map(|bytes| Manifest::previous(&bytes, destination).paths).unwrap_or_default()
+}
+
+/// Publishes the manifest, then removes the files of the manifest it replaces that this export
+/// did not write again.
+fn commit(sink: &Sink, spec: &Spec, destination: &str, outcome: &Outcome, previous: &[String], me: &str) -> String {
     let relative = manifest_path(spec);
-    let previous = sink.read_small(&relative).map(|bytes| Manifest::previous(&bytes, destination).paths);
     let document = Manifest {
         run_id: &spec.run_id,
         destination,
@@ -389,9 +425,9 @@ fn commit(sink: &Sink, spec: &Spec, destination: &str, outcome: &Outcome, me: &s
         created_by: me,
     };
     sink.write_small(&relative, &document.to_json(), &spec.run_id);
-    for old in previous.unwrap_or_default() {
-        if !outcome.files.iter().any(|f| f.path == old) {
-            sink.remove(&old);
+    for old in previous {
+        if !outcome.files.iter().any(|f| &f.path == old) {
+            sink.remove(old);
         }
     }
     sink.url(&relative)
@@ -399,16 +435,17 @@ fn commit(sink: &Sink, spec: &Spec, destination: &str, outcome: &Outcome, me: &s
 
 /// Stages both datasets, publishes the files, then commits the manifest.
 fn run_export(sink: &Sink, schema: &str, spec: &Spec, destination: &str, left: &RefCell<Leftovers>) -> (Outcome, String) {
-    let mut staged = stage_dataset(sink, schema, &EVENTS, spec, 0, left);
+    let mut staged = stage_dataset(sink, schema, &EVENTS, spec, left);
     let events: i64 = staged.iter().map(|f| f.rows).sum();
     let mut evaluations = 0;
     if spec.include_evaluations {
-        let more = stage_dataset(sink, schema, &EVALUATIONS, spec, staged.len(), left);
+        let more = stage_dataset(sink, schema, &EVALUATIONS, spec, left);
         evaluations = more.iter().map(|f| f.rows).sum();
         staged.extend(more);
     }
-    let outcome = Outcome { files: publish_all(sink, staged, left), events, evaluations };
-    let manifest = commit(sink, spec, destination, &outcome, &acting_role());
+    let previous = previous_files(sink, spec, destination);
+    let outcome = Outcome { files: publish_all(sink, staged, &previous, left), events, evaluations };
+    let manifest = commit(sink, spec, destination, &outcome, &previous, &acting_role());
     left.borrow_mut().forget();
     (outcome, manifest)
 }
@@ -474,6 +511,7 @@ fn kt_export_range(
     }
     let acting = run_as.as_deref().map(crate::owner::act_as);
     check_privileges(sink::is_local(destination));
+
     let start_us = finite_micros("start_time", start_time);
     let end_us = finite_micros("end_time", end_time);
     if start_us >= end_us {

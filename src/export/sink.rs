@@ -15,6 +15,7 @@ use pgrx::prelude::*;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,7 +25,9 @@ use crate::settings;
 const PART_BYTES: usize = 8 * 1024 * 1024;
 
 pub enum Sink {
-    Local { root: PathBuf },
+    /// `file_mode` / `dir_mode`: what kt_governance.export_file_mode gives the files and the
+    /// directories this export creates (the server's umask would make them owner-only)
+    Local { root: PathBuf, file_mode: u32, dir_mode: u32 },
     S3 { store: Box<AmazonS3>, runtime: tokio::runtime::Runtime, bucket: String, prefix: String },
 }
 
@@ -57,13 +60,40 @@ fn unguessable() -> String {
 }
 
 /// Creates a staging file that must not exist yet: O_CREAT | O_EXCL, which also refuses a
-/// symlink in its place instead of following it.
-pub fn create_staged(path: &Path) -> File {
-    fs::OpenOptions::new()
+/// symlink in its place instead of following it. `mode` is set on the open file (fchmod), so
+/// the published file has it whatever the server's umask.
+fn create_staged_file(path: &Path, mode: Option<u32>) -> File {
+    let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .unwrap_or_else(|e| io_fail(&format!("creating {}", path.display()), e))
+        .unwrap_or_else(|e| io_fail(&format!("creating {}", path.display()), e));
+    if let Some(mode) = mode {
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| io_fail(&format!("setting the mode of {}", path.display()), e));
+    }
+    file
+}
+
+/// Creates `dir` and its missing ancestors, each with `mode`. Directories that exist keep
+/// theirs (their owner chose it). The mode is set through a descriptor opened without following
+/// symlinks, so a directory swapped for a link between mkdir and chmod gets no new mode.
+fn make_dirs(dir: &Path, mode: u32) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        make_dirs(parent, mode)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(dir)?
+            .set_permissions(fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 pub fn is_local(destination: &str) -> bool {
@@ -206,7 +236,8 @@ impl Sink {
     pub fn open(destination: &str) -> Sink {
         if is_local(destination) {
             let root = parse_local(destination);
-            return Sink::Local { root };
+            let (file_mode, dir_mode) = settings::export_modes();
+            return Sink::Local { root, file_mode, dir_mode };
         }
         if destination.starts_with("s3://") {
             let (bucket, prefix) = parse_s3(destination);
@@ -227,7 +258,7 @@ impl Sink {
     /// Full URL of a path relative to the destination.
     pub fn url(&self, relative: &str) -> String {
         match self {
-            Sink::Local { root } => format!("file://{}", root.join(relative).display()),
+            Sink::Local { root, .. } => format!("file://{}", root.join(relative).display()),
             Sink::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{}", self.key(prefix, relative)),
         }
     }
@@ -249,10 +280,10 @@ impl Sink {
     pub fn staging_path(&self, relative: &str, run_id: &str) -> PathBuf {
         let token = unguessable();
         match self {
-            Sink::Local { root } => {
+            Sink::Local { root, dir_mode, .. } => {
                 let target = root.join(relative);
                 let dir = target.parent().expect("relative paths have a directory");
-                fs::create_dir_all(dir)
+                make_dirs(dir, *dir_mode)
                     .unwrap_or_else(|e| io_fail(&format!("creating directory {}", dir.display()), e));
                 let name = target.file_name().expect("a file name").to_string_lossy();
                 dir.join(format!(".{name}.{run_id}.{token}.tmp"))
@@ -267,11 +298,20 @@ impl Sink {
         }
     }
 
+    /// Creates a staging file from `staging_path`: local ones get the export file mode, S3 ones
+    /// (in the server's temp directory) stay the server's own.
+    pub fn create_staged(&self, path: &Path) -> File {
+        match self {
+            Sink::Local { file_mode, .. } => create_staged_file(path, Some(*file_mode)),
+            Sink::S3 { .. } => create_staged_file(path, None),
+        }
+    }
+
     /// Makes the finished staging file visible as `relative`, in one step.
     pub fn publish(&self, staged: &Path, relative: &str) -> Published {
         let published = checksum(staged);
         match self {
-            Sink::Local { root } => {
+            Sink::Local { root, .. } => {
                 let target = root.join(relative);
                 File::open(staged)
                     .and_then(|f| f.sync_all())
@@ -326,7 +366,7 @@ impl Sink {
     /// A small file's content (the previous manifest), or None when it does not exist.
     pub fn read_small(&self, relative: &str) -> Option<Vec<u8>> {
         match self {
-            Sink::Local { root } => fs::read(root.join(relative)).ok(),
+            Sink::Local { root, .. } => fs::read(root.join(relative)).ok(),
             Sink::S3 { store, runtime, .. } => {
                 let location = self.object(relative);
                 match runtime.block_on(async { store.get(&location).await?.bytes().await }) {
@@ -341,7 +381,7 @@ impl Sink {
     /// Writes a small file (a manifest) atomically.
     pub fn write_small(&self, relative: &str, content: &[u8], run_id: &str) -> Published {
         let staged = self.staging_path(relative, run_id);
-        create_staged(&staged)
+        self.create_staged(&staged)
             .write_all(content)
             .unwrap_or_else(|e| io_fail(&format!("writing {}", staged.display()), e));
         self.publish(&staged, relative)
@@ -350,7 +390,7 @@ impl Sink {
     /// Removes a published file; a file that is already gone is fine.
     pub fn remove(&self, relative: &str) {
         match self {
-            Sink::Local { root } => match fs::remove_file(root.join(relative)) {
+            Sink::Local { root, .. } => match fs::remove_file(root.join(relative)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     warning!("export: could not remove superseded {}: {e}", self.url(relative))
                 }
@@ -367,7 +407,7 @@ impl Sink {
     /// Removes a file of a failed export, silently (an error is already on its way).
     pub fn remove_quietly(&self, relative: &str) {
         match self {
-            Sink::Local { root } => {
+            Sink::Local { root, .. } => {
                 let _ = fs::remove_file(root.join(relative));
             }
             Sink::S3 { store, runtime, .. } => {
@@ -379,8 +419,8 @@ impl Sink {
     /// Fails early, before any data is read, when the destination cannot be written.
     pub fn probe(&self, run_id: &str) {
         match self {
-            Sink::Local { root } => {
-                fs::create_dir_all(root)
+            Sink::Local { root, dir_mode, .. } => {
+                make_dirs(root, *dir_mode)
                     .unwrap_or_else(|e| io_fail(&format!("creating directory {}", root.display()), e));
                 let probe = root.join(format!(".kt_export_probe.{run_id}.tmp"));
                 File::create(&probe).unwrap_or_else(|e| io_fail(&format!("writing in {}", root.display()), e));
