@@ -78,15 +78,15 @@ check "created_by in the form parquet-java parses" \
        | grep -cE '^kt_governance version [0-9]+\.[0-9]+\.[0-9]+ \(build ([0-9a-f]{12}|source)\)$')" 1
 
 echo "-- the read-back matrix: pyarrow, DuckDB, Polars, pandas, fastparquet without options"
-month4="$range AND extract(month FROM \"timestamp\" AT TIME ZONE 'UTC') = 4"
-expected="$(sql "SELECT format('events=%s cost=%s tokens=%s month_rows=%s evaluations=%s details_json=%s problems=none',
-    count(*), sum(cost_usd)::numeric(20,6), sum(input_tokens), count(*) FILTER (WHERE $month4),
+day10="$range AND extract(day FROM \"timestamp\" AT TIME ZONE 'UTC') = 10"
+expected="$(sql "SELECT format('events=%s cost=%s tokens=%s day_rows=%s evaluations=%s details_json=%s problems=none',
+    count(*), sum(cost_usd)::numeric(20,6), sum(input_tokens), count(*) FILTER (WHERE $day10),
     (SELECT count(*) FROM policy_evaluations p WHERE (p.event_id, p.event_timestamp) IN (SELECT id, \"timestamp\" FROM ai_decision_events e WHERE $range)),
     (SELECT count(*) FROM policy_evaluations p WHERE jsonb_typeof(p.details) = 'object' AND (p.event_id, p.event_timestamp) IN (SELECT id, \"timestamp\" FROM ai_decision_events e WHERE $range)))
   FROM ai_decision_events e WHERE $range")"
-matrix="$("$py" "$KT_ROOT/pgrx-tests/e2e/readers.py" totals "$out/a" 4 2>/dev/null)"
+matrix="$("$py" "$KT_ROOT/pgrx-tests/e2e/readers.py" totals "$out/a" 10 2>/dev/null)"
 for reader in pyarrow duckdb polars pandas fastparquet; do
-    check "$reader: counts, sums, an integer month filter, UTC timestamps, details as JSON text" \
+    check "$reader: counts, sums, an integer day filter, UTC timestamps, details as JSON text" \
         "$(echo "$matrix" | sed -n "s/^$reader: //p")" "$expected"
 done
 

@@ -1,13 +1,13 @@
 """The read-back matrix: one export read by pyarrow, DuckDB, Polars, pandas and fastparquet the
 way their users read a Hive-partitioned prefix, without options.
 
-  readers.py totals ROOT MONTH     one line per reader: what it read (for export.sh to compare
+  readers.py totals ROOT DAY       one line per reader: what it read (for export.sh to compare
                                    with the database) and the problems it met
   readers.py schema ROOT           a Markdown table: the type each reader gives each column
 
-Totals per reader: events, their cost sum (6 decimals), input token sum, events of month MONTH
-selected by an integer comparison on the Hive column, evaluations, and details values that the
-reader hands over as text (or parsed JSON) that parse as JSON objects. A problem is anything a
+Totals per reader: events, their cost sum (6 decimals), input token sum, events of day DAY (of
+the month) selected by an integer comparison on the Hive column, evaluations, and details
+values that the reader hands over as text (or parsed JSON) that parse as JSON objects. A problem is anything a
 user would trip over: a Hive column not typed as an integer, a timestamp without its UTC zone,
 details that cannot be used as text or parsed as JSON.
 """
@@ -31,25 +31,25 @@ def is_json_object_text(value):
         return False
 
 
-def line(name, events, cost, tokens, month_rows, evaluations, details_ok, problems):
+def line(name, events, cost, tokens, day_rows, evaluations, details_ok, problems):
     cost = Decimal(str(cost)).quantize(Decimal("0.000001"))
-    return (f"{name}: events={events} cost={cost} tokens={tokens} month_rows={month_rows} "
+    return (f"{name}: events={events} cost={cost} tokens={tokens} day_rows={day_rows} "
             f"evaluations={evaluations} details_json={details_ok} problems={'; '.join(problems) or 'none'}")
 
 
-def with_pyarrow(root, month):
+def with_pyarrow(root, day):
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
     events = ds.dataset(f"{root}/events", format="parquet", partitioning="hive")
     evals = ds.dataset(f"{root}/policy_evaluations", format="parquet", partitioning="hive")
     schemas = {"events": events.schema, "policy_evaluations": evals.schema}
     t = events.to_table()
-    month_rows = events.to_table(filter=ds.field("month") == month).num_rows
+    day_rows = events.to_table(filter=ds.field("day") == day).num_rows
     details = evals.to_table(columns=["details"]).column("details")
     ok = sum(1 for v in details.to_pylist() if v is not None and is_json_object_text(v))
     problems = arrow_problems(schemas)
     row = line("pyarrow", t.num_rows, pc.sum(t.column("cost_usd")).as_py(), pc.sum(t.column("input_tokens")).as_py(),
-               month_rows, evals.count_rows(), ok, problems)
+               day_rows, evals.count_rows(), ok, problems)
     return row, {k: {f.name: str(f.type) for f in s} for k, s in schemas.items()}
 
 
@@ -67,7 +67,7 @@ def arrow_problems(schemas):
     return problems
 
 
-def with_duckdb(root, month):
+def with_duckdb(root, day):
     import duckdb
     con = duckdb.connect()
     ev = f"read_parquet('{root}/events/**/*.parquet', hive_partitioning = true)"
@@ -77,9 +77,9 @@ def with_duckdb(root, month):
     n, cost, tokens = con.sql(f"SELECT count(*), sum(cost_usd), sum(input_tokens) FROM {ev}").fetchone()
     problems = []
     try:
-        month_rows = con.sql(f"SELECT count(*) FROM {ev} WHERE month = {month}").fetchone()[0]
+        day_rows = con.sql(f"SELECT count(*) FROM {ev} WHERE day = {day}").fetchone()[0]
     except duckdb.Error as e:
-        month_rows, problems = 0, [f"WHERE month = {month}: {str(e).splitlines()[0]}"]
+        day_rows, problems = 0, [f"WHERE day = {day}: {str(e).splitlines()[0]}"]
     evaluations = con.sql(f"SELECT count(*) FROM {pe}").fetchone()[0]
     # usable as JSON: DuckDB's json functions on the column as it comes, and as text
     ok = con.sql(f"SELECT count(*) FROM {pe} WHERE json_type(details::varchar) = 'OBJECT'").fetchone()[0]
@@ -91,10 +91,10 @@ def with_duckdb(root, month):
                 problems.append(f"{dataset}.{col} is {t}")
     if schemas["policy_evaluations"].get("details") not in ("JSON", "VARCHAR"):
         problems.append(f"details is {schemas['policy_evaluations'].get('details')}")
-    return line("duckdb", n, cost, tokens, month_rows, evaluations, ok, problems), schemas
+    return line("duckdb", n, cost, tokens, day_rows, evaluations, ok, problems), schemas
 
 
-def with_polars(root, month):
+def with_polars(root, day):
     import io
     import polars as pl
     ev = pl.scan_parquet(f"{root}/events/**/*.parquet", hive_partitioning=True)
@@ -104,7 +104,7 @@ def with_polars(root, month):
     t = ev.select(pl.len(), pl.col("cost_usd").sum(), pl.col("input_tokens").sum()).collect()
     n, cost, tokens = t.row(0)
     problems = []
-    month_rows = ev.filter(pl.col("month") == month).select(pl.len()).collect().item()
+    day_rows = ev.filter(pl.col("day") == day).select(pl.len()).collect().item()
     evaluations = pe.select(pl.len()).collect().item()
     ok = 0
     try:
@@ -123,37 +123,40 @@ def with_polars(root, month):
                 problems.append(f"{dataset}.{col} is {t}")
             if col in ("timestamp", "event_timestamp", "created_at") and "UTC" not in t:
                 problems.append(f"{dataset}.{col} is {t}")
-    return line("polars", n, cost, tokens, month_rows, evaluations, ok, problems), schemas
+    return line("polars", n, cost, tokens, day_rows, evaluations, ok, problems), schemas
 
 
-def with_pandas(root, month):
+def dtype(series):
+    """A pandas column's dtype; Hive columns come as categories, and what matters is the type of
+    their values."""
+    t = str(series.dtype)
+    return f"category[{series.cat.categories.dtype}]" if t == "category" else t
+
+
+def with_pandas(root, day):
     import pandas as pd
     ev = pd.read_parquet(f"{root}/events")
     pe = pd.read_parquet(f"{root}/policy_evaluations")
-    schemas = {"events": {k: str(v) for k, v in ev.dtypes.items()},
-               "policy_evaluations": {k: str(v) for k, v in pe.dtypes.items()}}
+    schemas = {"events": {k: dtype(ev[k]) for k in ev.columns},
+               "policy_evaluations": {k: dtype(pe[k]) for k in pe.columns}}
     problems = []
     for dataset, schema in schemas.items():
         for col, t in schema.items():
+            if col in ("year", "month", "day") and t not in ("category[int32]", "category[int64]"):
+                problems.append(f"{dataset}.{col} is {t}")
             if col in ("timestamp", "event_timestamp", "created_at") and "UTC" not in t:
                 problems.append(f"{dataset}.{col} is {t}")
-    # pandas hands Hive columns over as categories of the inferred type
-    month_rows = int((ev["month"].astype("int64") == month).sum())
+    day_rows = int((ev["day"].astype("int64") == day).sum())
     ok = int(pe["details"].dropna().map(is_json_object_text).sum())
     cost = sum((v for v in ev["cost_usd"] if v is not None and v == v), Decimal(0))
-    return line("pandas", len(ev), cost, int(ev["input_tokens"].sum()), month_rows, len(pe), ok, problems), schemas
+    return line("pandas", len(ev), cost, int(ev["input_tokens"].sum()), day_rows, len(pe), ok, problems), schemas
 
 
-def with_fastparquet(root, month):
+def with_fastparquet(root, day):
     import fastparquet
     problems = []
     ev = fastparquet.ParquetFile(files(root, "events"), root=f"{root}/events").to_pandas()
     pe = fastparquet.ParquetFile(files(root, "policy_evaluations"), root=f"{root}/policy_evaluations").to_pandas()
-
-    def dtype(series):
-        # fastparquet hands Hive columns over as categories; what matters is their values' type
-        t = str(series.dtype)
-        return f"category[{series.cat.categories.dtype}]" if t == "category" else t
     schemas = {"events": {k: dtype(ev[k]) for k in ev.columns},
                "policy_evaluations": {k: dtype(pe[k]) for k in pe.columns}}
     for dataset, schema in schemas.items():
@@ -162,10 +165,10 @@ def with_fastparquet(root, month):
                 problems.append(f"{dataset}.{col} is {t}")
             if col in ("timestamp", "event_timestamp", "created_at") and "UTC" not in t:
                 problems.append(f"{dataset}.{col} is {t}")
-    month_rows = int((ev["month"].astype("int64") == month).sum())
+    day_rows = int((ev["day"].astype("int64") == day).sum())
     ok = int(pe["details"].dropna().map(is_json_object_text).sum())
     cost = sum((Decimal(repr(v)) for v in ev["cost_usd"] if v == v), Decimal(0))
-    return (line("fastparquet", len(ev), cost, int(ev["input_tokens"].sum()), month_rows, len(pe), ok, problems),
+    return (line("fastparquet", len(ev), cost, int(ev["input_tokens"].sum()), day_rows, len(pe), ok, problems),
             schemas)
 
 
@@ -174,8 +177,8 @@ READERS = [with_pyarrow, with_duckdb, with_polars, with_pandas, with_fastparquet
 
 def main():
     cmd, root = sys.argv[1], sys.argv[2]
-    month = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    results = [reader(root, month) for reader in READERS]
+    day = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    results = [reader(root, day) for reader in READERS]
     if cmd == "totals":
         for row, _ in results:
             print(row)
