@@ -12,12 +12,13 @@
 //! `manifest` about the manifest document.
 
 mod columns;
+mod encoder;
 mod manifest;
 mod scrub;
 mod sink;
 
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
-use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowWriter};
+use parquet::arrow::add_encoded_arrow_schema_to_metadata;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -25,9 +26,9 @@ use parquet::schema::types::ColumnPath;
 use pgrx::prelude::*;
 use pgrx::PgTryBuilder;
 use std::cell::RefCell;
-use std::fs::File;
 use std::path::PathBuf;
 
+use encoder::Encoder;
 use columns::{layout_micros, unix_micros, BatchBuilder, Dataset, EVALUATIONS, EVENTS};
 use manifest::{FileEntry, Manifest};
 use sink::Sink;
@@ -206,7 +207,7 @@ struct OpenFile {
     lo_us: i64,
     hi_us: i64,
     staged: Staged,
-    writer: ArrowWriter<File>,
+    encoder: Encoder,
 }
 
 /// A finished file waiting to be published.
@@ -257,21 +258,21 @@ fn open_file(sink: &Sink, ds: &Dataset, spec: &Spec, at_us: i64, left: &RefCell<
     // the writer's own ARROW:schema would carry the JSON extension type; writer_properties
     // stores the reader schema instead
     let options = ArrowWriterOptions::new().with_properties(writer_properties(ds, spec)).with_skip_arrow_metadata(true);
-    let writer = ArrowWriter::try_new_with_options(file, ds.schema(), options).expect("the dataset schema is valid Parquet");
+    let encoder = Encoder::start(file, ds.schema(), options).unwrap_or_else(|e| sink::io_fail("starting a Parquet file", e));
     let staged = Staged { relative, path, rows: 0, min_us: i64::MAX, max_us: i64::MIN };
-    OpenFile { lo_us, hi_us, staged, writer }
+    OpenFile { lo_us, hi_us, staged, encoder }
 }
 
 fn close_file(mut open: OpenFile, batch: &mut BatchBuilder) -> Staged {
     write_batch(&mut open, batch);
-    open.writer.close().unwrap_or_else(|e| sink::io_fail("finishing a Parquet file", e));
+    open.encoder.finish().unwrap_or_else(|e| sink::io_fail("finishing a Parquet file", e));
     open.staged
 }
 
 fn write_batch(open: &mut OpenFile, batch: &mut BatchBuilder) {
     if batch.rows() > 0 {
         let records = batch.take();
-        open.writer.write(&records).unwrap_or_else(|e| sink::io_fail("writing Parquet", e));
+        open.encoder.write(records).unwrap_or_else(|e| sink::io_fail("writing Parquet", e));
     }
 }
 
