@@ -133,43 +133,37 @@ def dtype(series):
     return f"category[{series.cat.categories.dtype}]" if t == "category" else t
 
 
+def frame_line(name, ev, pe, day, hive_types, cost):
+    """The totals line of a reader that hands over pandas frames (pandas, fastparquet)."""
+    schemas = {"events": {k: dtype(ev[k]) for k in ev.columns},
+               "policy_evaluations": {k: dtype(pe[k]) for k in pe.columns}}
+    problems = []
+    for dataset, schema in schemas.items():
+        for col, t in schema.items():
+            if col in ("year", "month", "day") and t not in hive_types:
+                problems.append(f"{dataset}.{col} is {t}")
+            if col in ("timestamp", "event_timestamp", "created_at") and "UTC" not in t:
+                problems.append(f"{dataset}.{col} is {t}")
+    day_rows = int((ev["day"].astype("int64") == day).sum())
+    ok = int(pe["details"].dropna().map(is_json_object_text).sum())
+    return line(name, len(ev), cost, int(ev["input_tokens"].sum()), day_rows, len(pe), ok, problems), schemas
+
+
 def with_pandas(root, day):
     import pandas as pd
     ev = pd.read_parquet(f"{root}/events")
     pe = pd.read_parquet(f"{root}/policy_evaluations")
-    schemas = {"events": {k: dtype(ev[k]) for k in ev.columns},
-               "policy_evaluations": {k: dtype(pe[k]) for k in pe.columns}}
-    problems = []
-    for dataset, schema in schemas.items():
-        for col, t in schema.items():
-            if col in ("year", "month", "day") and t not in ("category[int32]", "category[int64]"):
-                problems.append(f"{dataset}.{col} is {t}")
-            if col in ("timestamp", "event_timestamp", "created_at") and "UTC" not in t:
-                problems.append(f"{dataset}.{col} is {t}")
-    day_rows = int((ev["day"].astype("int64") == day).sum())
-    ok = int(pe["details"].dropna().map(is_json_object_text).sum())
     cost = sum((v for v in ev["cost_usd"] if v is not None and v == v), Decimal(0))
-    return line("pandas", len(ev), cost, int(ev["input_tokens"].sum()), day_rows, len(pe), ok, problems), schemas
+    return frame_line("pandas", ev, pe, day, ("category[int32]", "category[int64]"), cost)
 
 
 def with_fastparquet(root, day):
     import fastparquet
-    problems = []
     ev = fastparquet.ParquetFile(files(root, "events"), root=f"{root}/events").to_pandas()
     pe = fastparquet.ParquetFile(files(root, "policy_evaluations"), root=f"{root}/policy_evaluations").to_pandas()
-    schemas = {"events": {k: dtype(ev[k]) for k in ev.columns},
-               "policy_evaluations": {k: dtype(pe[k]) for k in pe.columns}}
-    for dataset, schema in schemas.items():
-        for col, t in schema.items():
-            if col in ("year", "month", "day") and t not in ("int64", "category[int64]"):
-                problems.append(f"{dataset}.{col} is {t}")
-            if col in ("timestamp", "event_timestamp", "created_at") and "UTC" not in t:
-                problems.append(f"{dataset}.{col} is {t}")
-    day_rows = int((ev["day"].astype("int64") == day).sum())
-    ok = int(pe["details"].dropna().map(is_json_object_text).sum())
+    # fastparquet reads DECIMAL as float64
     cost = sum((Decimal(repr(v)) for v in ev["cost_usd"] if v == v), Decimal(0))
-    return (line("fastparquet", len(ev), cost, int(ev["input_tokens"].sum()), day_rows, len(pe), ok, problems),
-            schemas)
+    return frame_line("fastparquet", ev, pe, day, ("int64", "category[int64]"), cost)
 
 
 READERS = [with_pyarrow, with_duckdb, with_polars, with_pandas, with_fastparquet]
