@@ -197,7 +197,7 @@ fn cost(value: Option<&Value>) -> Result<Option<String>, Problem> {
         return Err(problem("cost_usd", format!("must be between 0 and 999999.999999, got {raw}")));
     }
     // (an exponent numeric input cannot take, "0e2000000000", would fail the whole batch)
-    if exponent_of(&raw).is_some_and(|e| e.abs() > 1000) {
+    if exponent_of(&raw).is_some_and(|e| e.unsigned_abs() > 1000) {
         return Err(problem("cost_usd", format!("{} has an exponent out of range", crate::screen::shorten(&raw))));
     }
     if decimal_places(&raw).is_none_or(|places| places > 6) {
@@ -377,6 +377,15 @@ mod tests {
         assert_eq!(e.decision, "blocked");
         assert_eq!((e.input_tokens, e.output_tokens), (12, 3));
         assert_eq!(e.timestamp_us, parse_timestamp("2026-04-01T08:00:00Z", false).unwrap());
+    }
+
+    #[test]
+    fn cost_exponents_beyond_i64_are_out_of_range() {
+        // found by the fuzz target: the saturated exponent i64::MIN overflowed abs()
+        for raw in ["1.511e-31289012345678901234", "0e-99999999999999999999"] {
+            let err = cost(Some(&json!(raw))).unwrap_err();
+            assert!(err.reason.contains("exponent out of range"), "{raw}: {}", err.reason);
+        }
     }
 
     #[test]
